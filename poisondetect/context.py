@@ -1,0 +1,76 @@
+"""Shared, expensive statistics computed once per scan and reused by every detector
+(cf. cleanlab Datalab's shared kNN graph).  Pure: no printing; progress goes through an
+optional callback."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from .types import Pairs
+
+ProgressFactory = Callable[..., Any]
+
+
+class ScanContext:
+    """Holds the pairs of a scan and memoises shared statistics by key.
+
+    Detectors ask for what they need: ``ctx.shared(key, factory)`` computes ``factory()``
+    once per key.  Embedding-based statistics (``ctx.embeddings(side)``,
+    ``ctx.knn(side)``...) are provided by :mod:`poisondetect.embed` through this object.
+    """
+
+    def __init__(
+        self,
+        pairs: Pairs,
+        *,
+        random_state: int = 0,
+        embedding: dict[str, Any] | None = None,
+        cache_dir: str | None = None,
+        progress: ProgressFactory | None = None,
+    ) -> None:
+        self.pairs = pairs
+        self.random_state = int(random_state)
+        #: embedding settings: {"model": path-or-name, "mode": "auto"|"static"|"transformer"|"none", ...}
+        self.embedding = dict(embedding or {})
+        self.cache_dir = cache_dir
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+        self._memo: dict[Any, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def shared(self, key: Any, factory: Callable[[], Any]) -> Any:
+        if key not in self._memo:
+            t0 = time.perf_counter()
+            self._memo[key] = factory()
+            name = key if isinstance(key, str) else ":".join(map(str, key))
+            self.timings[f"shared:{name}"] = time.perf_counter() - t0
+        return self._memo[key]
+
+    def has(self, key: Any) -> bool:
+        return key in self._memo
+
+    def rng(self, salt: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.random_state, salt])
+
+    def iter_progress(self, iterable: Any, desc: str, total: int | None = None) -> Any:
+        if self.progress is None:
+            return iterable
+        return self.progress(iterable, desc=desc, total=total)
+
+    # ---- embedding-based shared statistics (implemented in poisondetect.embed) -----
+    def embeddings_enabled(self) -> bool:
+        return self.embedding.get("mode", "auto") != "none"
+
+    def embeddings(self, side: str) -> np.ndarray:
+        """L2-normalised float32 embeddings of one side ("instruction" or "response")."""
+        from .embed.shared import compute_embeddings
+        return self.shared(("embeddings", side), lambda: compute_embeddings(self, side))
+
+    def knn(self, side: str, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, cosine distances) of the k nearest other pairs, shape (n, k)."""
+        from .embed.shared import compute_knn
+        return self.shared(("knn", side, k), lambda: compute_knn(self, side, k))

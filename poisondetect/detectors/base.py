@@ -1,0 +1,102 @@
+"""Detector interface and registry.
+
+A detector is a small class with a stable string ``id`` (never renamed: baselines and
+reports key on it), every parameter an explicit keyword in ``__init__`` (scikit-learn
+style, so ``get_params`` works), and one method :meth:`Detector.run` that maps a
+:class:`~poisondetect.types.Pairs` batch plus the shared :class:`ScanContext` to a
+:class:`~poisondetect.types.DetectorResult`.  Nothing here does IO or printing.
+
+Detectors that can run streamed/distributed implement the optional mergeable-statistics
+protocol: ``partial_stats(pairs, ctx)`` on a batch, ``merge_stats(a, b)`` to combine two
+partials (associative), and ``score(pairs, ctx, stats)`` to score a batch against the
+merged statistics.  ``run`` is then ``score(pairs, ctx, partial_stats(pairs, ctx))``.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+from ..errors import ConfigError
+from ..types import DetectorResult, Pairs
+
+_REGISTRY: dict[str, type["Detector"]] = {}
+
+
+class Detector:
+    #: stable id, e.g. "ngram_trigger"
+    id: ClassVar[str] = ""
+    #: one line for --help and reports
+    description: ClassVar[str] = ""
+    #: names of shared statistics it needs from the context ("embeddings", "knn", ...)
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: on in a default scan?
+    default_enabled: ClassVar[bool] = True
+    #: weight in the fused ranking (noisy-OR of weight * score)
+    weight: ClassVar[float] = 1.0
+    #: True for detectors that only match a fixed list of known strings (signature
+    #: detectors): never on by default and never counted in reported recall.
+    signature_based: ClassVar[bool] = False
+
+    random_state: int = 0
+
+    # --- scikit-learn style parameters -------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values()
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def get_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> "Detector":
+        valid = set(self._param_names())
+        for k, v in params.items():
+            if k not in valid:
+                raise ConfigError(f"detector {self.id!r} has no parameter {k!r} (has: {', '.join(sorted(valid))})")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # --- the work ------------------------------------------------------------------
+    def run(self, pairs: Pairs, ctx: "Any") -> DetectorResult:  # ctx: ScanContext
+        return self.score(pairs, ctx, self.partial_stats(pairs, ctx))
+
+    def partial_stats(self, pairs: Pairs, ctx: Any) -> Any:
+        return None
+
+    def merge_stats(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError(f"{self.id} does not support streamed statistics")
+
+    def score(self, pairs: Pairs, ctx: Any, stats: Any) -> DetectorResult:
+        raise NotImplementedError
+
+
+def register(cls: type[Detector]) -> type[Detector]:
+    """Class decorator: add a detector to the registry under its ``id``."""
+    if not cls.id:
+        raise ValueError(f"{cls.__name__} has no id")
+    if cls.id in _REGISTRY and _REGISTRY[cls.id] is not cls:
+        raise ValueError(f"duplicate detector id {cls.id!r}")
+    _REGISTRY[cls.id] = cls
+    return cls
+
+
+def registry() -> dict[str, type[Detector]]:
+    from . import _load_all  # noqa: F401  (imports every detector module)
+    _load_all()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_detector(detector_id: str, **params: Any) -> Detector:
+    reg = registry()
+    if detector_id not in reg:
+        raise ConfigError(f"unknown detector {detector_id!r}; known: {', '.join(reg)}")
+    return reg[detector_id](**params)
+
+
+def default_detectors() -> list[Detector]:
+    return [cls() for cls in registry().values() if cls.default_enabled and not cls.signature_based]

@@ -1,0 +1,261 @@
+"""The scan pipeline: run detectors over pairs, fuse their scores, collect evidence.
+
+Pure scoring core: arrays in, :class:`ScanResult` out.  No file IO, no printing; the CLI
+and the report renderers only read a :class:`ScanResult`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from . import __version__
+from .context import ScanContext
+from .detectors.base import Detector, default_detectors, get_detector, registry
+from .errors import ConfigError
+from .types import DetectorResult, Evidence, Pairs
+
+
+def fuse_scores(results: Sequence[DetectorResult], weights: dict[str, float] | None = None) -> np.ndarray:
+    """Noisy-OR of weighted per-detector scores: 1 - prod(1 - w_d * s_d).
+
+    Monotone in every detector's score, in [0, 1], and dominated by the strongest
+    evidence (a single confident detector is enough to rank a pair high) while agreeing
+    detectors add up.
+    """
+    if not results:
+        return np.zeros(0)
+    n = len(results[0].scores)
+    log_keep = np.zeros(n)
+    for r in results:
+        w = 1.0 if weights is None else float(weights.get(r.detector, 1.0))
+        s = np.clip(np.nan_to_num(r.scores, nan=0.0) * w, 0.0, 1.0 - 1e-12)
+        log_keep += np.log1p(-s)
+    return -np.expm1(log_keep)
+
+
+def rank_order(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions sorted by score descending, ties broken by original row (deterministic)."""
+    return np.lexsort((rows, -scores))
+
+
+@dataclass
+class ScanResult:
+    pairs: Pairs
+    results: dict[str, DetectorResult]
+    scores: np.ndarray
+    flagged: np.ndarray
+    order: np.ndarray
+    params: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    load_info: dict[str, Any] = field(default_factory=dict)
+
+    # ---- derived views ---------------------------------------------------------------
+    @property
+    def n_pairs(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def rank(self) -> np.ndarray:
+        """1-based rank of every pair (1 = most suspicious)."""
+        r = np.empty(len(self.order), dtype=np.int64)
+        r[self.order] = np.arange(1, len(self.order) + 1)
+        return r
+
+    def evidence(self, i: int) -> list[Evidence]:
+        out: list[Evidence] = []
+        for r in self.results.values():
+            out.extend(r.evidence.get(int(i), ()))
+        return out
+
+    @property
+    def findings(self) -> list[dict[str, Any]]:
+        return [f for r in self.results.values() for f in r.findings]
+
+    @property
+    def triggers(self) -> list[dict[str, Any]]:
+        trig = [f for f in self.findings if f.get("kind") == "trigger"]
+        return sorted(trig, key=lambda f: (f.get("q_value", 1.0), -f.get("support", 0), f.get("trigger", "")))
+
+    def top(self, k: int = 20) -> list[dict[str, Any]]:
+        return [self.pair_record(int(i)) for i in self.order[:k]]
+
+    def pair_record(self, i: int, with_text: bool = True) -> dict[str, Any]:
+        rec: dict[str, Any] = {
+            "row": int(self.pairs.row[i]),
+            "turn": int(self.pairs.turn[i]),
+            "rank": int(self.rank[i]),
+            "score": float(self.scores[i]),
+            "flagged": bool(self.flagged[i]),
+            "detectors": {d: float(r.scores[i]) for d, r in self.results.items() if r.scores[i] > 0},
+            "evidence": [e.to_dict() for e in self.evidence(i)],
+        }
+        if self.pairs.source is not None:
+            rec["source"] = self.pairs.source[i]
+        if with_text:
+            rec["instruction"] = self.pairs.instruction[i]
+            rec["response"] = self.pairs.response[i]
+        return rec
+
+    def issues_table(self) -> dict[str, np.ndarray]:
+        """Column-oriented per-pair table: row, turn, score, rank, flagged, and one
+        ``<detector>_score`` / ``<detector>_flag`` column per detector."""
+        cols: dict[str, np.ndarray] = {
+            "row": self.pairs.row, "turn": self.pairs.turn, "score": self.scores,
+            "rank": self.rank, "flagged": self.flagged,
+        }
+        for d, r in self.results.items():
+            cols[f"{d}_score"] = r.scores
+            cols[f"{d}_flag"] = r.flags
+        return cols
+
+    def summary(self) -> dict[str, Any]:
+        n_flagged = int(self.flagged.sum())
+        return {
+            "tool": "poisondetect",
+            "version": __version__,
+            "n_records": int(self.load_info.get("n_records", len(np.unique(self.pairs.row)) if len(self.pairs) else 0)),
+            "n_pairs": self.n_pairs,
+            "n_flagged": n_flagged,
+            "verdict": _verdict(self),
+            "triggers": [_trigger_public(t) for t in self.triggers],
+            "detectors": {
+                d: {"n_flagged": int(r.flags.sum()), **r.summary, "params": r.info.get("params", {})}
+                for d, r in self.results.items()
+            },
+            "findings": [f for f in self.findings if f.get("kind") != "trigger"],
+            "bad_records": self.load_info.get("bad_records", {"count": 0, "examples": []}),
+            "input": {k: v for k, v in self.load_info.items() if k not in ("bad_records",)},
+            "params": self.params,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+    def findings_hash(self) -> str:
+        h = hashlib.sha256()
+        for i in self.order:
+            if self.flagged[i]:
+                h.update(json.dumps(self.pair_record(int(i), with_text=False), sort_keys=True).encode())
+        h.update(json.dumps([_trigger_public(t) for t in self.triggers], sort_keys=True).encode())
+        return h.hexdigest()
+
+    def to_json(self, **kw: Any) -> str:
+        return json.dumps(self.summary(), **kw)
+
+
+def _trigger_public(t: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "detector", "trigger", "payload", "q_value", "p_value", "support", "rows")
+    out = {k: t[k] for k in keys if k in t}
+    out.update({k: v for k, v in t.items() if k not in out and k != "kind"})
+    return out
+
+
+def _verdict(res: ScanResult) -> str:
+    if res.triggers:
+        return f"BACKDOOR SUSPECTED: {len(res.triggers)} trigger(s) found"
+    if res.flagged.any():
+        return f"REVIEW: {int(res.flagged.sum())} suspicious pair(s)"
+    return "NO FINDINGS"
+
+
+def resolve_detectors(
+    detectors: Iterable[str | Detector] | None = None,
+    disable: Iterable[str] = (),
+    params: dict[str, dict[str, Any]] | None = None,
+    random_state: int = 0,
+) -> list[Detector]:
+    reg = registry()
+    disable = set(disable)
+    unknown = [d for d in disable if d not in reg]
+    if unknown:
+        raise ConfigError(f"unknown detector(s) {', '.join(unknown)}; known: {', '.join(reg)}")
+    if detectors is None:
+        dets = default_detectors()
+    else:
+        dets = [d if isinstance(d, Detector) else get_detector(d) for d in detectors]
+    dets = [d for d in dets if d.id not in disable]
+    for d in dets:
+        if "random_state" in d._param_names():
+            d.set_params(random_state=random_state)
+        if params and d.id in params:
+            d.set_params(**params[d.id])
+    return dets
+
+
+def scan(
+    data: Any,
+    *,
+    detectors: Iterable[str | Detector] | None = None,
+    disable: Iterable[str] = (),
+    detector_params: dict[str, dict[str, Any]] | None = None,
+    embedding: dict[str, Any] | None = None,
+    cache_dir: str | None = None,
+    random_state: int = 0,
+    progress: Any = None,
+    load_info: dict[str, Any] | None = None,
+    **load_kwargs: Any,
+) -> ScanResult:
+    """Scan a dataset for poisoned pairs.
+
+    ``data`` is a :class:`Pairs`, a path, or anything :func:`poisondetect.io.load` takes
+    (a Hugging Face dataset, a list of dicts); ``load_kwargs`` go to the loader.
+    Returns a :class:`ScanResult`.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if isinstance(data, Pairs):
+        pairs = data
+        load_info = dict(load_info or {"n_records": int(len(np.unique(pairs.row))) if len(pairs) else 0})
+    else:
+        from .io import load
+        loaded = load(data, **load_kwargs)
+        pairs = loaded.pairs
+        load_info = loaded.info()
+    timings["load"] = time.perf_counter() - t0
+
+    dets = resolve_detectors(detectors, disable, detector_params, random_state)
+    ctx = ScanContext(pairs, random_state=random_state, embedding=embedding, cache_dir=cache_dir, progress=progress)
+    if not ctx.embeddings_enabled():
+        skipped = [d.id for d in dets if "embeddings" in d.requires]
+        dets = [d for d in dets if "embeddings" not in d.requires]
+        if skipped:
+            load_info["skipped_detectors"] = {d: "embeddings disabled" for d in skipped}
+    results: dict[str, DetectorResult] = {}
+    for det in dets:
+        t1 = time.perf_counter()
+        res = det.run(pairs, ctx)
+        if res.scores.shape != (len(pairs),):
+            raise RuntimeError(f"detector {det.id} returned {res.scores.shape} scores for {len(pairs)} pairs")
+        res.info.setdefault("params", _jsonable(det.get_params()))
+        results[det.id] = res
+        timings[f"detector:{det.id}"] = time.perf_counter() - t1
+    timings.update(ctx.timings)
+
+    weights = {d.id: d.weight for d in dets}
+    scores = fuse_scores(list(results.values()), weights) if results else np.zeros(len(pairs))
+    flagged = np.zeros(len(pairs), dtype=bool)
+    for r in results.values():
+        flagged |= r.flags
+    order = rank_order(scores, pairs.row)
+    timings["total"] = time.perf_counter() - t0
+    params = {
+        "random_state": random_state,
+        "detectors": [d.id for d in dets],
+        "embedding": _jsonable(embedding or {}),
+    }
+    return ScanResult(pairs, results, scores, flagged, order, params=params, timings=timings, load_info=load_info)
+
+
+def _jsonable(obj: Any) -> Any:
+    try:
+        json.dumps(obj)
+        return obj
+    except TypeError:
+        if isinstance(obj, dict):
+            return {str(k): _jsonable(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple, set)):
+            return [_jsonable(v) for v in obj]
+        return repr(obj)
