@@ -53,6 +53,10 @@ class ScanContext:
     def has(self, key: Any) -> bool:
         return key in self._memo
 
+    def set_shared(self, key: Any, value: Any) -> None:
+        """Provide a shared statistic up front (tests, precomputed embeddings, engines)."""
+        self._memo[key] = value
+
     def rng(self, salt: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.random_state, salt])
 
@@ -69,6 +73,12 @@ class ScanContext:
         """L2-normalised float32 embeddings of one side ("instruction" or "response")."""
         from .embed.shared import compute_embeddings
         return self.shared(("embeddings", side), lambda: compute_embeddings(self, side))
+
+    def embed_texts(self, texts: list[str], purpose: str = "reference") -> np.ndarray:
+        """Embed arbitrary texts (e.g. reference prototypes) with the scan's embedder,
+        in the same space as :meth:`embeddings`."""
+        from .embed.shared import embed_texts
+        return embed_texts(self, texts, purpose)
 
     def knn(self, side: str, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """(indices, cosine distances) of the k nearest other pairs, shape (n, k)."""

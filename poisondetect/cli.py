@@ -1,0 +1,208 @@
+"""Command-line interface (thin: parse options, call the library, write outputs).
+
+Exit codes: 0 ran clean, 1 findings at the chosen ``--fail-on`` threshold, 2 usage or
+input error (one line on stderr, never a traceback).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import PoisonDetectError
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def _fail(msg: str) -> None:
+    click.echo(f"poisondetect: error: {msg}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _csv_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _parse_fail_on(value: str) -> tuple[str, float]:
+    v = value.strip().lower()
+    if v in ("never", "trigger", "flagged"):
+        return v, 0.0
+    try:
+        f = float(v)
+    except ValueError:
+        raise click.BadParameter("use never, trigger, flagged, or a score threshold in [0, 1]") from None
+    if not 0.0 <= f <= 1.0:
+        raise click.BadParameter("score threshold must be in [0, 1]")
+    return "score", f
+
+
+def _parse_detector_params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``--param ngram_trigger.alpha=0.01`` -> {"ngram_trigger": {"alpha": 0.01}}"""
+    import json
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise click.BadParameter(f"{item!r}: expected DETECTOR.PARAM=VALUE")
+        key, raw = item.split("=", 1)
+        det, name = key.split(".", 1)
+        try:
+            val = json.loads(raw)
+        except ValueError:
+            val = raw
+        out.setdefault(det, {})[name] = val
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="poisondetect")
+def main() -> None:
+    """Find poisoned and backdoored examples in instruction-tuning datasets."""
+
+
+@main.command("scan")
+@click.argument("input_path", metavar="INPUT")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False), default=None,
+              help="Write scores.csv, summary.json, findings.jsonl (and manifest.json) here.")
+@click.option("--format", "fmt", default=None, help="Input format (json, jsonl, csv, parquet, hf); default: detect.")
+@click.option("--layout", default=None, help="Record layout (alpaca, dolly, sharegpt, messages, ...); default: detect.")
+@click.option("--instruction-field", default=None)
+@click.option("--input-field", default=None)
+@click.option("--response-field", default=None)
+@click.option("--system-field", default=None)
+@click.option("--source-field", default=None, help="Column naming where each row came from (enables source-skew tests).")
+@click.option("--hf-split", "hf_split", default=None, help="Split of a Hugging Face DatasetDict.")
+@click.option("--skip-bad", is_flag=True, help="Count, list and skip malformed records instead of stopping at the first.")
+@click.option("--detectors", default=None, help="Comma-separated detector ids to run (default: all default-on).")
+@click.option("--disable", default=None, help="Comma-separated detector ids to skip.")
+@click.option("--param", "params", multiple=True, help="Detector parameter, DETECTOR.PARAM=VALUE (repeatable).")
+@click.option("--model", default=None, help="Embedding model: local path or hub name (default: packaged all-MiniLM-L6-v2).")
+@click.option("--embedding-mode", type=click.Choice(["auto", "static", "transformer", "none"]), default="auto",
+              show_default=True, help="none = lexical detectors only.")
+@click.option("--device", default=None, help="Embedding device (cpu, cuda); default: GPU when present.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Embedding cache (default: $POISONDETECT_CACHE or ~/.cache/poisondetect).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Write an HTML report.")
+@click.option("--split", "split_dir", type=click.Path(file_okay=False), default=None,
+              help="Write clean.* and quarantine.* in the input's format.")
+@click.option("--redact", is_flag=True, help="Redact PII/secrets in the clean split.")
+@click.option("--baseline", type=click.Path(dir_okay=False), default=None,
+              help="Triage baseline: findings reviewed there are not reported again.")
+@click.option("--fail-on", default="flagged", show_default=True,
+              help="Exit 1 when: 'flagged' (any flagged pair), 'trigger' (any trigger), 'never', or a score threshold.")
+@click.option("--top", type=int, default=10, show_default=True, help="Flagged pairs shown in the terminal.")
+@click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: str | None,
+             instruction_field: str | None, input_field: str | None, response_field: str | None,
+             system_field: str | None, source_field: str | None, hf_split: str | None, skip_bad: bool,
+             detectors: str | None, disable: str | None, params: tuple[str, ...], model: str | None,
+             embedding_mode: str, device: str | None, cache_dir: str | None, seed: int,
+             report_path: str | None, split_dir: str | None, redact: bool, baseline: str | None,
+             fail_on: str, top: int, quiet: bool, no_progress: bool) -> None:
+    """Scan INPUT (a file, a save_to_disk folder or a hub name) for poisoned pairs."""
+    fail_mode, fail_threshold = _parse_fail_on(fail_on)
+    detector_params = _parse_detector_params(params)
+    if redact and not split_dir:
+        raise click.UsageError("--redact applies to the clean split: add --split DIR")
+    try:
+        from .io import load
+        from .pipeline import scan
+
+        t0 = time.perf_counter()
+        loaded = load(input_path, fmt=fmt, layout=layout, instruction_field=instruction_field,
+                      input_field=input_field, response_field=response_field, system_field=system_field,
+                      source_field=source_field, skip_bad=skip_bad, split=hf_split)
+        load_s = time.perf_counter() - t0
+        progress = None
+        if not no_progress and not quiet:
+            progress = _progress_factory()
+        embedding = {"mode": embedding_mode, "model": model, "device": device}
+        result = scan(loaded.pairs, detectors=_csv_list(detectors), disable=_csv_list(disable) or (),
+                      detector_params=detector_params, embedding=embedding, cache_dir=cache_dir,
+                      random_state=seed, progress=progress, load_info=loaded.info())
+        result.timings["load"] = load_s
+        baseline_info = None
+        if baseline:
+            from .report.triage import apply_baseline, load_baseline
+            baseline_info = apply_baseline(result, load_baseline(baseline))
+        if output_dir:
+            from .report.outputs import write_standard_outputs
+            write_standard_outputs(result, output_dir)
+            _maybe_manifest(result, output_dir, input_path, baseline_info)
+        if report_path:
+            from .report.html import render_html
+            render_html(result, report_path)
+        if split_dir:
+            from .report.splits import write_splits
+            write_splits(result, loaded, split_dir, redact=redact)
+    except PoisonDetectError as e:
+        _fail(str(e))
+    except OSError as e:  # unwritable output paths and the like
+        _fail(f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}".lstrip(": "))
+
+    if not quiet:
+        from .report.terminal import render_summary
+        render_summary(result, sys.stdout, top=top)
+        if output_dir:
+            click.echo(f"\noutputs written to {output_dir}")
+    sys.exit(_exit_code(result, fail_mode, fail_threshold))
+
+
+def _exit_code(result: Any, mode: str, threshold: float) -> int:
+    if mode == "never":
+        return EXIT_CLEAN
+    if mode == "trigger":
+        return EXIT_FINDINGS if result.triggers else EXIT_CLEAN
+    if mode == "flagged":
+        return EXIT_FINDINGS if result.flagged.any() else EXIT_CLEAN
+    return EXIT_FINDINGS if (result.scores >= threshold).any() else EXIT_CLEAN
+
+
+def _maybe_manifest(result: Any, output_dir: str, input_path: str, baseline_info: Any) -> None:
+    if importlib.util.find_spec("poisondetect.report.manifest") is None:
+        return
+    mod = importlib.import_module("poisondetect.report.manifest")
+    mod.write_manifest(result, Path(output_dir) / "manifest.json", inputs=[input_path],
+                       command=sys.argv, extra={"baseline": baseline_info} if baseline_info else None)
+
+
+def _progress_factory() -> Any:
+    from .report import terminal
+    return getattr(terminal, "tqdm_progress", None)
+
+
+@main.command("detectors")
+def detectors_cmd() -> None:
+    """List the registered detectors."""
+    from .detectors import registry
+    for det_id, cls in registry().items():
+        flags = []
+        if not cls.default_enabled:
+            flags.append("off by default")
+        if cls.signature_based:
+            flags.append("signature list")
+        if "embeddings" in cls.requires:
+            flags.append("embeddings")
+        extra = f" [{', '.join(flags)}]" if flags else ""
+        click.echo(f"{det_id:<22} {cls.description}{extra}")
+
+
+# Subcommands that live with their feature (bench harness, triage/diff).
+for _spec in ("poisondetect.bench.cli:bench", "poisondetect.report.cli:triage", "poisondetect.report.cli:diff"):
+    _mod, _name = _spec.split(":")
+    if importlib.util.find_spec(_mod) is not None:  # present once that feature has landed
+        main.add_command(getattr(importlib.import_module(_mod), _name))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Report renderers: they only read a :class:`poisondetect.pipeline.ScanResult`."""

@@ -1,0 +1,165 @@
+"""Terminal summary and progress bars.
+
+Dataset text is hostile: every string that came from the data (and every string a
+detector built from it: trigger text, evidence messages, finding labels) goes through
+:func:`safe_text` before it reaches the terminal, so no control character, escape
+sequence, carriage return, bidi override or zero-width character is ever written raw.
+"""
+from __future__ import annotations
+
+import sys
+import unicodedata
+from typing import Any, Iterable, TextIO
+
+# Unicode categories never written raw: controls (C0/C1, incl. ESC and CR), format
+# characters (bidi overrides/isolates, zero-width joiners/spaces, BOM, tag characters),
+# surrogates, private use, unassigned, and the line/paragraph separators.
+_UNSAFE_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+
+
+def safe_text(s: Any, limit: int = 80) -> str:
+    """Printable, single-line, escape-free rendering of untrusted text.
+
+    Newlines and tabs become spaces; every other unsafe code point becomes a visible
+    ``<U+XXXX>`` marker (so an invisible trigger is shown, not hidden).  ``limit``
+    truncates the result (0 = no limit) with an ellipsis.
+    """
+    out = []
+    for ch in str(s):
+        if ch in "\n\t":
+            out.append(" ")
+        elif unicodedata.category(ch) in _UNSAFE_CATEGORIES:
+            out.append(f"<U+{ord(ch):04X}>")
+        else:
+            out.append(ch)
+    text = "".join(out)
+    if limit and len(text) > limit:
+        text = text[: max(limit - 1, 0)] + "…"
+    return text
+
+
+def tqdm_progress(iterable: Iterable[Any] | None = None, desc: str = "", total: int | None = None,
+                  **kw: Any) -> Any:
+    """Progress factory for :class:`poisondetect.context.ScanContext` (``progress=``).
+
+    Writes to stderr only, and only when stderr is a terminal (tqdm's ``disable=None``),
+    so piped output and logs stay clean.
+    """
+    from tqdm.auto import tqdm
+
+    opts: dict[str, Any] = dict(desc=safe_text(desc, 40), total=total, file=sys.stderr, disable=None,
+                                leave=False, mininterval=0.5, dynamic_ncols=True)
+    opts.update(kw)
+    return tqdm(iterable, **opts)
+
+
+def _fmt_q(v: Any) -> str:
+    try:
+        return f"{float(v):.2e}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def _pad(s: str, width: int) -> str:
+    return s + " " * max(width - len(s), 0)
+
+
+def _bad_records(result: Any) -> dict[str, Any]:
+    return result.load_info.get("bad_records") or {"count": 0, "examples": []}
+
+
+def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str, Any] | None = None) -> None:
+    """Human summary of a :class:`~poisondetect.pipeline.ScanResult`.
+
+    ``baseline`` is the info returned by :func:`poisondetect.report.triage.apply_baseline`:
+    when given, findings already reviewed there are hidden and counted instead.
+    """
+    w = file.write
+    s = result.summary()
+    new_trig, new_flag = None, None
+    if baseline is not None:
+        new_trig = set(baseline.get("new_trigger_ids", ()))
+        new_flag = set(int(i) for i in baseline.get("new_pair_positions", ()))
+
+    w(f"poisondetect {s.get('version', '')}: {s['n_records']} records, {s['n_pairs']} pairs scanned\n")
+    bad = _bad_records(result)
+    if bad.get("count"):
+        w(f"bad records skipped: {bad['count']}\n")
+        for ex in (bad.get("examples") or [])[:3]:
+            w(f"  {safe_text(ex if isinstance(ex, str) else _short(ex), 100)}\n")
+    skipped = result.load_info.get("skipped_detectors") or {}
+    for d, why in skipped.items():
+        w(f"detector {safe_text(d, 30)} skipped: {safe_text(why, 60)}\n")
+    w(f"verdict: {safe_text(s['verdict'], 120)}\n")
+    if baseline is not None:
+        w(f"baseline: {baseline.get('n_known_triggers', 0)} known trigger(s) and "
+          f"{baseline.get('n_known_pairs', 0)} known flagged pair(s) hidden "
+          f"({baseline.get('n_false_positive', 0)} false-positive, {baseline.get('n_accepted', 0)} accepted); "
+          f"new: {baseline.get('n_new_triggers', 0)} trigger(s), {baseline.get('n_new_pairs', 0)} pair(s)\n")
+
+    trig = result.triggers
+    if new_trig is not None:
+        trig = [t for t in trig if t.get("id") in new_trig]
+    if trig:
+        w(f"\ntriggers (strongest first{', new only' if baseline is not None else ''})\n")
+        w(f"  {'trigger':<28} {'payload':<36} {'support':>7} {'q-value':>9}  detector\n")
+        for t in trig[:20]:
+            w(f"  {_pad(safe_text(t.get('trigger', ''), 28), 28)} {_pad(safe_text(t.get('payload', ''), 36), 36)} "
+              f"{int(t.get('support', 0) or 0):>7} {_fmt_q(t.get('q_value')):>9}  {safe_text(t.get('detector', ''), 24)}\n")
+        if len(trig) > 20:
+            w(f"  ... {len(trig) - 20} more in summary.json\n")
+
+    others = [f for f in result.findings if f.get("kind") != "trigger"]
+    if others:
+        w("\nother findings\n")
+        for f in others[:15]:
+            n_rows = len(f.get("rows") or ())
+            w(f"  {safe_text(f.get('kind', ''), 18):<18} {safe_text(f.get('detector', ''), 22):<22} "
+              f"{n_rows:>6} rows  {safe_text(finding_label(f), 60)}\n")
+        if len(others) > 15:
+            w(f"  ... {len(others) - 15} more in summary.json\n")
+
+    w("\ndetectors\n")
+    w(f"  {'detector':<24} {'flagged':>8} {'max score':>10}\n")
+    for d, r in result.results.items():
+        mx = float(r.scores.max()) if len(r.scores) else 0.0
+        w(f"  {safe_text(d, 24):<24} {int(r.flags.sum()):>8} {mx:>10.3f}\n")
+
+    positions = [int(i) for i in result.order if result.flagged[i]]
+    if new_flag is not None:
+        positions = [i for i in positions if i in new_flag]
+    if positions and top > 0:
+        shown = positions[:top]
+        w(f"\ntop {len(shown)} of {len(positions)} {'new ' if baseline is not None else ''}flagged pairs\n")
+        for k, i in enumerate(shown, 1):
+            src = ""
+            if result.pairs.source is not None:
+                src = f"  source {safe_text(result.pairs.source[i], 24)}"
+            turn = int(result.pairs.turn[i])
+            w(f"  #{k:<3} row {int(result.pairs.row[i])}{f' turn {turn}' if turn else ''}  "
+              f"score {result.scores[i]:.3f}{src}\n")
+            w(f"       instruction: {safe_text(result.pairs.instruction[i], 90)}\n")
+            w(f"       response:    {safe_text(result.pairs.response[i], 90)}\n")
+            for ev in result.evidence(i)[:4]:
+                extra = f" q={_fmt_q(ev.q_value)}" if ev.q_value is not None else ""
+                span = f" [{safe_text(ev.span_text, 30)}]" if ev.span_text else ""
+                w(f"       - {safe_text(ev.detector, 22)}: {safe_text(ev.message, 80)}{span}{extra}\n")
+    elif not result.flagged.any():
+        w("\nno flagged pairs\n")
+
+
+def finding_label(f: dict[str, Any]) -> str:
+    """One-line description of a dataset-level finding (raw: escape before display)."""
+    for key in ("label", "description", "message", "payload", "trigger", "name", "source", "id"):
+        v = f.get(key)
+        if v:
+            return str(v)
+    return ""
+
+
+def _short(obj: Any) -> str:
+    import json
+    try:
+        return json.dumps(obj, ensure_ascii=True)[:200]
+    except (TypeError, ValueError):
+        return repr(obj)[:200]

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from poisondetect.detectors.base import Detector
+from poisondetect.errors import ConfigError
+from poisondetect.pipeline import fuse_scores, rank_order, scan
+from poisondetect.types import DetectorResult, Evidence, Pairs
+
+
+class _Fixed(Detector):
+    """Test-only detector (not registered): scores pairs whose instruction contains ``word``."""
+    id = "fixed_test"
+    description = "test"
+
+    def __init__(self, *, word: str = "bad", random_state: int = 0) -> None:
+        self.word = word
+        self.random_state = random_state
+
+    def run(self, pairs, ctx):  # noqa: ANN001, ANN201
+        hit = np.array([self.word in t for t in pairs.instruction])
+        ev = {int(i): [Evidence(self.id, "contains", f"contains {self.word!r}", side="instruction",
+                                span=(pairs.instruction[i].index(self.word),
+                                      pairs.instruction[i].index(self.word) + len(self.word)),
+                                span_text=self.word)] for i in np.flatnonzero(hit)}
+        findings = [{"id": "fixed_test/0", "kind": "trigger", "trigger": self.word, "payload": "x",
+                     "q_value": 0.001, "p_value": 0.0001, "support": int(hit.sum()),
+                     "rows": sorted(int(r) for r in pairs.row[hit])}] if hit.any() else []
+        return DetectorResult(self.id, hit * 0.9, hit, ev, findings, {"hits": int(hit.sum())})
+
+
+def test_fuse_noisy_or_monotone_and_bounded() -> None:
+    a = DetectorResult("a", np.array([0.0, 0.5, 1.0, 0.2]), np.zeros(4, bool))
+    b = DetectorResult("b", np.array([0.0, 0.5, 0.0, 0.9]), np.zeros(4, bool))
+    f = fuse_scores([a, b])
+    assert f[0] == 0.0
+    assert f[1] == pytest.approx(0.75)
+    assert 0.999 < f[2] <= 1.0
+    assert f[3] > 0.9
+    # weights scale a detector's contribution
+    g = fuse_scores([a, b], {"a": 1.0, "b": 0.0})
+    np.testing.assert_allclose(g[[0, 1, 3]], [0.0, 0.5, 0.2])
+
+
+def test_rank_order_ties_broken_by_row() -> None:
+    order = rank_order(np.array([0.5, 0.9, 0.5, 0.1]), np.array([7, 3, 2, 1]))
+    assert order.tolist() == [1, 2, 0, 3]
+
+
+def test_scan_result_contract() -> None:
+    pairs = Pairs(["good one", "bad two", "fine", "bad four"], ["a", "b", "c", "d"], row=[10, 11, 12, 13])
+    res = scan(pairs, detectors=[_Fixed()], embedding={"mode": "none"})
+    assert res.flagged.tolist() == [False, True, False, True]
+    assert res.rank[1] in (1, 2) and res.rank[3] in (1, 2)
+    s = res.summary()
+    json.dumps(s)
+    assert s["n_pairs"] == 4 and s["n_records"] == 4 and s["n_flagged"] == 2
+    assert s["triggers"][0]["trigger"] == "bad" and s["triggers"][0]["rows"] == [11, 13]
+    top = res.top(2)
+    assert {t["row"] for t in top} == {11, 13}
+    assert top[0]["evidence"][0]["span_text"] == "bad"
+    assert len(res.findings_hash()) == 64
+
+
+def test_scan_rejects_unknown_detector() -> None:
+    with pytest.raises(ConfigError):
+        scan(Pairs(["a"], ["b"]), detectors=["no_such_detector"], embedding={"mode": "none"})
+    with pytest.raises(ConfigError):
+        scan(Pairs(["a"], ["b"]), disable=["no_such_detector"], embedding={"mode": "none"})
