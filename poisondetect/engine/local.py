@@ -1,0 +1,543 @@
+"""Streaming scan on one machine, in bounded memory.
+
+Two passes over the input, one chunk at a time:
+
+1. **statistics pass**: for every chunk, mergeable detectors compute
+   ``partial_stats(chunk, ctx)`` (folded left-to-right with ``merge_stats``, so the merge
+   order, and therefore the result, never depends on timing), and per-row detectors run
+   outright (``run(chunk, ctx)``: exact, because they use no dataset-level statistic).
+2. **scoring pass** (only when a mergeable detector is on): every chunk is scored with
+   ``score(chunk, ctx, merged_stats)``.
+
+Only the merged statistics, the per-pair scores/flags/evidence and the text of the pairs
+that end up flagged or in the top ``top_text`` are held in memory; the input is read again
+for pass 2.  Every chunk's partial statistics and results are checkpointed in
+``work_dir`` (pickle-free ``.npz``, see :mod:`.codec`), keyed by the chunk's content hash
+and the scan configuration, so a killed scan rerun with the same ``work_dir`` skips the
+chunks it already did and ends with the same result.
+
+Detectors that are neither mergeable nor per-row ("global": they need the whole dataset,
+e.g. clustering, kNN density) are handled by ``unsupported``:
+
+- ``"skip"`` (default): not run; listed in ``load_info["skipped_detectors"]``.
+- ``"whole"``: run once on the whole dataset after the passes, which holds every pair in
+  memory (memory grows with the input: the cost streaming avoids).
+- ``"candidates"``: run on a bounded subset: pairs flagged by the streamed detectors, the
+  ``candidate_top`` highest fused scores, and a deterministic ``candidate_background``
+  sample of the rest (the background the detector contrasts against); pairs outside the
+  subset score 0.  Cost is bounded by the subset size, not the input; it is an
+  approximation and is reported as one (``info["streaming"] == "candidates"``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from .. import __version__
+from ..context import ScanContext
+from ..detectors.base import Detector
+from ..errors import ConfigError, InputError
+from ..pipeline import ScanResult, _jsonable, fuse_scores, rank_order, resolve_detectors
+from ..types import DetectorResult, Pairs
+from . import codec
+from .chunking import ChunkSource, chunk_hash, concat_results, open_chunks
+
+UNSUPPORTED_POLICIES = ("skip", "whole", "candidates")
+OnChunk = Callable[[str, int, int], None]
+
+
+def streaming_mode(det: Detector) -> str:
+    """How a detector can run on a stream: ``"mergeable"`` (implements ``partial_stats``
+    / ``merge_stats`` / ``score``), ``"per_row"`` (declares ``per_row = True``: a pair's
+    result does not depend on the other pairs, so chunk-wise ``run`` is exact) or
+    ``"global"`` (neither)."""
+    cls = type(det)
+    if cls.merge_stats is not Detector.merge_stats and cls.score is not Detector.score:
+        return "mergeable"
+    if getattr(det, "per_row", False):
+        return "per_row"
+    return "global"
+
+
+def streaming_support(detectors: Iterable[str | Detector] | None = None) -> dict[str, str]:
+    """``{detector id: streaming mode}`` for the given (default: all registered) detectors."""
+    from ..detectors.base import registry
+    if detectors is None:
+        dets: list[Detector] = [cls() for cls in registry().values()]
+    else:
+        dets = resolve_detectors(detectors)
+    return {d.id: streaming_mode(d) for d in dets}
+
+
+def scan_streaming(
+    source: Any,
+    *,
+    chunk_size: int = 20_000,
+    detectors: Iterable[str | Detector] | None = None,
+    disable: Iterable[str] = (),
+    detector_params: dict[str, dict[str, Any]] | None = None,
+    embedding: dict[str, Any] | None = None,
+    cache_dir: str | None = None,
+    random_state: int = 0,
+    engine: str = "local",
+    unsupported: str = "skip",
+    candidate_top: int = 2000,
+    candidate_background: int = 20000,
+    work_dir: str | None = None,
+    keep_text: str = "flagged",
+    top_text: int = 1000,
+    progress: Any = None,
+    on_chunk: OnChunk | None = None,
+    ray_options: dict[str, Any] | None = None,
+    load_info: dict[str, Any] | None = None,
+    **load_kwargs: Any,
+) -> ScanResult:
+    """Scan ``source`` chunk by chunk; returns the same :class:`ScanResult` as
+    :func:`poisondetect.pipeline.scan`.
+
+    ``source``: a path (any format :func:`poisondetect.io.load` reads; JSONL, CSV and
+    Parquet are streamed), a :class:`Pairs`, a list of ``Pairs`` chunks, or a callable
+    returning a fresh iterator of ``Pairs`` (it is called once per pass).  ``load_kwargs``
+    (``fmt``, ``layout``, ``*_field``, ``source_field``, ``skip_bad``, ``split``) go to the
+    loader.  ``engine``: ``"local"`` or ``"ray"`` (Ray Data; ``ray_options`` go to
+    :func:`poisondetect.engine.ray_engine.scan_ray`).  ``work_dir``: where checkpoints
+    go; give one to be able to resume an interrupted scan (default: a temporary folder,
+    removed at the end).  ``keep_text``: ``"flagged"`` keeps the text of flagged pairs and
+    of the ``top_text`` highest-ranked ones (others hold ""), ``"all"`` keeps every text.
+    ``on_chunk(phase, chunk_index, pairs_done)`` is called after each chunk.
+    """
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
+    if unsupported not in UNSUPPORTED_POLICIES:
+        raise ConfigError(f"unsupported= must be one of {', '.join(UNSUPPORTED_POLICIES)}")
+    if keep_text not in ("flagged", "all"):
+        raise ConfigError("keep_text= must be 'flagged' or 'all'")
+    if chunk_size < 1:
+        raise ConfigError("chunk_size must be >= 1")
+    plan = _Plan.build(detectors, disable, detector_params, embedding, random_state, unsupported)
+    chunks = open_chunks(source, chunk_size, **load_kwargs)
+    if engine == "ray":
+        from .ray_engine import scan_ray
+        return scan_ray(chunks, plan=plan, chunk_size=chunk_size, cache_dir=cache_dir, work_dir=work_dir,
+                        keep_text=keep_text, top_text=top_text, candidate_top=candidate_top,
+                        candidate_background=candidate_background, load_info=load_info,
+                        progress=progress, **(ray_options or {}))
+    if work_dir is None:
+        with tempfile.TemporaryDirectory(prefix="poisondetect-scan-") as tmp:
+            return _scan_local(chunks, plan, tmp, cache_dir, keep_text, top_text, candidate_top,
+                               candidate_background, progress, on_chunk, load_info, chunk_size)
+    return _scan_local(chunks, plan, work_dir, cache_dir, keep_text, top_text, candidate_top,
+                       candidate_background, progress, on_chunk, load_info, chunk_size)
+
+
+# --------------------------------------------------------------------------------------
+# plan: which detector runs how
+# --------------------------------------------------------------------------------------
+
+class _Plan:
+    def __init__(self) -> None:
+        self.dets: list[Detector] = []
+        self.modes: dict[str, str] = {}
+        self.skipped: dict[str, str] = {}
+        self.embedding: dict[str, Any] = {}
+        self.random_state = 0
+        self.unsupported = "skip"
+
+    @classmethod
+    def build(cls, detectors: Any, disable: Iterable[str], detector_params: Any,
+              embedding: dict[str, Any] | None, random_state: int, unsupported: str) -> "_Plan":
+        p = cls()
+        p.embedding = dict(embedding or {})
+        p.random_state = int(random_state)
+        p.unsupported = unsupported
+        dets = resolve_detectors(detectors, disable, detector_params, random_state)
+        if p.embedding.get("mode", "auto") == "none":
+            for d in dets:
+                if "embeddings" in d.requires:
+                    p.skipped[d.id] = "embeddings disabled"
+            dets = [d for d in dets if "embeddings" not in d.requires]
+        for d in dets:
+            mode = streaming_mode(d)
+            if mode == "global":
+                if unsupported == "skip":
+                    p.skipped[d.id] = ("needs the whole dataset and has no mergeable statistics "
+                                       "(partial_stats/merge_stats/score); not run in a streamed scan "
+                                       "(unsupported='whole' or 'candidates' runs it)")
+                    continue
+                mode = unsupported  # "whole" or "candidates"
+            p.modes[d.id] = mode
+            p.dets.append(d)
+        return p
+
+    def of(self, *modes: str) -> list[Detector]:
+        return [d for d in self.dets if self.modes[d.id] in modes]
+
+    def weights(self) -> dict[str, float]:
+        return {d.id: d.weight for d in self.dets}
+
+    def fingerprint(self) -> str:
+        doc = {
+            "version": __version__,
+            "random_state": self.random_state,
+            "embedding": _jsonable(self.embedding),
+            "detectors": [[d.id, type(d).__module__, type(d).__qualname__, self.modes[d.id],
+                           _jsonable(d.get_params())] for d in self.dets],
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=repr).encode()).hexdigest()
+
+    def params(self, engine: str, chunk_size: int) -> dict[str, Any]:
+        return {
+            "random_state": self.random_state,
+            "detectors": [d.id for d in self.dets],
+            "embedding": _jsonable(self.embedding),
+            "engine": engine,
+            "chunk_size": int(chunk_size),
+            "streaming": dict(self.modes),
+        }
+
+    def context(self, pairs: Pairs, cache_dir: str | None) -> ScanContext:
+        return ScanContext(pairs, random_state=self.random_state, embedding=self.embedding, cache_dir=cache_dir)
+
+
+def _checked(det: Detector, res: DetectorResult, n: int) -> DetectorResult:
+    if res.scores.shape != (n,):
+        raise RuntimeError(f"detector {det.id} returned {res.scores.shape} scores for {n} pairs")
+    res.info.setdefault("params", _jsonable(det.get_params()))
+    return res
+
+
+# --------------------------------------------------------------------------------------
+# accumulation of per-chunk results and of the texts worth keeping
+# --------------------------------------------------------------------------------------
+
+class _Collector:
+    """Per-chunk results of every detector, the row/turn/source columns, and the text of
+    the pairs that can end up in a report (flagged, or among the ``top_text`` best)."""
+
+    def __init__(self, plan: _Plan, keep_text: str, top_text: int) -> None:
+        self.plan = plan
+        self.parts: dict[str, list[DetectorResult]] = {d.id: [] for d in plan.dets}
+        self.rows: list[np.ndarray] = []
+        self.turns: list[np.ndarray] = []
+        self.sources: list[list[str]] | None = None
+        self.keep_all = keep_text == "all"
+        self.top_text = int(top_text)
+        self.texts: dict[int, tuple[str, str]] = {}
+        self.flagged_pos: set[int] = set()
+        self._top: list[tuple[float, int, int]] = []  # (score, row, pos) of unflagged candidates
+        self.n = 0
+        self.n_records = 0
+        self._last_row: int | None = None
+
+    def add_columns(self, chunk: Pairs) -> None:
+        self.rows.append(chunk.row.copy())
+        self.turns.append(chunk.turn.copy())
+        if chunk.source is not None:
+            if self.sources is None:
+                self.sources = [[""] * len(r) for r in self.rows[:-1]]
+            self.sources.append(list(chunk.source))
+        elif self.sources is not None:
+            self.sources.append([""] * len(chunk))
+        if len(chunk):
+            r = chunk.row
+            self.n_records += int(np.count_nonzero(r[1:] != r[:-1])) + int(self._last_row != int(r[0]))
+            self._last_row = int(r[-1])
+        self.n += len(chunk)
+
+    def keep_texts(self, offset: int, chunk: Pairs, results: dict[str, DetectorResult]) -> None:
+        """Called once per chunk when all its streamed results are known."""
+        n = len(chunk)
+        if self.keep_all:
+            for i in range(n):
+                self.texts[offset + i] = (chunk.instruction[i], chunk.response[i])
+            return
+        if not results or n == 0:
+            return
+        fused = fuse_scores(list(results.values()), self.plan.weights())
+        flagged = np.zeros(n, dtype=bool)
+        for r in results.values():
+            flagged |= r.flags
+        for i in np.flatnonzero(flagged):
+            self.flagged_pos.add(offset + int(i))
+            self.texts[offset + int(i)] = (chunk.instruction[i], chunk.response[i])
+        if self.top_text <= 0:
+            return
+        cand = np.flatnonzero(~flagged & (fused > 0))
+        if len(cand) > self.top_text:
+            o = np.lexsort((chunk.row[cand], -fused[cand]))[: self.top_text]
+            cand = cand[o]
+        for i in cand:
+            pos = offset + int(i)
+            self._top.append((float(fused[i]), int(chunk.row[i]), pos))
+            self.texts[pos] = (chunk.instruction[i], chunk.response[i])
+        if len(self._top) > 2 * self.top_text:
+            self._prune()
+
+    def _prune(self) -> None:
+        self._top.sort(key=lambda t: (-t[0], t[1], t[2]))
+        for _, _, pos in self._top[self.top_text:]:
+            if pos not in self.flagged_pos:
+                self.texts.pop(pos, None)
+        self._top = self._top[: self.top_text]
+
+    def pairs(self) -> Pairs:
+        self._prune()
+        ins = [""] * self.n
+        res = [""] * self.n
+        for pos, (a, b) in self.texts.items():
+            ins[pos] = a
+            res[pos] = b
+        row = np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64)
+        turn = np.concatenate(self.turns) if self.turns else np.zeros(0, np.int32)
+        src = None if self.sources is None else [s for part in self.sources for s in part]
+        return Pairs(ins, res, row=row, turn=turn, source=src)
+
+
+# --------------------------------------------------------------------------------------
+# the local two-pass engine
+# --------------------------------------------------------------------------------------
+
+def _scan_local(chunks: ChunkSource, plan: _Plan, work_dir: str, cache_dir: str | None, keep_text: str,
+                top_text: int, candidate_top: int, candidate_background: int, progress: Any,
+                on_chunk: OnChunk | None, load_info: dict[str, Any] | None, chunk_size: int) -> ScanResult:
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    ckdir = os.path.join(work_dir, f"scan-{plan.fingerprint()[:20]}")
+    os.makedirs(ckdir, exist_ok=True)
+    mergeable = plan.of("mergeable")
+    per_row = plan.of("per_row")
+    whole = plan.of("whole")
+    cands = plan.of("candidates")
+    two_pass = bool(mergeable)
+    col = _Collector(plan, "all" if whole else keep_text, top_text)
+    merged: dict[str, Any] = {}
+    hashes: list[str] = []
+    whole_parts: list[Pairs] = []
+    not_checkpointed: dict[str, str] = {}
+    resumed = {"pass1": 0, "pass2": 0}
+
+    def tick(key: str, dt: float) -> None:
+        timings[key] = timings.get(key, 0.0) + dt
+
+    def wrap(it: Any, desc: str) -> Any:
+        return it if progress is None else progress(it, desc=desc, total=None)
+
+    # ---- pass 1: partial statistics + per-row detectors -----------------------------
+    t1 = time.perf_counter()
+    offset = 0
+    for k, chunk in enumerate(wrap(iter(chunks), "scan pass 1 (chunks)")):
+        h = chunk_hash(chunk)
+        hashes.append(h)
+        ctx: ScanContext | None = None
+        res_path = os.path.join(ckdir, f"p1-{k:06d}-{h}.results.npz")
+        stats_path = os.path.join(ckdir, f"p1-{k:06d}-{h}.stats.npz")
+        results: dict[str, DetectorResult] = {}
+        if per_row:
+            if os.path.exists(res_path):
+                saved = codec.load(res_path)
+                results = {d: codec.result_from_obj(o) for d, o in saved.items()}
+                resumed["pass1"] += 1
+            else:
+                ctx = plan.context(chunk, cache_dir)
+                for det in per_row:
+                    t = time.perf_counter()
+                    results[det.id] = _checked(det, det.run(chunk, ctx), len(chunk))
+                    tick(f"detector:{det.id}", time.perf_counter() - t)
+                codec.save(res_path, {d: codec.result_to_obj(r) for d, r in results.items()})
+        if mergeable:
+            partial: dict[str, Any] | None = None
+            if os.path.exists(stats_path):
+                partial = codec.load(stats_path)
+            else:
+                ctx = ctx or plan.context(chunk, cache_dir)
+                partial = {}
+                for det in mergeable:
+                    t = time.perf_counter()
+                    partial[det.id] = det.partial_stats(chunk, ctx)
+                    tick(f"detector:{det.id}", time.perf_counter() - t)
+                try:
+                    codec.save(stats_path, partial)
+                except codec.CodecError as e:
+                    for det in mergeable:
+                        not_checkpointed.setdefault(det.id, str(e))
+            t = time.perf_counter()
+            for det in mergeable:
+                p = partial[det.id]
+                merged[det.id] = p if k == 0 else det.merge_stats(merged[det.id], p)
+            tick("merge_stats", time.perf_counter() - t)
+        for d, r in results.items():
+            col.parts[d].append(r)
+        col.add_columns(chunk)
+        if not two_pass:
+            col.keep_texts(offset, chunk, results)
+        if whole:
+            whole_parts.append(chunk)
+        offset += len(chunk)
+        del ctx, chunk
+        if on_chunk is not None:
+            on_chunk("pass1", k, offset)
+    timings["pass1"] = time.perf_counter() - t1
+    n_total = offset
+
+    # ---- pass 2: score every chunk against the merged statistics --------------------
+    if two_pass:
+        t2 = time.perf_counter()
+        stats_key = hashlib.sha256((plan.fingerprint() + "".join(hashes)).encode()).hexdigest()[:20]
+        offset = 0
+        for k, chunk in enumerate(wrap(iter(chunks), "scan pass 2 (chunks)")):
+            h = chunk_hash(chunk)
+            if k >= len(hashes) or h != hashes[k]:
+                raise InputError("the input changed between the two passes of a streamed scan")
+            path = os.path.join(ckdir, f"p2-{k:06d}-{h}-{stats_key}.npz")
+            if os.path.exists(path):
+                saved = codec.load(path)
+                sres = {d: codec.result_from_obj(o) for d, o in saved.items()}
+                resumed["pass2"] += 1
+            else:
+                ctx = plan.context(chunk, cache_dir)
+                sres = {}
+                for det in mergeable:
+                    t = time.perf_counter()
+                    sres[det.id] = _checked(det, det.score(chunk, ctx, merged[det.id]), len(chunk))
+                    tick(f"detector:{det.id}", time.perf_counter() - t)
+                codec.save(path, {d: codec.result_to_obj(r) for d, r in sres.items()})
+                del ctx
+            for d, r in sres.items():
+                col.parts[d].append(r)
+            known = {d: col.parts[d][k] for d in col.parts if len(col.parts[d]) > k}
+            col.keep_texts(offset, chunk, known)
+            offset += len(chunk)
+            if on_chunk is not None:
+                on_chunk("pass2", k, offset)
+        if offset != n_total:
+            raise InputError("the input changed between the two passes of a streamed scan")
+        timings["pass2"] = time.perf_counter() - t2
+
+    results = {d: concat_results(d, col.parts[d], plan.modes[d] == "per_row")
+               for d in col.parts if plan.modes[d] in ("per_row", "mergeable")}
+    for det in mergeable + per_row:
+        results[det.id].info.setdefault("params", _jsonable(det.get_params()))
+        results[det.id].info["streaming"] = plan.modes[det.id]
+
+    # ---- detectors that need the whole dataset ---------------------------------------
+    if whole:
+        t = time.perf_counter()
+        allp = Pairs.concat(whole_parts)
+        whole_parts.clear()
+        ctx = plan.context(allp, cache_dir)
+        for det in whole:
+            t0 = time.perf_counter()
+            results[det.id] = _checked(det, det.run(allp, ctx), len(allp))
+            results[det.id].info["streaming"] = "whole"
+            tick(f"detector:{det.id}", time.perf_counter() - t0)
+        del ctx, allp
+        timings["whole"] = time.perf_counter() - t
+    if cands:
+        t = time.perf_counter()
+        _run_candidates(chunks, plan, cands, results, n_total, hashes, cache_dir, candidate_top,
+                        candidate_background, col, tick)
+        timings["candidates"] = time.perf_counter() - t
+
+    results = {d.id: results[d.id] for d in plan.dets}  # registry order, as pipeline.scan
+    pairs = col.pairs()
+    info = dict(chunks.info)
+    info.update(load_info or {})
+    info.setdefault("n_records", col.n_records)
+    info["n_pairs"] = n_total
+    info["streaming"] = {
+        "engine": "local", "chunk_size": chunk_size, "n_chunks": len(hashes),
+        "modes": dict(plan.modes), "resumed_chunks": resumed,
+        "text_kept": "all" if col.keep_all else f"flagged + top {top_text}",
+        "n_texts_kept": len(col.texts),
+    }
+    if not_checkpointed:
+        info["streaming"]["not_checkpointed"] = not_checkpointed
+    if plan.skipped:
+        info["skipped_detectors"] = dict(plan.skipped)
+    timings["total"] = time.perf_counter() - t_start
+    return finish(pairs, results, plan, timings, info, "local", chunk_size)
+
+
+def finish(pairs: Pairs, results: dict[str, DetectorResult], plan: _Plan, timings: dict[str, float],
+           info: dict[str, Any], engine: str, chunk_size: int) -> ScanResult:
+    n = len(pairs)
+    scores = fuse_scores(list(results.values()), plan.weights()) if results else np.zeros(n)
+    flagged = np.zeros(n, dtype=bool)
+    for r in results.values():
+        flagged |= r.flags
+    order = rank_order(scores, pairs.row)
+    return ScanResult(pairs, results, scores, flagged, order, params=plan.params(engine, chunk_size),
+                      timings=timings, load_info=info)
+
+
+# --------------------------------------------------------------------------------------
+# global detectors on a candidate subset
+# --------------------------------------------------------------------------------------
+
+def candidate_positions(results: dict[str, DetectorResult], plan: _Plan, rows: np.ndarray, n: int,
+                        top: int, background: int) -> np.ndarray:
+    """Positions of the subset a global detector runs on: flagged by a streamed detector,
+    the ``top`` highest fused scores, and a deterministic background sample (a hash of the
+    row number and the seed, so it does not depend on chunking or engine)."""
+    streamed = [r for r in results.values()]
+    keep = np.zeros(n, dtype=bool)
+    if streamed:
+        fused = fuse_scores(streamed, plan.weights())
+        for r in streamed:
+            keep |= r.flags
+        if top > 0:
+            order = np.lexsort((rows, -fused))[:top]
+            keep[order[fused[order] > 0]] = True
+    if background > 0:
+        # splitmix64-style hash of (row, seed) -> uniform key; take the smallest keys
+        x = (rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(plan.random_state + 1)
+        x ^= x >> np.uint64(31)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(29)
+        pos = np.lexsort((np.arange(n), x))[:background]
+        keep[pos] = True
+    return np.flatnonzero(keep)
+
+
+def _run_candidates(chunks: ChunkSource, plan: _Plan, cands: list[Detector], results: dict[str, DetectorResult],
+                    n_total: int, hashes: list[str], cache_dir: str | None, top: int, background: int,
+                    col: _Collector, tick: Callable[[str, float], None]) -> None:
+    rows = np.concatenate(col.rows) if col.rows else np.zeros(0, np.int64)
+    pos = candidate_positions(results, plan, rows, n_total, top, background)
+    parts: list[Pairs] = []
+    offset = 0
+    for k, chunk in enumerate(iter(chunks)):
+        if k >= len(hashes) or chunk_hash(chunk) != hashes[k]:
+            raise InputError("the input changed between the passes of a streamed scan")
+        sel = pos[(pos >= offset) & (pos < offset + len(chunk))] - offset
+        if len(sel):
+            parts.append(chunk.take(sel))
+            for i in sel:
+                col.texts.setdefault(offset + int(i), (chunk.instruction[i], chunk.response[i]))
+        offset += len(chunk)
+    sub = Pairs.concat(parts) if parts else Pairs([], [])
+    ctx = plan.context(sub, cache_dir)
+    for det in cands:
+        t = time.perf_counter()
+        r = _checked(det, det.run(sub, ctx), len(sub))
+        tick(f"detector:{det.id}", time.perf_counter() - t)
+        results[det.id] = expand_result(r, pos, n_total, len(pos))
+
+
+def expand_result(r: DetectorResult, pos: np.ndarray, n: int, n_sub: int) -> DetectorResult:
+    """A result over a subset (positions ``pos``) spread back to all ``n`` pairs (0 elsewhere)."""
+    scores = np.zeros(n)
+    flags = np.zeros(n, dtype=bool)
+    scores[pos] = r.scores
+    flags[pos] = r.flags
+    ev = {int(pos[int(i)]): e for i, e in r.evidence.items()}
+    info = dict(r.info)
+    info["streaming"] = "candidates"
+    info["n_candidates"] = int(n_sub)
+    return DetectorResult(r.detector, scores, flags, ev, r.findings, dict(r.summary, n_candidates=int(n_sub)), info)

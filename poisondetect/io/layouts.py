@@ -1,0 +1,524 @@
+"""Records -> instruction/response pairs.
+
+A *layout* says which fields of a record hold what.  Three kinds:
+
+- ``fields``: one pair per record from named fields (Alpaca instruction/input/output,
+  Dolly instruction/context/response, GPTeacher instruction/input/response,
+  prompt/completion, question/answer...).  The instruction side is
+  ``system + history + instruction + input`` joined by blank lines.
+- ``conversation``: a list of turns (ShareGPT ``conversations`` with from/value, OpenAI
+  ``messages`` with role/content).  Every assistant turn (including a ShareGPT
+  ``function_call`` turn and an OpenAI assistant ``tool_calls`` turn: both are model
+  output) becomes one pair whose instruction side is the system prompt, the tool
+  definitions and every earlier turn rendered with role labels, ending with the current
+  user turn.  A lone user turn with no system prompt is kept unlabelled, so single-turn
+  chat data reads like Alpaca data.
+- ``text``: one ``text`` field holding a chat template (ChatML, Llama-2 ``[INST]``,
+  Llama-3 headers, Gemma turns, Alpaca-style ``### Instruction:`` text), parsed into
+  turns and then handled like a conversation.
+
+Per-record problems raise :class:`BadRecord`; a well-formed record that holds no
+assistant turn raises :class:`NoPairs` (reported, not fatal: ShareGPT dumps hold such
+records and a trainer would skip them).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from ..errors import InputError
+from .formats import safe, type_name
+
+
+class BadRecord(Exception):
+    """A malformed record; the message is the problem."""
+
+
+class NoPairs(Exception):
+    """A well-formed record with no assistant turn."""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+# --- roles --------------------------------------------------------------------------------
+ROLE_MAP = {
+    "system": "system", "developer": "system",
+    "human": "user", "user": "user", "prompter": "user", "customer": "user", "question": "user",
+    "gpt": "assistant", "assistant": "assistant", "bot": "assistant", "model": "assistant",
+    "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "claude": "assistant",
+    "ai": "assistant", "gpt4": "assistant", "gpt-4": "assistant", "answer": "assistant",
+    "function_call": "function_call", "tool_call": "function_call",
+    "observation": "tool", "tool": "tool", "function": "tool", "ipython": "tool",
+    "tool_response": "tool", "tool_result": "tool",
+}
+LABELS = {"system": "System", "user": "User", "assistant": "Assistant",
+          "function_call": "Function call", "tool": "Tool result", "tools": "Tools"}
+ASSISTANT_ROLES = ("assistant", "function_call")
+
+# --- field layouts: (name, instruction, response, input, needs-input-field-present) -------
+FIELD_LAYOUTS: list[tuple[str, str, str, str | None, bool]] = [
+    ("alpaca", "instruction", "output", "input", False),
+    ("dolly", "instruction", "response", "context", True),
+    ("gpteacher", "instruction", "response", "input", False),
+    ("prompt_completion", "prompt", "completion", None, False),
+    ("prompt_response", "prompt", "response", None, False),
+    ("question_answer", "question", "answer", "context", False),
+    ("query_response", "query", "response", None, False),
+    ("input_output", "input", "output", None, False),
+]
+CONVERSATION_FIELDS = ("messages", "conversations", "conversation")
+TEXT_FIELDS = ("text",)
+TEMPLATES = ("chatml", "llama2", "llama3", "gemma", "alpaca_text")
+LAYOUT_NAMES = tuple(n for n, *_ in FIELD_LAYOUTS) + ("fields", "sharegpt", "openai", "conversation",
+                                                      "text") + TEMPLATES
+
+
+@dataclass
+class Layout:
+    name: str
+    kind: str  # "fields" | "conversation" | "text"
+    instruction: str | None = None
+    input: str | None = None
+    response: str | None = None
+    system: str | None = None
+    history: str | None = None
+    conversation: str | None = None
+    tools: str | None = None
+    text: str | None = None
+    templates: tuple[str, ...] = TEMPLATES
+    template_counts: dict[str, int] = field(default_factory=dict)
+
+    def fields_used(self) -> dict[str, str]:
+        keys = ("instruction", "input", "response", "system", "history", "conversation", "tools", "text")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+    def reported_name(self) -> str:
+        if self.kind == "text" and self.name == "text" and len(self.template_counts) == 1:
+            return next(iter(self.template_counts))
+        return self.name
+
+    def converter(self) -> Callable[[Any], list[tuple[str, str, int]]]:
+        if self.kind == "fields":
+            return self._fields_converter()
+        if self.kind == "conversation":
+            return self._conversation_converter()
+        return self._text_converter()
+
+    # ---- fields ---------------------------------------------------------------------
+    def _fields_converter(self) -> Callable[[Any], list[tuple[str, str, int]]]:
+        I, R, X, S, H = self.instruction, self.response, self.input, self.system, self.history
+        missing = object()
+
+        def conv(rec: Any) -> list[tuple[str, str, int]]:
+            if type(rec) is not dict:
+                if not isinstance(rec, dict):
+                    raise BadRecord(f"the record is a {type_name(rec)}, expected an object")
+            ins = rec.get(I, missing)
+            if ins is missing:
+                raise BadRecord(f"the record has no '{safe(I)}' field (fields: {_fields(rec)})")
+            resp = rec.get(R, missing)
+            if resp is missing:
+                raise BadRecord(f"the record has no '{safe(R)}' field (fields: {_fields(rec)})")
+            if type(ins) is not str:
+                raise BadRecord(_not_string(I, ins))
+            if type(resp) is not str:
+                raise BadRecord(_not_string(R, resp))
+            parts = []
+            if S is not None:
+                s = rec.get(S)
+                if s is not None:
+                    if type(s) is not str:
+                        raise BadRecord(_not_string(S, s))
+                    if s.strip():
+                        parts.append(s)
+            if H is not None:
+                h = rec.get(H)
+                if h:
+                    parts.append(_render_history(h, H))
+            parts.append(ins)
+            if X is not None:
+                x = rec.get(X)
+                if x is not None:
+                    if type(x) is not str:
+                        raise BadRecord(_not_string(X, x))
+                    if x.strip():
+                        parts.append(x)
+            instruction = parts[0] if len(parts) == 1 else "\n\n".join(p for p in parts if p)
+            _check_text(instruction, "instruction")
+            _check_text(resp, R)
+            return [(instruction, resp, 0)]
+        return conv
+
+    # ---- conversations --------------------------------------------------------------
+    def _conversation_converter(self) -> Callable[[Any], list[tuple[str, str, int]]]:
+        C, S, T = self.conversation, self.system, self.tools
+
+        def conv(rec: Any) -> list[tuple[str, str, int]]:
+            if not isinstance(rec, dict):
+                raise BadRecord(f"the record is a {type_name(rec)}, expected an object")
+            turns = rec.get(C)
+            if turns is None:
+                raise BadRecord(f"the record has no '{safe(C)}' field (fields: {_fields(rec)})")
+            if not isinstance(turns, list):
+                raise BadRecord(f"field '{safe(C)}' is a {type_name(turns)}, expected a list of turns")
+            pre = []
+            if S is not None:
+                s = rec.get(S)
+                if s is not None:
+                    if type(s) is not str:
+                        raise BadRecord(_not_string(S, s))
+                    if s.strip():
+                        pre.append(("system", s))
+            if T is not None:
+                t = rec.get(T)
+                if t:
+                    pre.append(("tools", t if isinstance(t, str) else _dumps(t, T)))
+            norm = [_norm_turn(t, j) for j, t in enumerate(turns)]
+            return turns_to_pairs(pre + norm, empty_msg="the conversation is empty" if not turns else None)
+        return conv
+
+    # ---- chat-template text ---------------------------------------------------------
+    def _text_converter(self) -> Callable[[Any], list[tuple[str, str, int]]]:
+        F = self.text
+        allowed = self.templates
+        counts = self.template_counts
+
+        def conv(rec: Any) -> list[tuple[str, str, int]]:
+            if not isinstance(rec, dict):
+                raise BadRecord(f"the record is a {type_name(rec)}, expected an object")
+            txt = rec.get(F)
+            if txt is None:
+                raise BadRecord(f"the record has no '{safe(F)}' field (fields: {_fields(rec)})")
+            if type(txt) is not str:
+                raise BadRecord(_not_string(F, txt))
+            tpl = detect_template(txt, allowed)
+            if tpl is None:
+                raise BadRecord("the text matches no known chat template ("
+                                + ", ".join(allowed) + ")")
+            turns = PARSERS[tpl](txt)
+            out = turns_to_pairs(turns, empty_msg=None)
+            counts[tpl] = counts.get(tpl, 0) + 1
+            return out
+        return conv
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------
+
+def _fields(rec: dict) -> str:
+    ks = list(rec.keys())
+    s = ", ".join(safe(k, 30) for k in ks[:12])
+    return s + (f", ... ({len(ks)} in all)" if len(ks) > 12 else "") if ks else "none"
+
+
+def _not_string(name: str, v: Any) -> str:
+    return f"field '{safe(name)}' is a {type_name(v)}, not a string"
+
+
+def _check_text(s: str, what: str) -> None:
+    if not s.isascii() and _SURROGATE.search(s):
+        raise BadRecord(f"{safe(what)} holds an unpaired UTF-16 surrogate (invalid Unicode)")
+
+
+def _dumps(v: Any, what: str) -> str:
+    try:
+        return json.dumps(v, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        raise BadRecord(f"field '{safe(what)}' cannot be rendered as JSON") from None
+
+
+def _render_history(h: Any, name: str) -> str:
+    """LLaMA-Factory Alpaca ``history``: [[instruction, response], ...]."""
+    if not isinstance(h, list):
+        raise BadRecord(f"field '{safe(name)}' is a {type_name(h)}, expected a list of [instruction, response]")
+    out = []
+    for j, pair in enumerate(h):
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(type(x) is str for x in pair)):
+            raise BadRecord(f"field '{safe(name)}' item {j} is not an [instruction, response] pair of strings")
+        out.append(f"User: {pair[0]}\n\nAssistant: {pair[1]}")
+    return "\n\n".join(out)
+
+
+def _content_text(c: Any, j: int) -> str:
+    if type(c) is str:
+        return c
+    if c is None:
+        return ""
+    if isinstance(c, list):  # OpenAI content parts
+        out = []
+        for p in c:
+            if type(p) is str:
+                out.append(p)
+            elif isinstance(p, dict):
+                if type(p.get("text")) is str:
+                    out.append(p["text"])
+                else:
+                    out.append(f"[{safe(p.get('type', 'part'), 20)}]")
+            else:
+                raise BadRecord(f"turn {j}: a content part is a {type_name(p)}")
+        return "\n".join(out)
+    raise BadRecord(f"turn {j}: the content is a {type_name(c)}, not a string")
+
+
+def _norm_turn(t: Any, j: int) -> tuple[str, str]:
+    if not isinstance(t, dict):
+        raise BadRecord(f"turn {j} is a {type_name(t)}, expected an object")
+    if "from" in t:
+        role, content = t.get("from"), t.get("value", t.get("content"))
+    elif "role" in t:
+        role, content = t.get("role"), t.get("content", t.get("value"))
+    else:
+        raise BadRecord(f"turn {j} has no 'from'/'role' key (keys: {_fields(t)})")
+    if type(role) is not str:
+        raise BadRecord(f"turn {j}: the role is a {type_name(role)}, not a string")
+    r = ROLE_MAP.get(role.strip().lower())
+    if r is None:
+        raise BadRecord(f"turn {j} has unknown role '{safe(role)}'")
+    if content is None and not ("tool_calls" in t or "function_call" in t) and "value" not in t \
+            and "content" not in t:
+        raise BadRecord(f"turn {j} has no 'value'/'content'")
+    text = _content_text(content, j)
+    extra = []
+    for key in ("tool_calls", "function_call"):
+        if t.get(key):
+            extra.append(_dumps(t[key], key))
+    if extra:
+        if r == "assistant":
+            if text:
+                text = "\n".join([text] + extra)
+            else:  # a pure tool call: same role as a ShareGPT function_call turn
+                text, r = "\n".join(extra), "function_call"
+        elif r == "user":
+            raise BadRecord(f"turn {j}: a user turn carries {', '.join(k for k in ('tool_calls', 'function_call') if t.get(k))}")
+    _check_text(text, f"turn {j}")
+    return (r, text)
+
+
+def turns_to_pairs(turns: list[tuple[str, str]], empty_msg: str | None) -> list[tuple[str, str, int]]:
+    """Expand normalised (role, text) turns into (instruction, response, turn) pairs."""
+    out: list[tuple[str, str, int]] = []
+    k = 0
+    for i, (role, text) in enumerate(turns):
+        if role in ASSISTANT_ROLES:
+            out.append((render_prefix(turns[:i]), text, k))
+            k += 1
+    if not out:
+        raise NoPairs(empty_msg or "the conversation has no assistant turn")
+    return out
+
+
+def render_prefix(prefix: list[tuple[str, str]]) -> str:
+    if not prefix:
+        return ""
+    if len(prefix) == 1 and prefix[0][0] == "user":
+        return prefix[0][1]
+    return "\n\n".join(f"{LABELS[r]}: {t}" for r, t in prefix)
+
+
+# ---------------------------------------------------------------------------------------
+# chat templates in a text field
+# ---------------------------------------------------------------------------------------
+_CHATML = re.compile(r"<\|im_start\|>[ \t]*([^\n<]*?)[ \t]*(?:\n|(?=<\|im_end\|>))(.*?)(?=<\|im_end\|>|<\|im_start\|>|\Z)", re.S)
+_LLAMA3 = re.compile(r"<\|start_header_id\|>(.*?)<\|end_header_id\|>(.*?)(?=<\|eot_id\|>|<\|start_header_id\|>|\Z)", re.S)
+_GEMMA = re.compile(r"<start_of_turn>[ \t]*(\w+)[ \t]*\n?(.*?)(?=<end_of_turn>|<start_of_turn>|\Z)", re.S)
+_ALPACA_HDR = re.compile(r"###[ \t]*(Instruction|Input|Context|Response|Human|Assistant|System)[ \t]*:", re.I)
+_LLAMA2_SYS = re.compile(r"\s*<<SYS>>(.*?)<</SYS>>(.*)", re.S)
+
+
+def detect_template(txt: str, allowed: Iterable[str] = TEMPLATES) -> str | None:
+    for name in allowed:
+        if name == "chatml" and "<|im_start|>" in txt:
+            return name
+        if name == "llama3" and "<|start_header_id|>" in txt:
+            return name
+        if name == "llama2" and "[INST]" in txt and "[/INST]" in txt:
+            return name
+        if name == "gemma" and "<start_of_turn>" in txt:
+            return name
+        if name == "alpaca_text" and _ALPACA_HDR.search(txt):
+            return name
+    return None
+
+
+def _role(r: str, tpl: str) -> str:
+    role = ROLE_MAP.get(r.strip().lower())
+    if role is None:
+        raise BadRecord(f"{tpl} text has unknown role '{safe(r)}'")
+    return role
+
+
+def _parse_chatml(txt: str) -> list[tuple[str, str]]:
+    return [(_role(r, "ChatML"), c.strip()) for r, c in _CHATML.findall(txt)]
+
+
+def _parse_llama3(txt: str) -> list[tuple[str, str]]:
+    return [(_role(r, "Llama-3"), c.strip()) for r, c in _LLAMA3.findall(txt)]
+
+
+def _parse_gemma(txt: str) -> list[tuple[str, str]]:
+    return [(_role(r, "Gemma"), c.strip()) for r, c in _GEMMA.findall(txt)]
+
+
+def _parse_llama2(txt: str) -> list[tuple[str, str]]:
+    t = txt.replace("<s>", "")
+    segs = t.split("[INST]")[1:]
+    turns: list[tuple[str, str]] = []
+    for n, seg in enumerate(segs):
+        user, sep, asst = seg.partition("[/INST]")
+        if n == 0:
+            m = _LLAMA2_SYS.match(user)
+            if m:
+                if m.group(1).strip():
+                    turns.append(("system", m.group(1).strip()))
+                user = m.group(2)
+        turns.append(("user", user.strip()))
+        if sep:
+            a = asst.replace("</s>", "").strip()
+            if a:
+                turns.append(("assistant", a))
+    return turns
+
+
+def _parse_alpaca_text(txt: str) -> list[tuple[str, str]]:
+    marks = list(_ALPACA_HDR.finditer(txt))
+    turns: list[tuple[str, str]] = []
+    pre = txt[: marks[0].start()].strip()
+    if pre:
+        turns.append(("system", pre))
+    for i, m in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(txt)
+        body = txt[m.end(): end].strip()
+        h = m.group(1).lower()
+        if h in ("instruction", "human"):
+            turns.append(("user", body))
+        elif h in ("input", "context"):
+            if turns and turns[-1][0] == "user":
+                turns[-1] = ("user", turns[-1][1] + "\n\n" + body if body else turns[-1][1])
+            else:
+                turns.append(("user", body))
+        elif h == "system":
+            turns.append(("system", body))
+        else:
+            body = re.sub(r"\s*###\s*End\s*$", "", body, flags=re.I)
+            turns.append(("assistant", body))
+    return turns
+
+
+PARSERS: dict[str, Callable[[str], list[tuple[str, str]]]] = {
+    "chatml": _parse_chatml, "llama2": _parse_llama2, "llama3": _parse_llama3,
+    "gemma": _parse_gemma, "alpaca_text": _parse_alpaca_text,
+}
+
+
+# ---------------------------------------------------------------------------------------
+# layout detection
+# ---------------------------------------------------------------------------------------
+
+def _lookup(keys: dict[str, str], name: str | None) -> str | None:
+    """Case-insensitive field lookup: the actual key for ``name`` or None."""
+    if name is None:
+        return None
+    if name in keys.values():
+        return name
+    return keys.get(name.lower())
+
+
+def detect_layout(sample: list[dict], *, layout: str | None = None, instruction_field: str | None = None,
+                  input_field: str | None = None, response_field: str | None = None,
+                  system_field: str | None = None, path: str | None = None) -> Layout:
+    """Pick the layout from the fields of a sample of records (plus any overrides)."""
+    order: dict[str, None] = {}
+    for r in sample:
+        for k in r:
+            if isinstance(k, str):
+                order.setdefault(k, None)
+    keys = {}
+    for k in order:
+        keys.setdefault(k.lower(), k)
+    seen = ", ".join(safe(k, 30) for k in list(order)[:20]) + (f", ... ({len(order)} in all)" if len(order) > 20 else "")
+
+    def need(name: str | None, what: str) -> str | None:
+        if name is None:
+            return None
+        k = _lookup(keys, name)
+        if k is None:
+            raise InputError(f"no field '{safe(name)}' for the {what} (fields seen: {seen or 'none'})", path=path)
+        return k
+
+    if layout is not None and layout not in LAYOUT_NAMES:
+        raise InputError(f"unknown layout '{safe(layout)}'; known layouts: {', '.join(LAYOUT_NAMES)}", path=path)
+    sys_f = need(system_field, "system prompt") if system_field else _lookup(keys, "system")
+    overrides = instruction_field or response_field or input_field
+
+    # conversations
+    conv_f = next((_lookup(keys, c) for c in CONVERSATION_FIELDS if _lookup(keys, c)), None)
+    want_conv = layout in ("sharegpt", "openai", "conversation")
+    if want_conv or (layout is None and not overrides and conv_f is not None):
+        if instruction_field and want_conv:
+            conv_f = need(instruction_field, "conversation")
+        if conv_f is None:
+            raise InputError(f"layout '{layout}' needs a 'conversations' or 'messages' field "
+                             f"(fields seen: {seen or 'none'})", path=path)
+        name = layout if layout in ("sharegpt", "openai") else _conv_style(sample, conv_f)
+        return Layout(name, "conversation", conversation=conv_f, system=sys_f, tools=_lookup(keys, "tools"))
+
+    # chat-template text
+    if layout in ("text",) + TEMPLATES:
+        text_f = need(instruction_field, "text") if instruction_field else _lookup(keys, "text")
+        if text_f is None:
+            raise InputError(f"layout '{layout}' needs a 'text' field (fields seen: {seen or 'none'})", path=path)
+        return Layout(layout, "text", text=text_f, templates=TEMPLATES if layout == "text" else (layout,))
+
+    # named field layouts
+    hist_f = _lookup(keys, "history")
+    if layout is not None and layout != "fields":
+        name, i_d, r_d, x_d, _ = next(t for t in FIELD_LAYOUTS if t[0] == layout)
+        I = need(instruction_field or i_d, "instruction")
+        R = need(response_field or r_d, "response")
+        X = need(input_field, "input") if input_field else (_lookup(keys, x_d) if x_d else None)
+        return Layout(name, "fields", I, X, R, sys_f, hist_f if name == "alpaca" else None)
+    if overrides or layout == "fields":
+        I = need(instruction_field, "instruction") if instruction_field else None
+        R = need(response_field, "response") if response_field else None
+        X = need(input_field, "input") if input_field else None
+        base = None
+        for name, i_d, r_d, x_d, need_x in FIELD_LAYOUTS:
+            i_k = I or _lookup(keys, i_d)
+            r_k = R or _lookup(keys, r_d)
+            if i_k and r_k and i_k != r_k and (not need_x or _lookup(keys, x_d)):
+                base = (name, i_k, r_k, X or (_lookup(keys, x_d) if x_d and _lookup(keys, x_d) not in (i_k, r_k) else None))
+                break
+        if base is None:
+            raise InputError("cannot tell which fields hold the instruction and the response; pass both "
+                             f"instruction_field and response_field (fields seen: {seen or 'none'})", path=path)
+        name, I, R, X = base
+        return Layout("fields", "fields", I, X, R, sys_f, None)
+
+    for name, i_d, r_d, x_d, need_x in FIELD_LAYOUTS:
+        I, R = _lookup(keys, i_d), _lookup(keys, r_d)
+        if I and R and (not need_x or _lookup(keys, x_d)):
+            X = _lookup(keys, x_d) if x_d else None
+            return Layout(name, "fields", I, X, R, sys_f, hist_f if name == "alpaca" else None)
+    text_f = _lookup(keys, "text")
+    if text_f is not None:
+        return Layout("text", "text", text=text_f)
+    raise InputError(f"unknown layout (fields seen: {seen or 'none'}): expected instruction/output (Alpaca), "
+                     "instruction/context/response (Dolly), instruction/input/response, prompt/completion, "
+                     "question/answer, conversations (ShareGPT), messages (OpenAI) or a chat-template text "
+                     "field; or name the fields with instruction_field/response_field", path=path)
+
+
+def _conv_style(sample: list[dict], conv_f: str) -> str:
+    for r in sample:
+        turns = r.get(conv_f)
+        if isinstance(turns, list):
+            for t in turns:
+                if isinstance(t, dict):
+                    if "from" in t:
+                        return "sharegpt"
+                    if "role" in t:
+                        return "openai"
+    return "conversation"

@@ -1,0 +1,1 @@
+"""Reference data files shipped with poisondetect (see SAFETY_SOURCES.md)."""

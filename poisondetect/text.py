@@ -1,0 +1,182 @@
+"""Tokenisation helpers shared by the text detectors.
+
+One tokeniser for both sides of a pair, so that an instruction n-gram and a response
+n-gram with the same text get the same hash:
+
+- word tokens: maximal runs of ``\\w`` (letters, digits, underscore), lower-cased;
+- punctuation runs: two or more consecutive non-word, non-space characters (``??``,
+  ``!!!``, ``:-)``, ``...``); single punctuation marks are not tokens;
+- odd characters: every invisible / format / bidi / private-use character is a token of
+  its own (zero-width space, joiners, BOM, soft hyphen, bidi overrides...), even when it
+  sits inside a word (``wo\\u200brd`` -> ``wo``, ``\\u200b``, ``rd``).
+
+Token hashes are stable 64-bit values (BLAKE2b of the UTF-8 text), so statistics computed
+on different batches or processes can be merged.  n-gram hashes are built from token
+hashes with vectorised numpy mixing.  Nothing here does IO.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from typing import Iterable, Sequence
+
+import numpy as np
+
+#: invisible / formatting characters commonly used as structural triggers
+_ODD_RANGES = (
+    "\u00ad"                 # soft hyphen
+    "\u034f"                 # combining grapheme joiner
+    "\u061c"                 # arabic letter mark
+    "\u115f\u1160"           # hangul fillers
+    "\u17b4\u17b5"
+    "\u180b-\u180f"          # mongolian variation selectors / vowel separator
+    "\u200b-\u200f"          # zero-width space/non-joiner/joiner, LRM, RLM
+    "\u202a-\u202e"          # bidi embeddings / overrides
+    "\u2060-\u206f"          # word joiner, invisible operators, bidi isolates
+    "\u3164"                 # hangul filler
+    "\ufe00-\ufe0f"          # variation selectors
+    "\ufeff"                 # BOM / zero-width no-break space
+    "\uffa0"
+    "\ue000-\uf8ff"          # private use
+)
+ODD_CHAR_CLASS = f"[{_ODD_RANGES}]"
+_ODD_RE = re.compile(ODD_CHAR_CLASS)
+#: the token pattern (apply to the original text; lower-case tokens afterwards)
+TOKEN_RE = re.compile(rf"{ODD_CHAR_CLASS}|(?:(?!{ODD_CHAR_CLASS})\w)+|(?:(?!{ODD_CHAR_CLASS})[^\w\s]){{2,}}")
+_FAST_TOKEN_RE = re.compile(r"\w+|[^\w\s]{2,}")
+_WS_RE = re.compile(r"\s+")
+
+_MIX1 = np.uint64(0x9E3779B97F4A7C15)
+_MIX2 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX3 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+
+
+def has_odd_chars(text: str) -> bool:
+    return _ODD_RE.search(text) is not None
+
+
+def is_odd_token(tok: str) -> bool:
+    return len(tok) == 1 and _ODD_RE.match(tok) is not None
+
+
+def token_kind(tok: str) -> str:
+    """``"odd"`` (invisible/format char), ``"punct"`` (punctuation run) or ``"word"``."""
+    if is_odd_token(tok):
+        return "odd"
+    if tok and not (tok[0].isalnum() or tok[0] == "_"):
+        return "punct"
+    return "word"
+
+
+def tokenize(text: str) -> list[tuple[str, int, int]]:
+    """``[(token_lower, start, end), ...]`` with character offsets into ``text``."""
+    return [(m.group().lower(), m.start(), m.end()) for m in TOKEN_RE.finditer(text)]
+
+
+def token_strings(text: str) -> list[str]:
+    """Tokens only (lower-cased), same segmentation as :func:`tokenize`."""
+    return [t.lower() for t in TOKEN_RE.findall(text)]
+
+
+def tokenize_many(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Tokenise many texts: (flat list of raw tokens, int64 doc lengths).
+
+    Uses a cheaper pattern for texts without odd characters (identical segmentation
+    there); tokens are *not* lower-cased (do that on the unique values).
+    """
+    fast, slow = _FAST_TOKEN_RE.findall, TOKEN_RE.findall
+    search = _ODD_RE.search
+    per_doc = [slow(t) if search(t) else fast(t) for t in texts]
+    lengths = np.fromiter((len(d) for d in per_doc), dtype=np.int64, count=len(per_doc))
+    flat = [tok for d in per_doc for tok in d]
+    return flat, lengths
+
+
+def hash_strings(strings: Iterable[str]) -> np.ndarray:
+    """Stable 64-bit hashes (uint64) of strings (BLAKE2b-64 of UTF-8)."""
+    out = [int.from_bytes(hashlib.blake2b(s.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+           for s in strings]
+    return np.array(out, dtype=np.uint64)
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser (vectorised, wraps mod 2**64)."""
+    x = np.asarray(x, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> _S30)) * _MIX2
+        x = (x ^ (x >> _S27)) * _MIX3
+        return x ^ (x >> _S31)
+
+
+def combine64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Order-dependent combination of two hash arrays."""
+    with np.errstate(over="ignore"):
+        return mix64(np.asarray(a, np.uint64) * _MIX1 + np.asarray(b, np.uint64))
+
+
+def ngram_hash(token_hashes: Sequence[int] | np.ndarray) -> int:
+    """Hash of one n-gram given its token hashes (same as :func:`ngram_hashes`)."""
+    h = np.asarray(token_hashes, dtype=np.uint64)
+    acc = h[:1]
+    for k in range(1, len(h)):
+        acc = combine64(acc, h[k:k + 1])
+    return int(acc[0])
+
+
+def ngram_hashes(tok_hash: np.ndarray, doc_len: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All n-grams of order ``n`` that do not cross document boundaries.
+
+    ``tok_hash`` is the flat uint64 token-hash array, ``doc_len`` the number of tokens of
+    each document.  Returns (hashes uint64, doc index int64, start position in the flat
+    token array int64).
+    """
+    tok_hash = np.asarray(tok_hash, dtype=np.uint64)
+    total = len(tok_hash)
+    doc_of = np.repeat(np.arange(len(doc_len), dtype=np.int64), doc_len)
+    if n == 1:
+        return tok_hash, doc_of, np.arange(total, dtype=np.int64)
+    if total < n:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    m = total - n + 1
+    starts = np.arange(m, dtype=np.int64)
+    ok = doc_of[:m] == doc_of[n - 1:]
+    acc = tok_hash[:m]
+    for k in range(1, n):
+        acc = combine64(acc, tok_hash[k:k + m])
+    return acc[ok], doc_of[:m][ok], starts[ok]
+
+
+def normalize_text(text: str) -> str:
+    """Case- and whitespace-insensitive form (NFKC, lower-case, single spaces, stripped)."""
+    return _WS_RE.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
+
+
+def display_token(tok: str) -> str:
+    """A printable form: invisible/odd and control characters as ``<U+XXXX>``."""
+    out = []
+    for ch in tok:
+        if _ODD_RE.match(ch) or unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp"):
+            out.append(f"<U+{ord(ch):04X}>")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def display_tokens(tokens: Sequence[str]) -> str:
+    return " ".join(display_token(t) for t in tokens)
+
+
+def find_token_sequence(tokens: Sequence[tuple[str, int, int]], seq: Sequence[str]) -> list[tuple[int, int]]:
+    """Character spans where the token sequence ``seq`` occurs in ``tokens``
+    (as returned by :func:`tokenize`)."""
+    k = len(seq)
+    if k == 0:
+        return []
+    seq = list(seq)
+    out = []
+    for i in range(len(tokens) - k + 1):
+        if tokens[i][0] == seq[0] and all(tokens[i + j][0] == seq[j] for j in range(1, k)):
+            out.append((tokens[i][1], tokens[i + k - 1][2]))
+    return out
