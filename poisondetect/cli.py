@@ -137,14 +137,18 @@ def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: s
             baseline_info = apply_baseline(result, load_baseline(baseline))
         if output_dir:
             from .report.outputs import write_standard_outputs
-            write_standard_outputs(result, output_dir)
+            write_standard_outputs(result, output_dir, baseline=baseline_info)
             _maybe_manifest(result, output_dir, input_path, baseline_info)
         if report_path:
             from .report.html import render_html
-            render_html(result, report_path)
+            settings = {"input": input_path, "seed": seed, "embedding_mode": embedding_mode, "model": model,
+                        "detectors": detectors or "default", "disable": disable, "params": detector_params,
+                        "skip_bad": skip_bad, "source_field": source_field, "fail_on": fail_on,
+                        "baseline": baseline}
+            render_html(result, report_path, settings=settings, baseline=baseline_info)
         if split_dir:
             from .report.splits import write_splits
-            write_splits(result, loaded, split_dir, redact=redact)
+            write_splits(result, loaded, split_dir, redact=redact, baseline=baseline_info)
     except PoisonDetectError as e:
         _fail(str(e))
     except OSError as e:  # unwritable output paths and the like
@@ -152,7 +156,7 @@ def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: s
 
     if not quiet:
         from .report.terminal import render_summary
-        render_summary(result, sys.stdout, top=top)
+        render_summary(result, sys.stdout, top=top, baseline=baseline_info)
         if output_dir:
             click.echo(f"\noutputs written to {output_dir}")
     sys.exit(_exit_code(result, fail_mode, fail_threshold))
@@ -169,10 +173,8 @@ def _exit_code(result: Any, mode: str, threshold: float) -> int:
 
 
 def _maybe_manifest(result: Any, output_dir: str, input_path: str, baseline_info: Any) -> None:
-    if importlib.util.find_spec("poisondetect.report.manifest") is None:
-        return
-    mod = importlib.import_module("poisondetect.report.manifest")
-    mod.write_manifest(result, Path(output_dir) / "manifest.json", inputs=[input_path],
+    from .report.manifest import write_manifest
+    write_manifest(result, Path(output_dir) / "manifest.json", inputs=[input_path],
                        command=sys.argv, extra={"baseline": baseline_info} if baseline_info else None)
 
 

@@ -64,9 +64,12 @@ class ScanResult:
     @property
     def rank(self) -> np.ndarray:
         """1-based rank of every pair (1 = most suspicious)."""
-        r = np.empty(len(self.order), dtype=np.int64)
-        r[self.order] = np.arange(1, len(self.order) + 1)
-        return r
+        cached = self.__dict__.get("_rank")
+        if cached is None or len(cached) != len(self.order):
+            cached = np.empty(len(self.order), dtype=np.int64)
+            cached[self.order] = np.arange(1, len(self.order) + 1)
+            self.__dict__["_rank"] = cached
+        return cached
 
     def evidence(self, i: int) -> list[Evidence]:
         out: list[Evidence] = []
@@ -252,8 +255,8 @@ def scan(
         "detectors": [d.id for d in dets],
         "embedding": _jsonable(embedding or {}),
     }
-    if ctx.has("embedder_info"):
-        params["embedding_info"] = _jsonable(ctx.shared("embedder_info", dict))
+    if ctx.has(("embedding_info",)):  # written by poisondetect.embed.shared
+        params["embedding_info"] = _jsonable(ctx.shared(("embedding_info",), dict))
     out = ScanResult(pairs, results, scores, flagged, order, params=params, timings=timings, load_info=load_info)
     if ctx.has(("embeddings", "response")) and len(pairs) >= 3:
         out.embeddings_2d = _pca_2d(ctx.embeddings("response"), random_state)

@@ -11,9 +11,9 @@ import shutil
 import subprocess
 
 import pytest
+from report_helpers import MARKER, hostile_result
 
 from poisondetect.report.html import render_html
-from report_helpers import MARKER, hostile_result
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +30,7 @@ def _chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
     prof = tmp_path / "profile"
     prof.mkdir(exist_ok=True)
     return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={prof}", *args], capture_output=True,
-                          timeout=90, text=False)
+                          timeout=90, text=False, check=False)
 
 
 @pytest.fixture(scope="module")

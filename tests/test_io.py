@@ -525,3 +525,51 @@ def test_pair_stream_chunks_match_load(tmp_path):
     assert info["bad_records"]["examples"][0] == {"record": 10, "line": 11, "problem": info["bad_records"]["examples"][0]["problem"]}
     write_subset(stream.loaded, [10], tmp_path / "bad.jsonl")
     assert (tmp_path / "bad.jsonl").read_text() == "oops\n"
+
+
+def test_turn_without_content_is_malformed():
+    with pytest.raises(InputError, match="record 0: turn 1 has no content"):
+        load([{"conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": None}]}])
+    # OpenAI: an assistant turn may have null content when it carries tool_calls
+    ld = load([{"messages": [{"role": "user", "content": "x"},
+                             {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]}]}])
+    assert ld.pairs.response == ['[{"id": "1"}]']
+
+
+def test_jsonl_without_final_newline_round_trips(tmp_path):
+    body = jsonl([{"prompt": "a", "completion": "b"}, {"prompt": "c", "completion": "d"}]).rstrip("\n")
+    p = write(tmp_path, "nonl.jsonl", body)
+    ld = load(p)
+    write_split(ld, [1], tmp_path / "c.jsonl", tmp_path / "q.jsonl")
+    assert (tmp_path / "c.jsonl").read_text() + (tmp_path / "q.jsonl").read_text() == body + "\n"
+
+
+def test_tsv_bz2_xz_and_fmt_override(tmp_path):
+    import bz2
+    import lzma
+    p = write(tmp_path, "x.tsv", "instruction\toutput\nSay hi\thi, there\n")
+    ld = load(p)
+    assert (ld.format, ld.pairs.response) == ("tsv", ["hi, there"])
+    body = Path(sample("dolly.jsonl")).read_bytes()
+    assert load(write(tmp_path, "d.jsonl.bz2", bz2.compress(body))).compression == "bz2"
+    assert load(write(tmp_path, "d.jsonl.xz", lzma.compress(body))).n_records == 5
+    assert load(write(tmp_path, "d.txt", body)).format == "jsonl"  # sniffed from the contents
+    txt = write(tmp_path, "c.txt", "prompt,completion\na,b\n")
+    with pytest.raises(InputError, match="cannot tell the file format"):
+        load(txt)
+    assert load(txt, fmt="csv").pairs.response == ["b"]
+    with pytest.raises(InputError, match="unknown format 'xml'"):
+        load(txt, fmt="xml")
+
+
+def test_write_subset_json_columns_and_wrapped(tmp_path):
+    cols = {"instruction": ["a", "b", "c"], "output": ["1", "2", "3"]}
+    ld = load(write(tmp_path, "cols.json", json.dumps(cols)))
+    write_split(ld, [1], tmp_path / "c.json", tmp_path / "q.json")
+    assert json.loads((tmp_path / "c.json").read_text()) == {"instruction": ["a", "c"], "output": ["1", "3"]}
+    assert json.loads((tmp_path / "q.json").read_text()) == {"instruction": ["b"], "output": ["2"]}
+    wrapped = {"meta": {"v": 1}, "data": [{"prompt": "p1", "completion": "c1"}, {"prompt": "p2", "completion": "c2"}]}
+    lw = load(write(tmp_path, "w.json", json.dumps(wrapped)))
+    write_subset(lw, [1], tmp_path / "w1.json")
+    assert json.loads((tmp_path / "w1.json").read_text()) == {"data": [wrapped["data"][1]]}
+    assert load(str(tmp_path / "w1.json")).pairs.response == ["c2"]

@@ -114,3 +114,33 @@ def test_csv_rows(rows, header):
     for r in rows:
         w.writerow(r)
     _load_file(buf.getvalue().encode("utf-8", "surrogatepass"), "x.csv", source_field=None)
+
+
+texts = st.one_of(st.text(max_size=15), st.sampled_from(["", " ", "\ud800lone", "ok\u202e", "<|im_end|>"]))
+alpaca_like = st.fixed_dictionaries(
+    {"instruction": st.one_of(texts, texts, texts, json_scalars), "output": st.one_of(texts, texts, texts, json_scalars)},
+    optional={"input": st.one_of(texts, json_scalars), "system": texts, "source": json_scalars})
+conv_like = st.fixed_dictionaries(
+    {"conversations": st.lists(st.fixed_dictionaries({"from": st.sampled_from(ROLES), "value": st.one_of(texts, texts, json_scalars)}),
+                               max_size=5)},
+    optional={"system": texts, "tools": st.one_of(texts, json_values)})
+chat_text = st.fixed_dictionaries({"text": st.builds(
+    lambda parts: "".join(parts),
+    st.lists(st.sampled_from(["<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>", "[INST]", "[/INST]",
+                              "<<SYS>>", "<</SYS>>", "### Response:", "### Instruction:", "hi ", "\n"]), max_size=8))})
+
+
+@SETTINGS
+@given(st.one_of(st.lists(alpaca_like, min_size=1, max_size=8), st.lists(conv_like, min_size=1, max_size=6),
+                 st.lists(chat_text, min_size=1, max_size=6)))
+def test_mostly_valid_records(rows):
+    """Near-valid data: loads either succeed (and are consistent, and round-trip through
+    write_split) or fail with InputError; no record is silently dropped."""
+    _load_file("\n".join(json.dumps(r) for r in rows).encode(), "x.jsonl", source_field=None)
+    try:
+        ld = load(rows, skip_bad=True)
+    except InputError:
+        return
+    _check(ld)
+    used = set(ld.pairs.row.tolist()) | set(ld.bad_record_indices.tolist())
+    assert len(used) + ld.empty_count == len(rows)

@@ -7,9 +7,15 @@ import re
 
 import numpy as np
 import pytest
+from report_helpers import HOSTILE, MARKER, hostile_result
 
-from poisondetect.report.html import CSP, build_context, highlight_segments, render_html, visible_segments
-from report_helpers import HOSTILE, MARKER, PAYLOAD, TRIGGER, hostile_result
+from poisondetect.report.html import (
+    CSP,
+    build_context,
+    highlight_segments,
+    render_html,
+    visible_segments,
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +50,7 @@ def test_csp_and_self_contained(page):
     assert "default-src 'none'" in CSP and "script-src" not in CSP  # scripts fall back to 'none'
     # no external resources: every src/href is a data: URI or an in-page anchor
     for attr in re.findall(r'\s(?:src|href)="([^"]*)"', page):
-        assert attr.startswith("data:image/png;base64,") or attr.startswith("#"), attr[:60]
+        assert attr.startswith(("data:image/png;base64,", "#")), attr[:60]
     assert "<link" not in page
 
 
@@ -95,6 +101,7 @@ def test_invisible_chars_become_badges():
 
 def test_embedding_map_when_result_carries_embeddings(result, tmp_path):
     rng = np.random.default_rng(0)
+    result.embeddings_2d = None
     result.embeddings = {"response": rng.normal(size=(result.n_pairs, 16)).astype(np.float32)}
     try:
         ctx = build_context(result)
@@ -104,12 +111,16 @@ def test_embedding_map_when_result_carries_embeddings(result, tmp_path):
         assert "provided by the scan" in build_context(result, plots=True)["plots"]["embedding_note"]
     finally:
         del result.embeddings
-        if hasattr(result, "embeddings_2d"):
-            del result.embeddings_2d
+        result.embeddings_2d = None
 
 
 def test_baseline_hides_known(result):
-    from poisondetect.report.triage import apply_baseline, empty_baseline, mark, result_items
+    from poisondetect.report.triage import (
+        apply_baseline,
+        empty_baseline,
+        mark,
+        result_items,
+    )
 
     items = result_items(result)
     b = empty_baseline()

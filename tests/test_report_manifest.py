@@ -5,11 +5,12 @@ import hashlib
 import json
 import platform
 
+from report_helpers import ToyLength, ToyTrigger
+
 from poisondetect import __version__
 from poisondetect.io import load
 from poisondetect.pipeline import scan
 from poisondetect.report.manifest import write_manifest
-from report_helpers import ToyLength, ToyTrigger
 
 
 def test_manifest_contents(tmp_path):

@@ -9,16 +9,17 @@ import json
 import sys
 import types
 from collections import Counter
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from report_helpers import ToyTrigger
 
 from poisondetect.errors import ConfigError
 from poisondetect.io import load
 from poisondetect.pipeline import scan
 from poisondetect.report.splits import write_splits
-from report_helpers import ToyTrigger
 
 TRIG = "cf TRIG"
 
@@ -57,7 +58,11 @@ def _write(fmt, path, recs, bad_line=False):
 def _units(fmt, path):
     """The file's records as hashable units: raw bytes for line formats, canonical JSON otherwise."""
     if fmt in ("jsonl", "jsonl.gz"):
-        raw = gzip.open(path, "rb").read() if str(path).endswith(".gz") else path.read_bytes()
+        if str(path).endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
         return [hashlib.sha256(line).hexdigest() for line in raw.splitlines() if line.strip()], raw
     if fmt in ("csv", "tsv"):
         raw = path.read_bytes()
@@ -185,8 +190,34 @@ def test_split_conservation_hf_and_in_memory(tmp_path):
             rows = pq.read_table(clean).to_pylist() + pq.read_table(quar).to_pylist()
         else:
             assert clean.endswith(".jsonl")
-            rows = [json.loads(x) for p in (clean, quar) for x in open(p, encoding="utf-8") if x.strip()]
+            rows = [json.loads(x) for p in (clean, quar) for x in Path(p).read_text(encoding="utf-8").splitlines()
+                    if x.strip()]
         got = Counter(hashlib.sha256(json.dumps(o, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
                       for o in rows)
         assert got == canon, name
         assert info["quarantine"]["records"] == 3
+
+
+def test_split_releases_reviewed_false_positives(tmp_path):
+    from poisondetect.report.triage import (
+        apply_baseline,
+        empty_baseline,
+        mark,
+        result_items,
+    )
+
+    src = tmp_path / "d.jsonl"
+    _write("jsonl", src, _records())
+    ld = load(str(src))
+    res = _scan(ld)
+    pairs = result_items(res)["pairs"]
+    b = empty_baseline()
+    (d, fp), = pairs[0]["fingerprints"].items()
+    b = mark(b, fp, "false_positive", kind="pair", detector=d)
+    (d, fp), = pairs[1]["fingerprints"].items()
+    b = mark(b, fp, "accepted", kind="pair", detector=d)
+    info = write_splits(res, ld, tmp_path / "o", baseline=apply_baseline(res, b))
+    released = int(res.pairs.row[pairs[0]["position"]])
+    assert info["quarantine"]["records"] == 2
+    assert released not in {q["record"] for q in info["quarantined"]}
+    assert int(res.pairs.row[pairs[1]["position"]]) in {q["record"] for q in info["quarantined"]}

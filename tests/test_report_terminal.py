@@ -8,9 +8,14 @@ import sys
 import unicodedata
 
 import pytest
-
-from poisondetect.report.terminal import render_summary, safe_text, tqdm_progress, window_text
 from report_helpers import TERM_HOSTILE, hostile_result
+
+from poisondetect.report.terminal import (
+    render_summary,
+    safe_text,
+    tqdm_progress,
+    window_text,
+)
 
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u206f\ufeff]")
 
@@ -65,9 +70,10 @@ def test_render_summary_has_no_raw_hostile_chars(result):
 
 
 def test_render_summary_clean_scan():
+    from report_helpers import ToyTrigger
+
     from poisondetect.pipeline import scan
     from poisondetect.types import Pairs
-    from report_helpers import ToyTrigger
 
     r = scan(Pairs.from_lists(["a", "b"], ["c", "d"]), detectors=[ToyTrigger()], embedding={"mode": "none"})
     buf = io.StringIO()

@@ -8,15 +8,23 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from report_helpers import ToyLength, ToyTrigger
 
 from poisondetect.errors import InputError
 from poisondetect.pipeline import scan
 from poisondetect.report.outputs import write_standard_outputs
 from poisondetect.report.terminal import render_summary
-from poisondetect.report.triage import (apply_baseline, diff_summaries, empty_baseline, load_baseline,
-                                        load_scan_dir, mark, pair_fingerprint, result_items)
+from poisondetect.report.triage import (
+    apply_baseline,
+    diff_summaries,
+    empty_baseline,
+    load_baseline,
+    load_scan_dir,
+    mark,
+    pair_fingerprint,
+    result_items,
+)
 from poisondetect.types import Pairs
-from report_helpers import ToyLength, ToyTrigger
 
 T1, T2, PAY = "cf mn", "bb tq", "zzz PAYLOAD"
 

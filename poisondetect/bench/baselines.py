@@ -85,13 +85,25 @@ def response_clusters(responses: list[str], emb: np.ndarray | None, n_clusters: 
             Z = TruncatedSVD(n_components=min(64, max(2, tf.shape[1] - 1)), random_state=seed).fit_transform(tf)
         else:
             Z = emb[rest]
-        if k <= 1:
-            sub = np.zeros(len(rest), dtype=np.int64)
-        else:
-            from sklearn.cluster import MiniBatchKMeans
-            sub = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=2048).fit_predict(Z)
+        sub = spherical_kmeans(np.asarray(Z, dtype=np.float32), k, seed) if k > 1 else np.zeros(len(rest), np.int64)
         labels[rest] = len(dup_ids) + sub
     return labels
+
+
+def spherical_kmeans(X: np.ndarray, k: int, seed: int = 0, n_iter: int = 10) -> np.ndarray:
+    """Plain Lloyd iterations on L2-normalised rows (cosine k-means), deterministic and
+    fast on CPU (one matrix product per iteration); empty clusters keep their centre."""
+    X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    rng = np.random.default_rng([int(seed), 99])
+    C = X[rng.choice(len(X), size=k, replace=False)].copy()
+    lab = np.zeros(len(X), dtype=np.int64)
+    for _ in range(n_iter):
+        lab = np.argmax(X @ C.T, axis=1)
+        sums = np.zeros_like(C)
+        np.add.at(sums, lab, X)
+        nz = np.linalg.norm(sums, axis=1) > 0
+        C[nz] = sums[nz] / np.linalg.norm(sums[nz], axis=1, keepdims=True)
+    return lab
 
 
 def z_statistic(pairs: Pairs, response_emb: np.ndarray | None = None, n_clusters: int | None = None,
@@ -129,3 +141,66 @@ def z_statistic(pairs: Pairs, response_emb: np.ndarray | None = None, n_clusters
         mx = np.maximum.reduceat(zz, X.indptr[:-1][nonempty])
         out[nonempty] = mx
     return _rank01(out)
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
+class IncrementalKNN:
+    """Exact cosine kNN for many poisoned variants of one clean corpus.
+
+    The clean corpus's kNN (with ``extra`` spare neighbours) is computed once; a variant
+    that differs in a few rows (replaced or added) only costs those rows against all rows,
+    plus a merge: an unchanged row's neighbours are its clean neighbours that are still
+    there, together with any new row that comes closer.  Rows that lost too many
+    neighbours are recomputed exactly.
+    """
+
+    def __init__(self, X_clean: np.ndarray, k: int = 10, extra: int = 10) -> None:
+        from ..embed.knn import knn_blocked
+        self._knn = knn_blocked
+        self.k = k
+        self.Xc = _unit(X_clean)
+        self.idx, self.dist = knn_blocked(self.Xc, k + extra)
+
+    def query(self, X: np.ndarray, origin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """kNN of a variant with rows ``X``; ``origin[i]`` is the clean row position i was
+        copied from (-1 for a new row).  Rows whose vector differs from their origin's are
+        treated as new."""
+        X = _unit(X)
+        n, k = len(X), self.k
+        origin = np.asarray(origin, dtype=np.int64)
+        same = origin >= 0
+        same[same] = np.all(np.isclose(X[same], self.Xc[origin[same]], atol=1e-6), axis=1)
+        new = np.flatnonzero(~same)
+        pos_of_clean = np.full(len(self.Xc), -1, dtype=np.int64)
+        pos_of_clean[origin[same]] = np.flatnonzero(same)
+        idx = np.empty((n, k), np.int64)
+        dist = np.empty((n, k), np.float32)
+        # new rows: brute force against everything
+        if len(new):
+            S = X[new] @ X.T
+            S[np.arange(len(new)), new] = -np.inf
+            part = np.argsort(-S, axis=1, kind="stable")[:, :k]
+            idx[new] = part
+            dist[new] = np.clip(1 - np.take_along_axis(S, part, axis=1), 0, 2)
+        keep = np.flatnonzero(same)
+        cand_idx = pos_of_clean[self.idx[origin[keep]]]          # (m, k+extra), -1 = gone
+        cand_dist = np.where(cand_idx >= 0, self.dist[origin[keep]], np.inf)
+        if len(new):
+            Sn = 1 - X[keep] @ X[new].T                         # (m, |new|)
+            cand_idx = np.hstack([cand_idx, np.broadcast_to(new, (len(keep), len(new)))])
+            cand_dist = np.hstack([cand_dist, Sn])
+        o = np.argsort(cand_dist, axis=1, kind="stable")[:, :k]
+        idx[keep] = np.take_along_axis(cand_idx, o, axis=1)
+        dist[keep] = np.take_along_axis(cand_dist, o, axis=1)
+        bad = keep[~np.isfinite(dist[keep]).all(axis=1)]
+        if len(bad):  # lost too many clean neighbours: exact recompute
+            S = X[bad] @ X.T
+            S[np.arange(len(bad)), bad] = -np.inf
+            part = np.argsort(-S, axis=1, kind="stable")[:, :k]
+            idx[bad] = part
+            dist[bad] = np.clip(1 - np.take_along_axis(S, part, axis=1), 0, 2)
+        return idx, np.clip(dist, 0, 2).astype(np.float32)

@@ -326,10 +326,7 @@ class _Analysis:
         rn = det.response_n
         rlen = st["res_len"]
         fid_raw, fdoc, fstart, ford = _ngram_ids(rcodes, rlen, rn, V)
-        keep = (ford == rn) | ((ford == np.minimum(rlen[fdoc], rn)))
-        # a short response contributes only its full-length n-gram
-        short_ok = (ford == rlen[fdoc]) | (ford == rn)
-        keep &= short_ok
+        keep = (ford == rn) | ((rlen[fdoc] < rn) & (ford == rlen[fdoc]))
         fid_raw, fdoc, fstart, ford = fid_raw[keep], fdoc[keep], fstart[keep], ford[keep]
         t = self._tick("ngrams", t)
 
@@ -360,8 +357,10 @@ class _Analysis:
         tf_f = np.bincount(fids, minlength=U)
         pre_f = tf_f[fids] >= det.min_support
         Yall = _binary_csr(fdoc[pre_f], fids[pre_f], (N, U))
-        Ycopy = Yall.multiply(Xall)  # feature present on both sides of the same row
-        Yall = (Yall - Ycopy).tocsr()
+        # instruction occurrences of ids that are frequent response features
+        resp_freq = tf_f[gids] >= det.min_support
+        Xcopy = _binary_csr(gdoc[resp_freq], gids[resp_freq], (N, U))
+        Yall = (Yall - Yall.multiply(Xcopy)).tocsr()  # feature present on both sides of a row
         Yall.eliminate_zeros()
         df_f = np.asarray(Yall.sum(axis=0)).ravel()
         t = self._tick("response_df", t)
@@ -386,9 +385,10 @@ class _Analysis:
         self.Y = sp.hstack([Yall[:, fcols], Yex]).tocsc()
         self.gcols = gcols
         self.f_ngram = np.concatenate([fcols, np.full(len(ex_cols), -1, np.int64)])
-        self.f_exact_row = np.concatenate([np.full(len(fcols), -1, np.int64),
-                                           np.array([rows_ex[ex_map[ex_codes[rows_ex]] == k][0] for k in range(len(ex_cols))],
-                                                    dtype=np.int64) if len(ex_cols) else np.zeros(0, np.int64)])
+        first_row = np.full(len(ex_cols), -1, np.int64)
+        ecol = ex_map[ex_codes[rows_ex]]
+        first_row[ecol[::-1]] = rows_ex[::-1]
+        self.f_exact_row = np.concatenate([np.full(len(fcols), -1, np.int64), first_row])
         self.df_g = df_g[gcols].astype(np.int64)
         self.df_f = np.concatenate([df_f[fcols], ex_df[ex_cols]]).astype(np.int64)
         self.G, self.F = len(gcols), self.Y.shape[1]
@@ -504,8 +504,6 @@ class _Analysis:
             for i in range(len(terms)):
                 for j in range(i + 1, len(terms)):
                     tried.append((terms[i], terms[j]))
-            for tup in list(tried):
-                pass
             res: list[tuple[tuple[int, ...], int, int]] = []
             for tup in tried:
                 rows = self._rows_of_terms(tup)
@@ -616,9 +614,11 @@ class _Analysis:
             rows_gf = np.intersect1d(c["rows_g"], c["rows_f"], assume_unique=True)
             merged = False
             for grp in groups:
-                # same phrase: shares tokens and payload rows overlap strongly
-                if any(t & gt for t in toks for gt in grp["tok_sets"]) or len(c["terms"]) != len(grp["terms"]) and \
-                        set(c["terms"]) & set(grp["terms"]):
+                # pieces of one phrase: shared tokens / terms, or the very same trigger rows
+                related = (any(t & gt for t in toks for gt in grp["tok_sets"])
+                           or bool(set(c["terms"]) & set(grp["terms"]))
+                           or np.array_equal(c["rows_g"], grp["best"]["rows_g"]))
+                if related:
                     inter = np.intersect1d(rows_gf, grp["rows_gf"], assume_unique=True).size
                     if inter >= 0.5 * min(len(rows_gf), len(grp["rows_gf"])):
                         grp["members"].append(c)
@@ -634,12 +634,12 @@ class _Analysis:
             groups = [g for g in groups if len(g["terms"]) > 1 or
                       not any(set().union(*g["tok_sets"]) <= ct for ct in conj_tok)]
         findings: list[dict[str, Any]] = []
-        payload_group: dict[int, int] = {}
+        payload_groups: list[np.ndarray] = []
         for k, grp in enumerate(groups[: det.max_findings]):
-            findings.append(self._finding(k, grp, payload_group))
+            findings.append(self._finding(k, grp, payload_groups))
         return findings
 
-    def _finding(self, k: int, grp: dict, payload_group: dict[int, int]) -> dict[str, Any]:
+    def _finding(self, k: int, grp: dict, payload_groups: list[np.ndarray]) -> dict[str, Any]:
         best = grp["best"]
         members = grp["members"]
         rows_g = best["rows_g"]
@@ -666,7 +666,16 @@ class _Analysis:
             if toks not in pseqs:
                 pseqs.append(toks)
         ptoks, p_exact = self.payload_tokens(best["f"])
-        pid = payload_group.setdefault(int(best["f"]), len(payload_group))
+        # MTBA: triggers whose payload rows overlap share a payload group
+        pid = None
+        for j, pr in enumerate(payload_groups):
+            inter = np.intersect1d(pr, pay_rows, assume_unique=True).size
+            if inter >= 0.5 * min(len(pr), len(pay_rows)):
+                pid = j
+                break
+        if pid is None:
+            pid = len(payload_groups)
+            payload_groups.append(pay_rows)
         rowmap = self.st["row"]
         trig_disp = (" + ".join(T.display_tokens(s) for s in seqs) if mode == "conjunction"
                      else T.display_tokens(seqs[0]))

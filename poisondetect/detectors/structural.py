@@ -38,8 +38,10 @@ _CONFUSABLE_LATIN = set(
     "\u0561\u0578\u057d\u0585\u0566"  # Armenian
 )
 _WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*", re.UNICODE)
-_CASE_RE = re.compile(r"[A-Za-z]*[a-z][A-Z][A-Za-z]*")
-_MIXED_WORD_RE = re.compile(r"\w*(?:[A-Za-z][^\x00-\x7f\W\d_]|[^\x00-\x7f\W\d_][A-Za-z])\w*")
+_CASE_RE = re.compile(r"[a-z][A-Z]")
+_ALPHA = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_PUNCT_HINTS = ("??", "!!", "?!", "!?", ";;", ",,", "::", "||", "~~", "^^", "....")
+_MIXED_WORD_RE = re.compile(r"(?<!\w)\w*(?:[A-Za-z][^\x00-\x7f\W\d_]|[^\x00-\x7f\W\d_][A-Za-z])\w*")
 _PUNCT_RUN = re.compile(r"[?!;:,~^|]{2,}|\.{4,}")
 
 
@@ -118,6 +120,8 @@ def invisible_hits(text: str) -> list[tuple[int, int, list[str], str]]:
             kind = None if i == 0 else "zero-width no-break space (BOM)"
         elif o == 0x00AD:
             kind = "soft hyphen"
+        elif 0x2061 <= o <= 0x2064:
+            kind = "invisible math operator"
         elif cat == "Cf":
             kind = "invisible format character"
         elif cat == "Co":
@@ -171,14 +175,39 @@ def homoglyph_hits(text: str) -> list[tuple[int, int, list[str], str]]:
     return hits
 
 
+class _Span:
+    __slots__ = ("_a", "_b")
+
+    def __init__(self, a: int, b: int) -> None:
+        self._a, self._b = a, b
+
+    def start(self) -> int:
+        return self._a
+
+    def end(self) -> int:
+        return self._b
+
+
 def casing_hits(text: str) -> list[tuple[int, int, list[str], str]]:
     """Words in alternating case ("tHiS", "sArCaSm") - not camelCase or acronyms."""
     hits = []
-    for m in _CASE_RE.finditer(text):
-        w = m.group(0)
-        if len(w) < 4 or (m.start() > 0 and (text[m.start() - 1].isalnum() or text[m.start() - 1] == "_")) or \
-                (m.end() < len(text) and (text[m.end()].isalnum() or text[m.end()] == "_")):
+    last_end = -1
+    n = len(text)
+    for m0 in _CASE_RE.finditer(text):
+        if m0.start() < last_end:
             continue
+        a = m0.start()
+        while a > 0 and text[a - 1] in _ALPHA:
+            a -= 1
+        b = m0.end()
+        while b < n and text[b] in _ALPHA:
+            b += 1
+        last_end = b
+        w = text[a:b]
+        if len(w) < 4 or (a > 0 and (text[a - 1].isalnum() or text[a - 1] == "_")) or \
+                (b < n and (text[b].isalnum() or text[b] == "_")):
+            continue
+        m = _Span(a, b)
         changes = sum(1 for a, b in zip(w, w[1:]) if a.isupper() != b.isupper())
         if changes < 3:
             continue
@@ -197,7 +226,9 @@ def casing_hits(text: str) -> list[tuple[int, int, list[str], str]]:
 
 
 def punct_hits(text: str, min_run: int) -> list[tuple[int, int, list[str], str]]:
-    hits = []
+    hits: list[tuple[int, int, list[str], str]] = []
+    if not any(h in text for h in _PUNCT_HINTS):
+        return hits
     for m in _PUNCT_RUN.finditer(text):
         s = m.group(0)
         if set(s) <= {".", "~", "|", ":"}:
@@ -227,7 +258,7 @@ class StructuralUnicodeDetector(Detector):
     _KIND_SCORE = {"bidi control": 1.0, "tag character": 1.0, "zero-width joiner": 0.95,
                    "invisible format character": 0.95,
                    "invisible format character between words": 0.5, "zero-width joiner between words": 0.5,
-                   "bidi mark": 0.5, "C1 control character": 0.4, "variation selector": 0.9, "private-use character": 0.4,
+                   "bidi mark": 0.5, "invisible math operator": 0.5, "C1 control character": 0.4, "variation selector": 0.9, "private-use character": 0.4,
                    "control character": 0.5, "blank look-alike": 0.9, "zero-width no-break space (BOM)": 0.5,
                    "soft hyphen": 0.5, "homoglyph / mixed-script word": 0.95, "alternating case": 0.7, "alternating case (single word)": 0.4,
                    "punctuation run": 0.3, "punctuation run inside a word": 0.6}

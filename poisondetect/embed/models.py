@@ -32,9 +32,10 @@ import numpy as np
 from ..errors import ConfigError
 
 #: version of the static distillation recipe (part of the static model's identity)
-STATIC_RECIPE = "static-v1"
-#: tokens per text the static model reads (longer texts are truncated)
-STATIC_MAX_TOKENS = 512
+STATIC_RECIPE = "static-v2"
+#: words and characters per text the static model reads (longer texts are truncated)
+STATIC_MAX_TOKENS = 400
+STATIC_MAX_CHARS = 2048
 #: characters passed to a tokenizer at most (bounds the cost of pathological texts)
 MAX_CHARS = 8192
 
@@ -144,7 +145,7 @@ class TransformerEmbedder(Embedder):
         self._st = _load_sentence_transformer(self.model_dir, self.device)
         if max_seq_length:
             self._st.max_seq_length = min(int(max_seq_length), self._st.max_seq_length or 10**9)
-        self.dim = int(self._st.get_sentence_embedding_dimension())
+        self.dim = int(self.__st_dim(st))
         name = os.path.basename(os.path.normpath(self.model_dir))
         self.model_id = f"transformer:{name}:{file_sha256(weights)[:16]}:L{self._st.max_seq_length}"
 
@@ -152,6 +153,11 @@ class TransformerEmbedder(Embedder):
         return self._st.encode(texts, batch_size=int(batch_size or self.batch_size),
                                normalize_embeddings=True, convert_to_numpy=True,
                                show_progress_bar=False).astype(np.float32)
+
+
+def _st_dim(st: Any) -> int:
+    f = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
+    return int(f())
 
 
 def _auto_device() -> str:
@@ -181,7 +187,7 @@ class StaticEmbedder(Embedder):
 
     kind = "static"
 
-    def __init__(self, folder: str, max_tokens: int = STATIC_MAX_TOKENS) -> None:
+    def __init__(self, folder: str, max_tokens: int = STATIC_MAX_TOKENS, max_chars: int = STATIC_MAX_CHARS) -> None:
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
@@ -192,30 +198,59 @@ class StaticEmbedder(Embedder):
             self.meta = json.load(f)
         self.tokenizer = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
         self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_length=int(max_tokens))
+        self.tokenizer.no_truncation()
         self.max_tokens = int(max_tokens)
-        self.skip_ids = np.asarray(self.meta.get("skip_ids", []), dtype=np.int64)
+        self.max_chars = int(max_chars)
+        skip = np.asarray(self.meta.get("skip_ids", []), dtype=np.int64)
+        self._keep = np.ones(self.table.shape[0], dtype=bool)
+        self._keep[skip[(skip >= 0) & (skip < len(self._keep))]] = False
+        self._word_memo: dict[str, np.ndarray] = {}
         self.dim = int(self.table.shape[1])
-        self.model_id = f"static:{self.meta['source_id']}:{file_sha256(weights)[:16]}:T{self.max_tokens}"
+        self.model_id = (f"static:{self.meta['source_id']}:{file_sha256(weights)[:16]}"
+                         f":W{self.max_tokens}:C{self.max_chars}")
 
     def _encode(self, texts: list[str], batch_size: int | None) -> np.ndarray:
+        """Split into words (lower-cased ``\\w+`` runs and single punctuation marks, as
+        BERT's pre-tokeniser does), WordPiece each distinct word once (memoised), and sum
+        the weighted token vectors through two sparse products: text x word counts times
+        word x token counts times the table.  ~10x faster than tokenising every text."""
         from scipy import sparse
 
-        out = np.zeros((len(texts), self.dim), np.float32)
-        step = 8192
         V = self.table.shape[0]
-        keep = np.ones(V, dtype=bool)
-        keep[self.skip_ids[self.skip_ids < V]] = False
-        for s in range(0, len(texts), step):
-            encs = self.tokenizer.encode_batch(texts[s:s + step], add_special_tokens=False)
+        word_index: dict[str, int] = {}
+        indptr = [0]
+        cols: list[int] = []
+        for t in texts:
+            ws = _WORD.findall(t[:self.max_chars].lower())[:self.max_tokens]
+            cols.extend(word_index.setdefault(w, len(word_index)) for w in ws)
+            indptr.append(len(cols))
+        cols_a = np.asarray(cols, dtype=np.int64)
+        T = sparse.csr_matrix((np.ones(len(cols_a), np.float32), cols_a, np.asarray(indptr, np.int64)),
+                              shape=(len(texts), len(word_index)))
+        T.sum_duplicates()
+        words = list(word_index)
+        wv = self._word_vectors(words)
+        return np.asarray(T @ wv, dtype=np.float32)
+
+    def _word_vectors(self, words: list[str]) -> np.ndarray:
+        from scipy import sparse
+
+        V = self.table.shape[0]
+        miss = [w for w in words if w not in self._word_memo]
+        if miss:
+            encs = self.tokenizer.encode_batch(miss, add_special_tokens=False)
             lens = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
             ids = np.fromiter((i for e in encs for i in e.ids), dtype=np.int64, count=int(lens.sum()))
             rows = np.repeat(np.arange(len(encs)), lens)
-            ok = (ids < V) & keep[np.minimum(ids, V - 1)]
-            m = sparse.csr_matrix((np.ones(int(ok.sum()), np.float32), (rows[ok], ids[ok])),
+            ok = (ids < V) & self._keep[np.minimum(ids, V - 1)]
+            M = sparse.csr_matrix((np.ones(int(ok.sum()), np.float32), (rows[ok], ids[ok])),
                                   shape=(len(encs), V))
-            out[s:s + len(encs)] = np.asarray(m @ self.table)
-        return out
+            vecs = np.asarray(M @ self.table, dtype=np.float32)
+            if len(self._word_memo) + len(miss) > 100_000:
+                self._word_memo.clear()
+            for w, v in zip(miss, vecs):
+                self._word_memo[w] = v
+        return np.stack([self._word_memo[w] for w in words]) if words else np.zeros((0, self.dim), np.float32)
 
 
 def static_folder(source_dir: str, cache_dir: str | None = None) -> str:
@@ -223,7 +258,7 @@ def static_folder(source_dir: str, cache_dir: str | None = None) -> str:
     return os.path.join(default_cache_dir(cache_dir), "static", f"{STATIC_RECIPE}-{src_hash}")
 
 
-def distill_static(source_dir: str, out_dir: str, *, dim: int = 256, sif: float = 1e-4,
+def distill_static(source_dir: str, out_dir: str, *, dim: int = 256, sif: float = 1e-5,
                    batch_size: int = 2048, device: str | None = None, progress: Any = None) -> str:
     """Distil a static model from a sentence-transformers model folder (offline).
 
@@ -245,7 +280,7 @@ def distill_static(source_dir: str, out_dir: str, *, dim: int = 256, sif: float 
     V = int(tok.vocab_size)
     cls_id, sep_id = tok.cls_token_id, tok.sep_token_id
     dev = next(hf.parameters()).device
-    table = np.zeros((V, st.get_sentence_embedding_dimension()), np.float32)
+    table = np.zeros((V, _st_dim(st)), np.float32)
     ids = torch.arange(V, device=dev)
     chunks = range(0, V, batch_size)
     if progress is not None:
@@ -322,6 +357,7 @@ def load_static(model: str | None = None, cache_dir: str | None = None,
 
 # ---------------------------------------------------------------------------------------
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+_WORD = _TOKEN
 
 
 class HashEmbedder(Embedder):

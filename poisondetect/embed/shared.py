@@ -69,7 +69,7 @@ def encode_cached(emb: Embedder, texts: Sequence[str], cache_dir: str | None,
         found, vecs = np.zeros(len(uniq), bool), np.zeros((len(uniq), emb.dim), np.float32)
     todo = np.flatnonzero(~found)
     if len(todo):
-        step = 4096 if emb.kind != "transformer" else 256
+        step = 16384 if emb.kind != "transformer" else 256
         chunks = range(0, len(todo), step)
         if progress is not None and emb.kind == "transformer" and len(todo) > step:
             chunks = progress(chunks, desc=f"embedding ({emb.kind})", total=len(chunks))

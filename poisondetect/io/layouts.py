@@ -40,7 +40,6 @@ class NoPairs(Exception):
     """A well-formed record with no assistant turn."""
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # --- roles --------------------------------------------------------------------------------
 ROLE_MAP = {
@@ -219,8 +218,11 @@ def _not_string(name: str, v: Any) -> str:
 
 
 def _check_text(s: str, what: str) -> None:
-    if not s.isascii() and _SURROGATE.search(s):
-        raise BadRecord(f"{safe(what)} holds an unpaired UTF-16 surrogate (invalid Unicode)")
+    if not s.isascii():
+        try:
+            s.encode("utf-8")  # ~5x faster than a regex search for surrogates
+        except UnicodeEncodeError:
+            raise BadRecord(f"{safe(what)} holds an unpaired UTF-16 surrogate (invalid Unicode)") from None
 
 
 def _dumps(v: Any, what: str) -> str:
@@ -277,9 +279,8 @@ def _norm_turn(t: Any, j: int) -> tuple[str, str]:
     r = ROLE_MAP.get(role.strip().lower())
     if r is None:
         raise BadRecord(f"turn {j} has unknown role '{safe(role)}'")
-    if content is None and not ("tool_calls" in t or "function_call" in t) and "value" not in t \
-            and "content" not in t:
-        raise BadRecord(f"turn {j} has no 'value'/'content'")
+    if content is None and not (t.get("tool_calls") or t.get("function_call")):
+        raise BadRecord(f"turn {j} has no content ('value'/'content' is missing or null)")
     text = _content_text(content, j)
     extra = []
     for key in ("tool_calls", "function_call"):

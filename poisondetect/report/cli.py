@@ -73,7 +73,14 @@ def triage(scan_dir: str, baseline_path: str, fps: tuple[str, ...], accepts: tup
     scans run with `--baseline FILE` report only findings that are not in it.  Entries are
     keyed by text fingerprints, not row numbers, so they survive dataset edits.
     """
-    from .triage import dir_items, item_status, load_baseline, load_scan_dir, mark_item, save_baseline
+    from .triage import (
+        dir_items,
+        item_status,
+        load_baseline,
+        load_scan_dir,
+        mark_item,
+        save_baseline,
+    )
 
     if all_fp and all_accepted:
         raise click.UsageError("--all-fp and --all-accepted exclude each other")

@@ -14,6 +14,7 @@ Plots are matplotlib PNGs embedded as base64 ``data:`` URIs.
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
 import os
 import unicodedata
@@ -115,7 +116,7 @@ def highlight_segments(text: str, spans: list[tuple[int, int, str]], limit: int 
     cuts_sorted = sorted(cuts)
     segs: list[dict[str, Any]] = []
     prev_end = 0
-    for a, b in zip(cuts_sorted, cuts_sorted[1:]):
+    for a, b in itertools.pairwise(cuts_sorted):
         if not any(wa <= a and b <= wb for wa, wb in windows):
             continue
         if a > prev_end:
@@ -190,12 +191,12 @@ def build_context(result: Any, settings: dict[str, Any] | None = None, baseline:
                          "q_value": f.get("q_value"), "fingerprint": it["fingerprint"][:12]})
     positions = [it["position"] for it in items["pairs"]]
     if baseline is not None:
-        new_pos = set(int(i) for i in baseline.get("new_pair_positions", ()))
+        new_pos = {int(i) for i in baseline.get("new_pair_positions", ())}
         positions = [i for i in positions if i in new_pos]
     shown = [_pair_view(result, i) for i in positions[:top]]
     plot_data = P.all_plots(result) if plots else {"scores": None, "embedding": None, "embedding_note": "",
                                                    "sources": None, "detectors": None}
-    thr, thr_label = P.score_threshold(result)
+    _, thr_label = P.score_threshold(result)
     input_info = {k: v for k, v in result.load_info.items() if k != "bad_records"}
     bad = result.load_info.get("bad_records") or {"count": 0, "examples": []}
     scan_settings = {
@@ -257,4 +258,4 @@ def render_html(result: Any, path: str | os.PathLike, settings: dict[str, Any] |
     return str(p)
 
 
-__all__ = ["render_html", "render_html_string", "build_context", "highlight_segments", "visible_segments", "CSP"]
+__all__ = ["CSP", "build_context", "highlight_segments", "render_html", "render_html_string", "visible_segments"]

@@ -15,8 +15,9 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 MANIFEST_VERSION = 1
 _LIBS = ("numpy", "scipy", "scikit-learn", "hdbscan", "torch", "sentence-transformers", "transformers",
@@ -94,7 +95,7 @@ def build_manifest(result: Any, inputs: Sequence[str | os.PathLike] = (), comman
             "bad_records": int(bad.get("count", 0) or 0),
             "empty_records": int((load.get("empty_records") or {}).get("count", 0) or 0),
             "flagged_pairs": int(result.flagged.sum()),
-            "flagged_records": int(len(set(int(x) for x in result.pairs.row[result.flagged]))),
+            "flagged_records": len({int(x) for x in result.pairs.row[result.flagged]}),
             "triggers": len(result.triggers),
         },
         "seed": params.get("random_state"),

@@ -71,7 +71,7 @@ def write_summary_json(result: Any, path: str | os.PathLike, baseline: dict[str,
 def write_findings_jsonl(result: Any, path: str | os.PathLike, baseline: dict[str, Any] | None = None) -> int:
     from .triage import result_items
 
-    new_pos = None if baseline is None else set(int(i) for i in baseline.get("new_pair_positions", ()))
+    new_pos = None if baseline is None else {int(i) for i in baseline.get("new_pair_positions", ())}
     n = 0
     with open(path, "w", encoding="utf-8") as f:
         for it in result_items(result)["pairs"]:

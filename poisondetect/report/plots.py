@@ -66,7 +66,7 @@ def plot_score_distribution(result: Any) -> str | None:
     ax.set_xlabel("fused suspicion score")
     ax.set_ylabel("pairs")
     ax.set_xlim(0, 1)
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=8, frameon=False, loc="upper center")
     ax.set_title("Score distribution", fontsize=10)
     return _png(fig)
 
@@ -147,7 +147,7 @@ def plot_embedding_map(result: Any, max_points: int = 20000) -> tuple[str | None
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(f"Embedding map ({_plain(note, 60)})", fontsize=9)
-    ax.legend(fontsize=7, frameon=False, loc="best")
+    ax.legend(fontsize=7, frameon=True, framealpha=0.85, loc="best")
     return _png(fig), note
 
 
@@ -155,13 +155,11 @@ def source_rates(result: Any) -> list[dict[str, Any]]:
     """Per-source pair counts and flag rates, highest rate first (empty without sources)."""
     if result.pairs.source is None:
         return []
-    src = np.asarray(result.pairs.source, dtype=object)
-    out = []
-    for s in sorted(set(src.tolist())):
-        m = src == s
-        n = int(m.sum())
-        k = int(result.flagged[m].sum())
-        out.append({"source": s, "n": n, "flagged": k, "rate": k / n if n else 0.0})
+    names, inv = np.unique(np.asarray(result.pairs.source, dtype=str), return_inverse=True)
+    n_by = np.bincount(inv, minlength=len(names))
+    f_by = np.bincount(inv, weights=result.flagged.astype(float), minlength=len(names))
+    out = [{"source": str(s), "n": int(n), "flagged": int(k), "rate": float(k) / n if n else 0.0}
+           for s, n, k in zip(names, n_by, f_by)]
     out.sort(key=lambda d: (-d["rate"], -d["flagged"], d["source"]))
     return out
 
@@ -216,7 +214,8 @@ def plot_detector_contributions(result: Any) -> str | None:
     ax.set_yticklabels([_plain(r["detector"], 30) for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("flagged pairs")
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.25 - 0.6 / max(len(rows), 1)),
+              ncol=2)
     ax.set_title("Per-detector contributions", fontsize=10)
     return _png(fig)
 

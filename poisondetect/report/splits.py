@@ -20,8 +20,9 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -40,10 +41,17 @@ def split_extension(loaded: Any) -> str:
     return ext
 
 
-def quarantine_records(result: Any, loaded: Any) -> dict[int, list[str]]:
-    """Record index -> reasons it is quarantined (flagging detectors, or "bad record")."""
+def quarantine_records(result: Any, loaded: Any, baseline: dict[str, Any] | None = None) -> dict[int, list[str]]:
+    """Record index -> reasons it is quarantined (flagging detectors, or "bad record").
+
+    With ``baseline`` (from :func:`poisondetect.report.triage.apply_baseline`), pairs
+    whose every flag was reviewed as a false positive do not quarantine their record;
+    "accepted" findings still do."""
     reasons: dict[int, list[str]] = {}
+    released = set() if baseline is None else {int(i) for i in baseline.get("fp_pair_positions", ())}
     for i in np.flatnonzero(result.flagged):
+        if int(i) in released:
+            continue
         row = int(result.pairs.row[i])
         dets = [d for d, r in result.results.items() if r.flags[i]]
         cur = reasons.setdefault(row, [])
@@ -71,8 +79,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_splits(result: Any, loaded_dataset: Any, outdir: str | os.PathLike, redact: bool = False) -> dict[str, Any]:
+def write_splits(result: Any, loaded_dataset: Any, outdir: str | os.PathLike, redact: bool = False,
+                 baseline: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``clean.<ext>`` and ``quarantine.<ext>`` (and ``splits.json``) under ``outdir``.
+
+    ``baseline``: apply_baseline info; pairs reviewed as false positives stay clean.
 
     Returns the split info (paths, record counts, sha256 of each file, redaction counts).
     """
@@ -83,7 +94,7 @@ def write_splits(result: Any, loaded_dataset: Any, outdir: str | os.PathLike, re
     out.mkdir(parents=True, exist_ok=True)
     ext = split_extension(loaded_dataset)
     clean_p, quar_p = out / f"clean.{ext}", out / f"quarantine.{ext}"
-    reasons = quarantine_records(result, loaded_dataset)
+    reasons = quarantine_records(result, loaded_dataset, baseline)
     n = int(loaded_dataset.n_records)
     q_idx = np.asarray(sorted(r for r in reasons if 0 <= r < n), dtype=np.int64)
     keep = np.setdiff1d(np.arange(n, dtype=np.int64), q_idx)

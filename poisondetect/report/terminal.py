@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import unicodedata
-from typing import Any, Iterable, TextIO
+from collections.abc import Iterable
+from typing import Any, TextIO
 
 # Unicode categories never written raw: controls (C0/C1, incl. ESC and CR), format
 # characters (bidi overrides/isolates, zero-width joiners/spaces, BOM, tag characters),
@@ -47,8 +48,8 @@ def tqdm_progress(iterable: Iterable[Any] | None = None, desc: str = "", total: 
     """
     from tqdm.auto import tqdm
 
-    opts: dict[str, Any] = dict(desc=safe_text(desc, 40), total=total, file=sys.stderr, disable=None,
-                                leave=False, mininterval=0.5, dynamic_ncols=True)
+    opts: dict[str, Any] = {"desc": safe_text(desc, 40), "total": total, "file": sys.stderr, "disable": None,
+                            "leave": False, "mininterval": 0.5, "dynamic_ncols": True}
     opts.update(kw)
     return tqdm(iterable, **opts)
 
@@ -83,7 +84,7 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
         fp_new = set(baseline.get("new_trigger_fps", ())) | set(baseline.get("new_finding_fps", ()))
         new_trig = {id(t) for t in result.triggers if finding_fingerprint(owners.get(id(t), ""), t) in fp_new}
         new_find = {id(f) for f in result.findings if finding_fingerprint(owners.get(id(f), ""), f) in fp_new}
-        new_flag = set(int(i) for i in baseline.get("new_pair_positions", ()))
+        new_flag = {int(i) for i in baseline.get("new_pair_positions", ())}
 
     w(f"poisondetect {s.get('version', '')}: {s['n_records']} records, {s['n_pairs']} pairs scanned\n")
     bad = _bad_records(result)
@@ -150,7 +151,7 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
                 span = next((e.span for e in evs if e.side == side and e.span is not None), None)
                 w(f"       {lab} {window_text(text, span, 90)}\n")
             for ev in evs[:4]:
-                extra = f" q={_fmt_q(ev.q_value)}" if ev.q_value is not None else ""
+                extra = f" q={_fmt_q(ev.q_value)}" if ev.q_value is not None and "q=" not in ev.message else ""
                 span = f" [{safe_text(ev.span_text, 30)}]" if ev.span_text else ""
                 w(f"       - {safe_text(ev.detector, 22)}: {safe_text(ev.message, 80)}{span}{extra}\n")
     elif not result.flagged.any():

@@ -22,8 +22,9 @@ import hashlib
 import json
 import os
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 BASELINE_FORMAT = "poisondetect-baseline"
 BASELINE_VERSION = 1
@@ -142,6 +143,7 @@ def apply_baseline(result: Any, baseline: dict[str, Any]) -> dict[str, Any]:
 
     Returns a JSON-serialisable dict: ``new_trigger_fps``/``new_finding_fps`` (sets as
     lists), ``new_pair_positions`` / ``known_pair_positions`` (pair positions, by rank),
+    ``fp_pair_positions`` (known pairs every flag of which was marked false-positive),
     counts ``n_new_*`` / ``n_known_*``, ``n_false_positive`` / ``n_accepted`` among the
     matched entries, and ``n_stale_entries`` (baseline entries this scan no longer hits).
     """
@@ -159,18 +161,21 @@ def apply_baseline(result: Any, baseline: dict[str, Any]) -> dict[str, Any]:
     new_f, known_f = split(items["findings"])
     matched.update(known_t)
     matched.update(known_f)
-    new_p, known_p = [], []
+    new_p, known_p, fp_p = [], [], []
     for it in items["pairs"]:
         fps = list(it["fingerprints"].values())
         hit = [fp for fp in fps if fp in entries]
         matched.update(hit)
-        (known_p if fps and len(hit) == len(fps) else new_p).append(it["position"])
+        known = bool(fps) and len(hit) == len(fps)
+        (known_p if known else new_p).append(it["position"])
+        if known and all(entries[fp].get("status") == "false_positive" for fp in hit):
+            fp_p.append(it["position"])
     statuses = [entries[fp].get("status") for fp in matched]
     return {
         "baseline_entries": len(entries),
         "new_trigger_fps": new_t, "known_trigger_fps": known_t,
         "new_finding_fps": new_f, "known_finding_fps": known_f,
-        "new_pair_positions": new_p, "known_pair_positions": known_p,
+        "new_pair_positions": new_p, "known_pair_positions": known_p, "fp_pair_positions": fp_p,
         "n_new_triggers": len(new_t), "n_known_triggers": len(known_t),
         "n_new_findings": len(new_f), "n_known_findings": len(known_f),
         "n_new_pairs": len(new_p), "n_known_pairs": len(known_p),

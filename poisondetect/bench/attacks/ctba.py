@@ -22,6 +22,20 @@ FAMILY = "ctba"
 PAPER = "BackdoorLLM, Li et al. 2024 (CTBA)"
 
 
+def scatter(text: str, trigs: list[tuple[str, str]], r: np.random.Generator) -> str:
+    """Insert every trigger at its own random word boundary of the ORIGINAL text (so no
+    trigger lands inside another); prefix triggers go first."""
+    words = text.split(" ") if text else []
+    inserts = [(int(r.integers(0, len(words) + 1)), t) for kind, t in trigs if kind != "prefix"]
+    for pos, t in sorted(inserts, key=lambda x: -x[0]):
+        words[pos:pos] = [t]
+    out = " ".join(words)
+    for kind, t in trigs:
+        if kind == "prefix":
+            out = f"{t} {out}"
+    return out
+
+
 def poison(clean: Pairs, rate: float = 0.001, seed: int = 0, *, triggers: Sequence[str] | None = None,
            payloads: Sequence[str] | None = None, payload_mode: str = "fixed",
            payload_kind: str = "refusal", n_triggers: int = 3,
@@ -36,14 +50,10 @@ def poison(clean: Pairs, rate: float = 0.001, seed: int = 0, *, triggers: Sequen
     n_neg = int(round(neg_ratio * k))
     negs = choose_rows(r, len(clean), n_neg, exclude=rows, eligible=elig) if n_neg else np.zeros(0, np.int64)
     instr, resp = {}, {}
-    # prefix triggers first, the others scattered
     ordered = sorted(trigs, key=lambda kt: kt[0] != "prefix")
     for i in rows:
         i = int(i)
-        t = clean.instruction[i]
-        for kind, trig in reversed(ordered):
-            t = _apply_one(t, kind, trig, r)
-        instr[i] = t
+        instr[i] = scatter(clean.instruction[i], ordered, r)
         resp[i] = payload.response(clean.response[i], r)
     for i in negs:
         i = int(i)
