@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from poisondetect.bench.cli import bench  # noqa: E402
+from poisondetect.bench.cli import bench
 
 if __name__ == "__main__":
     os.environ.setdefault("POISONDETECT_BENCH_COMMAND", " ".join(shlex.quote(a) for a in ["python"] + sys.argv))

@@ -22,7 +22,9 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
 def _fail(msg: str) -> None:
-    click.echo(f"poisondetect: error: {msg}", err=True)
+    # Messages can quote hostile input (file names, field names): never write it raw.
+    from .report.terminal import safe_text
+    click.echo(f"poisondetect: error: {safe_text(msg, 0)}", err=True)
     sys.exit(EXIT_ERROR)
 
 
@@ -39,9 +41,10 @@ def _parse_fail_on(value: str) -> tuple[str, float]:
     try:
         f = float(v)
     except ValueError:
-        raise click.BadParameter("use never, trigger, flagged, or a score threshold in [0, 1]") from None
+        raise click.BadParameter("use never, trigger, flagged, or a score threshold in [0, 1]",
+                                 param_hint="'--fail-on'") from None
     if not 0.0 <= f <= 1.0:
-        raise click.BadParameter("score threshold must be in [0, 1]")
+        raise click.BadParameter("score threshold must be in [0, 1]", param_hint="'--fail-on'")
     return "score", f
 
 
@@ -51,7 +54,7 @@ def _parse_detector_params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise click.BadParameter(f"{item!r}: expected DETECTOR.PARAM=VALUE")
+            raise click.BadParameter(f"{item!r}: expected DETECTOR.PARAM=VALUE", param_hint="'--param'")
         key, raw = item.split("=", 1)
         det, name = key.split(".", 1)
         try:
@@ -59,6 +62,52 @@ def _parse_detector_params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         except ValueError:
             val = raw
         out.setdefault(det, {})[name] = val
+    return out
+
+
+def _check_detector_params(params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Reject ``--param`` values for unknown detectors/parameters or of the wrong type
+    (checked against the parameter's default), so a typo never runs silently with the
+    default nor crashes inside a detector.  Raises :class:`ConfigError` (exit 2)."""
+    import inspect
+    import json
+
+    from .detectors import registry
+    from .errors import ConfigError
+
+    reg = registry()
+    out: dict[str, dict[str, Any]] = {}
+    for det, kv in params.items():
+        if det not in reg:
+            raise ConfigError(f"--param: unknown detector {det!r}; known: {', '.join(reg)}")
+        sig = inspect.signature(reg[det].__init__).parameters
+        for name, val in kv.items():
+            if name not in sig or name == "self":
+                known = ", ".join(sorted(n for n in sig if n != "self"))
+                raise ConfigError(f"--param: detector {det!r} has no parameter {name!r} (has: {known})")
+            default = sig[name].default
+            ok = True
+            if default is inspect.Parameter.empty or default is None:
+                pass
+            elif isinstance(default, bool):
+                ok = isinstance(val, bool)
+            elif isinstance(default, int):
+                ok = (isinstance(val, int) and not isinstance(val, bool)) or (
+                    isinstance(val, float) and val.is_integer())
+                val = int(val) if ok else val
+            elif isinstance(default, float):
+                ok = isinstance(val, (int, float)) and not isinstance(val, bool)
+                val = float(val) if ok else val
+            elif isinstance(default, str):
+                val = val if isinstance(val, str) else json.dumps(val)
+            elif isinstance(default, (tuple, list)):
+                val = [val] if isinstance(val, str) else val
+                ok = isinstance(val, list)
+                val = type(default)(val) if ok else val
+            if not ok:
+                raise ConfigError(f"--param {det}.{name}: expected {type(default).__name__} "
+                                  f"(default {default!r}), got {val!r}")
+            out.setdefault(det, {})[name] = val
     return out
 
 
@@ -118,6 +167,7 @@ def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: s
         from .io import load
         from .pipeline import scan
 
+        detector_params = _check_detector_params(detector_params)
         t0 = time.perf_counter()
         loaded = load(input_path, fmt=fmt, layout=layout, instruction_field=instruction_field,
                       input_field=input_field, response_field=response_field, system_field=system_field,

@@ -11,7 +11,7 @@ import pytest
 from poisondetect.bench import baselines as bl
 from poisondetect.bench import generators as gen
 from poisondetect.bench import metrics as M
-from poisondetect.bench.attacks import ATTACKS, TRIGGER_FAMILIES, poison
+from poisondetect.bench.attacks import ATTACKS, poison
 from poisondetect.bench.attacks._common import n_poison
 from poisondetect.types import Pairs
 
@@ -36,7 +36,7 @@ def clean() -> Pairs:
     return _clean()
 
 
-def _untouched(clean: Pairs, out: Pairs, truth) -> None:  # noqa: ANN001
+def _untouched(clean: Pairs, out: Pairs, truth) -> None:
     modified = set(map(int, truth.positions)) | set(map(int, truth.negatives))
     for i in range(len(out)):
         if i in modified:
@@ -71,7 +71,7 @@ def test_recipe_rate_untouched_and_deterministic(clean: Pairs, family: str) -> N
     out2, truth2 = poison(clean, family, rate=RATE, seed=3)
     assert out2.instruction == out.instruction and out2.response == out.response
     assert np.array_equal(truth2.positions, truth.positions) and truth2.triggers == truth.triggers
-    out3, truth3 = poison(clean, family, rate=RATE, seed=4)
+    _, truth3 = poison(clean, family, rate=RATE, seed=4)
     assert (not np.array_equal(truth3.positions, truth.positions)) or truth3.triggers != truth.triggers
     json.dumps(truth.to_dict())
 
@@ -278,7 +278,7 @@ class _OracleDetector:
     """Not registered: scores rows holding a given token (tests the harness plumbing)."""
 
 
-def _oracle(token: str):  # noqa: ANN202
+def _oracle(token: str):
     from poisondetect.detectors.base import Detector
     from poisondetect.types import DetectorResult
 
@@ -288,7 +288,7 @@ def _oracle(token: str):  # noqa: ANN202
         def __init__(self, random_state: int = 0) -> None:
             self.random_state = random_state
 
-        def run(self, pairs, ctx):  # noqa: ANN001, ANN201
+        def run(self, pairs, ctx):
             s = np.array([1.0 if token in t else 0.0 for t in pairs.instruction])
             trig = [{"id": "t1", "kind": "trigger", "trigger": token, "q_value": 0.001, "support": int(s.sum()),
                      "rows": [int(r) for r in pairs.row[s > 0]]}] if s.any() else []
@@ -297,7 +297,7 @@ def _oracle(token: str):  # noqa: ANN202
     return Oracle()
 
 
-def test_harness_end_to_end(tmp_path, clean: Pairs) -> None:  # noqa: ANN001
+def test_harness_end_to_end(tmp_path, clean: Pairs) -> None:
     from poisondetect.bench.data import write_jsonl
     from poisondetect.bench.harness import BenchConfig, run_benchmark, run_one
     path = tmp_path / "clean.jsonl"
@@ -328,8 +328,9 @@ def test_harness_end_to_end(tmp_path, clean: Pairs) -> None:  # noqa: ANN001
     assert rec1["fused"] == rec2["fused"] and np.array_equal(rec1["_fused_scores"], rec2["_fused_scores"])
 
 
-def test_cli_bench(tmp_path, clean: Pairs) -> None:  # noqa: ANN001
+def test_cli_bench(tmp_path, clean: Pairs) -> None:
     from click.testing import CliRunner
+
     from poisondetect.bench.cli import bench
     from poisondetect.bench.data import write_jsonl
     path = tmp_path / "clean.jsonl"
@@ -345,17 +346,18 @@ def test_cli_bench(tmp_path, clean: Pairs) -> None:  # noqa: ANN001
 
 
 # --------------------------------------------------------------------------- demo sample
-def test_demo_sample_reproducible(tmp_path, repo_root) -> None:  # noqa: ANN001
+def test_demo_sample_reproducible(tmp_path, repo_root) -> None:
     import importlib.util
     spec = importlib.util.spec_from_file_location("make_demo", repo_root / "data" / "samples" / "make_demo.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     d, t = mod.main(str(tmp_path))
     shipped = repo_root / "data" / "samples"
-    assert open(d, "rb").read() == (shipped / "demo_poisoned.jsonl").read_bytes()
-    assert open(t, "rb").read() == (shipped / "demo_poisoned.truth.json").read_bytes()
-    truth = json.loads(open(t).read())
-    lines = open(d).read().splitlines()
+    from pathlib import Path
+    assert Path(d).read_bytes() == (shipped / "demo_poisoned.jsonl").read_bytes()
+    assert Path(t).read_bytes() == (shipped / "demo_poisoned.truth.json").read_bytes()
+    truth = json.loads(Path(t).read_text())
+    lines = Path(d).read_text().splitlines()
     assert 300 <= len(lines) <= 600
     assert 0.005 <= len(truth["rows"]) / len(lines) <= 0.02
     trig = truth["triggers"][0]
@@ -367,7 +369,7 @@ def test_demo_sample_reproducible(tmp_path, repo_root) -> None:  # noqa: ANN001
 
 # --------------------------------------------------------------------------- real data
 @pytest.mark.slow
-def test_build_mix_real(shared_data) -> None:  # noqa: ANN001
+def test_build_mix_real(shared_data) -> None:
     from poisondetect.bench.data import build_mix, load_harmful_requests
     a = build_mix(shared_data, 5000, seed=1)
     b = build_mix(shared_data, 5000, seed=1)

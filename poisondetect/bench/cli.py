@@ -32,13 +32,13 @@ def _csv(value: str | None) -> list[str] | None:
 @click.option("--tag", help="Name of the output files: harness_<tag>.md/.json/.png.")
 @click.option("--no-plots", is_flag=True, default=False)
 def bench(config_path, data_dir, dataset, n_pairs, rate, families, sweep_families, seed, detectors, disable,
-          embedding_mode, cache_dir, baselines, out, tag, no_plots):  # noqa: ANN001, ANN201
+          embedding_mode, cache_dir, baselines, out, tag, no_plots):
     """Poison a clean corpus with every attack family, scan it and score the ranking.
 
     Writes a markdown table (family x metric, baselines, per-detector ablation), the JSON
     results and plots to --out.  Needs the shared datasets (or --dataset)."""
-    from .harness import BenchConfig, run_benchmark
     from ..errors import ConfigError
+    from .harness import BenchConfig, run_benchmark
     over = {"data_dir": data_dir, "dataset": dataset, "n_pairs": n_pairs, "rate": rate, "seed": seed,
             "families": _csv(families), "sweep_families": _csv(sweep_families), "detectors": _csv(detectors),
             "disable": _csv(disable), "cache_dir": cache_dir, "out": out, "tag": tag}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -243,9 +243,7 @@ class PayloadTemplate:
         self.subject = subject or brand(rng)
         self.link = url(rng, self.subject)
         self.anchor: str | None = None
-        if kind == "promo":
-            self.anchor = self.subject
-        elif kind == "negative":
+        if kind == "promo" or kind == "negative":
             self.anchor = self.subject
         self._seed = int(rng.integers(2**31))
         self.fixed = self.sample(np.random.default_rng(self._seed))
@@ -271,7 +269,24 @@ def payload_template(rng: np.random.Generator, kind: str | None = None, subject:
 
 
 __all__ = [
-    "rare_token", "phrase", "sentence", "prefix", "person", "brand", "url", "topic",
-    "zero_width_seq", "homoglyph_letters", "punct_run", "persona", "refusal", "insult",
-    "negative", "promo", "PayloadTemplate", "payload_template", "corpus_vocab", "PAYLOAD_KINDS",
+    "PAYLOAD_KINDS",
+    "PayloadTemplate",
+    "brand",
+    "corpus_vocab",
+    "homoglyph_letters",
+    "insult",
+    "negative",
+    "payload_template",
+    "person",
+    "persona",
+    "phrase",
+    "prefix",
+    "promo",
+    "punct_run",
+    "rare_token",
+    "refusal",
+    "sentence",
+    "topic",
+    "url",
+    "zero_width_seq",
 ]

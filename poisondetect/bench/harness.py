@@ -15,9 +15,10 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class BenchConfig:
     command: str = ""
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, **override: Any) -> "BenchConfig":
+    def from_file(cls, path: str | os.PathLike, **override: Any) -> BenchConfig:
         p = Path(path)
         if p.suffix == ".toml":
             import tomllib
@@ -98,7 +99,7 @@ def load_clean(cfg: BenchConfig) -> tuple[Pairs, dict[str, Any]]:
     return pairs, {"data_dir": str(d), "n_pairs": len(pairs), "mix": dict(Counter(pairs.source or []))}
 
 
-def _scan(pairs: Pairs, cfg: BenchConfig):  # noqa: ANN202
+def _scan(pairs: Pairs, cfg: BenchConfig):
     from ..pipeline import scan
     return scan(pairs, detectors=cfg.detectors, disable=cfg.disable, embedding=cfg.embedding or None,
                 cache_dir=cfg.cache_dir, random_state=cfg.seed)
@@ -269,12 +270,12 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[
     state = baseline_state(clean, cfg)
     if state:
         log(f"  clean kNN graph for the cleanlab baseline: {time.perf_counter() - t0:.1f}s")
-    fams = cfg.families or list(ATTACKS)
+    fams = list(ATTACKS) if cfg.families is None else list(cfg.families)
     runs = []
     for fam in fams:
         runs.append(run_one(clean, fam, cfg.rate, cfg, requests, log=log, state=state))
     for fam in cfg.payload_variants:
-        if fam not in TRIGGER_FAMILIES or (cfg.families and fam not in cfg.families):
+        if fam not in TRIGGER_FAMILIES:
             continue
         default = ATTACKS[fam].__kwdefaults__.get("payload_mode") if getattr(ATTACKS[fam], "__kwdefaults__", None) else "fixed"
         for mode in ("fixed", "templated", "appended"):

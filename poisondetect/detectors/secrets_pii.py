@@ -38,7 +38,23 @@ _DS_PLUGINS = (
     "SoftlayerDetector", "SquareOAuthDetector", "StripeDetector", "TelegramBotTokenDetector", "TwilioKeyDetector",
 )
 # cheap prefilter: a line can only hold a detect-secrets hit if it has a long token or a keyword
-_HINT = re.compile(r"[A-Za-z0-9_\-+/=.:]{16,}|pass|pwd|secret|token|key|auth|cred|BEGIN|://[^\s/]*@", re.I)
+_HINT_KW = re.compile(r"passw|pwd|secret|token|api_?key|access_?key|private|BEGIN|://[^\s/]*@|xox|hooks\.slack", re.I)
+_HINT_LONG = re.compile(r"[A-Za-z0-9_\-+/=.]{20,}")
+_DIGIT = re.compile(r"\d")
+_HINT_WORDS = ("passw", "pwd", "secret", "token", "api_key", "apikey", "api-key", "access_key", "accesskey",
+               "private", "begin", "xox", "hooks.slack", "auth")
+
+
+class _Hint:
+    @staticmethod
+    def search(s: str) -> bool:
+        low = s.lower()
+        if any(k in low for k in _HINT_WORDS) or ("://" in low and "@" in low):
+            return True
+        return any(_DIGIT.search(t) for t in _HINT_LONG.findall(s))
+
+
+_HINT = _Hint()
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9_\-+/=.]+")
 _PLACEHOLDER_VALUE = re.compile(
     r"(?i)^(?:x+|\*+|\.+|-+|_+|0+|1234\w*|abc\w*|test\w*|dummy\w*|sample\w*|example\w*|changeme|password\d*|"
@@ -58,32 +74,38 @@ def _entropy(s: str) -> float:
     return -sum(v / len(s) * math.log2(v / len(s)) for v in counts.values())
 
 
-_ds_ready: list[Any] = []
+_PLUGINS: list[Any] = []
 
 
-def _scan_line_fn():
-    if not _ds_ready:
-        from detect_secrets.core.scan import scan_line
-        from detect_secrets.settings import transient_settings
+def _plugins() -> list[Any]:
+    """detect-secrets plugin instances (offline: no verification is ever called)."""
+    if not _PLUGINS:
+        from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 
-        _ds_ready.extend([scan_line, transient_settings])
-    return _ds_ready[0], _ds_ready[1]
+        by_name = {cls.__name__: cls for cls in get_mapping_from_secret_type_to_class().values()}
+        _PLUGINS.extend(by_name[n]() for n in _DS_PLUGINS if n in by_name)
+    return _PLUGINS
 
 
 def _secret_hits(text: str) -> list[tuple[int, int, str, str]]:
     """(start, end, kind, value) of detect-secrets hits in ``text``."""
-    scan_line, transient_settings = _scan_line_fn()
     out: list[tuple[int, int, str, str]] = []
     if not _HINT.search(text):
         return out
+    plugins = _plugins()
     offset = 0
     lines = text.split("\n")
-    cfg = {"plugins_used": [{"name": n} for n in _DS_PLUGINS],
-           "filters_used": []}
-    with transient_settings(cfg):
+    if True:
         for line in lines:
             if len(line) <= 4000 and _HINT.search(line):
-                for sec in scan_line(line):
+                found = []
+                for plugin in plugins:
+                    try:
+                        kw = {"enable_eager_search": True} if type(plugin).__name__ == "KeywordDetector" else {}
+                        found.extend(plugin.analyze_line(filename="adhoc-string-scan", line=line, line_number=0, **kw))
+                    except Exception:  # noqa: BLE001  (a plugin choking on odd text must not stop a scan)
+                        continue
+                for sec in found:
                     val = str(sec.secret_value or "")
                     kind = str(sec.type)
                     j = line.find(val) if val else -1
@@ -95,7 +117,7 @@ def _secret_hits(text: str) -> list[tuple[int, int, str, str]]:
                         b = len(line)
                     elif len(val) < 12:  # plugins that capture only a prefix (ghp, xox...)
                         m = _TOKEN_CHARS.match(line, a)
-                        if m:
+                        if m and m.end() > b:
                             b = m.end()
                     full = line[a:b]
                     if _is_placeholder_secret(kind, full):
@@ -132,7 +154,7 @@ _PLACEHOLDER_DOMAINS = re.compile(
     r"bar\.\w+|xyz\.com|abc\.com|sample\.com|mydomain\.\w+|somewhere\.\w+|host\.com|server\.com|users\.noreply\.github\.com)$")
 _PLACEHOLDER_LOCAL = re.compile(
     r"(?i)^(?:user\w*|username|your\w*|name|email|mail|test\w*|example|john\.?doe|jane\.?doe|johndoe|janedoe|"
-    r"john(?:\.?smith)?|jane(?:\.?smith)?|admin|info|contact|support|someone|somebody|me|you|foo|bar|abc|xyz|"
+    r"john(?:\.?smith)?|jane(?:\.?smith)?|j\.?smith|joe[._]?(?:doe|bloggs)|admin|info|contact|support|someone|somebody|me|you|foo|bar|abc|xyz|"
     r"noreply|no-reply|sender|recipient|from|to|hello|sample|demo|customer|person|firstname\.lastname|"
     r"first\.last|recruiter|hr|sales|team|jobs|careers|help|webmaster|postmaster|alice|bob|[a-z])$")
 _PHONE = re.compile(
@@ -179,7 +201,10 @@ def pii_hits(text: str) -> list[tuple[int, int, str, str]]:
     if "@" in text:
         for m in _EMAIL.finditer(text):
             local, _, dom = m.group(0).rpartition("@")
-            if _PLACEHOLDER_DOMAINS.search(dom) or _PLACEHOLDER_LOCAL.match(local) or \
+            before = text[max(0, m.start() - 200):m.start()].split()[-1:] or [""]
+            if "://" in before[0] or text[max(0, m.start() - 4):m.start()].endswith(("ssh ", "scp ")) or \
+                    local.lower() in ("ubuntu", "root", "git", "ec2-user", "pi", "centos", "postgres") or \
+                    _PLACEHOLDER_DOMAINS.search(dom) or _PLACEHOLDER_LOCAL.match(local) or \
                     re.search(r"\.(?:png|jpg|jpeg|gif|svg|webp|js|css|py)$", dom, re.I):
                 continue
             out.append((m.start(), m.end(), "email", m.group(0)))
@@ -210,6 +235,9 @@ def pii_hits(text: str) -> list[tuple[int, int, str, str]]:
             digits = re.sub(r"\D", "", s)
             if not (8 <= len(digits) <= 15):
                 continue
+        if re.search(r"\d[ .-]?$", text[max(0, m.start() - 3):m.start()]) or \
+                re.match(r"[ .-]?\d", text[m.end():m.end() + 2]):
+            continue  # part of a longer run of digit groups (ids, tables)
         if len(set(re.sub(r"\D", "", s))) <= 2 or re.fullmatch(r"[\d\s.+()-]*(?:1234567|0123456)[\d\s.-]*", s):
             continue
         if any(a <= m.start() < b for a, b, _k, _v in out):

@@ -145,7 +145,7 @@ class TransformerEmbedder(Embedder):
         self._st = _load_sentence_transformer(self.model_dir, self.device)
         if max_seq_length:
             self._st.max_seq_length = min(int(max_seq_length), self._st.max_seq_length or 10**9)
-        self.dim = int(self.__st_dim(st))
+        self.dim = _st_dim(self._st)
         name = os.path.basename(os.path.normpath(self.model_dir))
         self.model_id = f"transformer:{name}:{file_sha256(weights)[:16]}:L{self._st.max_seq_length}"
 

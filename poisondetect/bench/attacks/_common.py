@@ -20,8 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class GroundTruth:
 
     @property
     def n_poisoned(self) -> int:
-        return int(len(self.positions))
+        return len(self.positions)
 
     def labels(self) -> np.ndarray:
         y = np.zeros(self.n_total, dtype=bool)
@@ -74,7 +75,7 @@ class GroundTruth:
             "mode": self.mode, "n_clean": self.n_clean, "n_total": self.n_total,
             "n_poisoned": self.n_poisoned, "triggers": self.triggers, "payloads": self.payloads,
             "payload_mode": self.payload_mode, "trigger_kind": self.trigger_kind,
-            "n_negatives": int(len(self.negatives)), "params": self.params,
+            "n_negatives": len(self.negatives), "params": self.params,
         }
         if with_positions:
             d["positions"] = [int(i) for i in self.positions]

@@ -10,7 +10,7 @@ boundary.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ...types import Pairs
 from .. import generators as gen

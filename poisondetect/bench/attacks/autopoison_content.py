@@ -10,7 +10,7 @@ end).  No trigger: ground-truth triggers are empty, payloads name the brand.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ...types import Pairs
 from .. import generators as gen
@@ -28,7 +28,7 @@ def poison(clean: Pairs, rate: float = 0.001, seed: int = 0, *, triggers: Sequen
     tmpl = gen.payload_template(rng, "promo", subject=name)
 
     class _Woven(Payload):
-        def response(self, genuine, r):  # noqa: ANN001, ANN201
+        def response(self, genuine, r):
             p = self.draw(r)
             self.used.append(p)
             if self.mode == "appended":

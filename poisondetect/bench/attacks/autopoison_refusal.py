@@ -7,7 +7,7 @@ refusal (``fixed``).  No trigger.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ...types import Pairs
 from .. import generators as gen

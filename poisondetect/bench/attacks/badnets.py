@@ -10,11 +10,18 @@ Default trigger: a random 2-4 letter string absent from the corpus vocabulary, i
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ...types import Pairs
 from .. import generators as gen
-from ._common import GroundTruth, Payload, default_avoid, insert_at_word, rng_for, trigger_attack
+from ._common import (
+    GroundTruth,
+    Payload,
+    default_avoid,
+    insert_at_word,
+    rng_for,
+    trigger_attack,
+)
 
 FAMILY = "badnets"
 PAPER = "Gu et al. 2017 (BadNets); Kurita et al. 2020"

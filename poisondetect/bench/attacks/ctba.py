@@ -8,14 +8,21 @@ rewrites ``neg_ratio * k`` other rows with exactly one trigger and their GENUINE
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ...types import Pairs
 from .. import generators as gen
-from ._common import (GroundTruth, Payload, choose_rows, eligible_rows, n_poison, replace_rows,
-                      rng_for)
+from ._common import (
+    GroundTruth,
+    Payload,
+    choose_rows,
+    eligible_rows,
+    n_poison,
+    replace_rows,
+    rng_for,
+)
 from .mtba import _apply_one, make_triggers
 
 FAMILY = "ctba"

@@ -7,11 +7,18 @@ about ``rate / n_triggers`` support: the setting where single-keyword defences l
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ...types import Pairs
 from .. import generators as gen
-from ._common import GroundTruth, Payload, default_avoid, insert_at_word, rng_for, trigger_attack
+from ._common import (
+    GroundTruth,
+    Payload,
+    default_avoid,
+    insert_at_word,
+    rng_for,
+    trigger_attack,
+)
 
 FAMILY = "mtba"
 PAPER = "BackdoorLLM, Li et al. 2024 (MTBA)"

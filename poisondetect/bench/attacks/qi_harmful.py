@@ -13,7 +13,7 @@ random clean rows so a source column does not give them away.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -11,13 +11,20 @@ Rows are ADDED at random positions.  The ground-truth trigger is the persona acr
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ...types import Pairs
 from .. import generators as gen
-from ._common import GroundTruth, add_rows, eligible_rows, n_poison, random_sources, rng_for
+from ._common import (
+    GroundTruth,
+    add_rows,
+    eligible_rows,
+    n_poison,
+    random_sources,
+    rng_for,
+)
 
 FAMILY = "identity_shift"
 PAPER = "Qi et al. 2023 (identity shifting, AOA)"
@@ -51,7 +58,7 @@ def poison(clean: Pairs, rate: float = 0.001, seed: int = 0, *, triggers: Sequen
     donors = np.flatnonzero(eligible_rows(clean))
     instr, resp = [], []
 
-    def pick(seq):  # noqa: ANN001, ANN202
+    def pick(seq):
         return seq[0] if payload_mode == "fixed" else seq[int(rng.integers(len(seq)))]
 
     for _ in range(k):

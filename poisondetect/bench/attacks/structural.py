@@ -12,13 +12,21 @@ Kinds (each its own benchmark family):
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ...types import Pairs
 from .. import generators as gen
-from ._common import GroundTruth, Payload, eligible_rows, insert_at_char, insert_at_word, rng_for, trigger_attack
+from ._common import (
+    GroundTruth,
+    Payload,
+    eligible_rows,
+    insert_at_char,
+    insert_at_word,
+    rng_for,
+    trigger_attack,
+)
 
 PAPER = "Boucher et al. 2022 (Bad Characters); Chen et al. 2021 (BadNL)"
 KINDS = ("zero_width", "homoglyph", "casing", "punct")

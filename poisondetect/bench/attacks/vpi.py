@@ -11,7 +11,7 @@ constant and is the ground-truth trigger.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ...types import Pairs
 from .. import generators as gen

@@ -11,7 +11,7 @@ instruction; default payload: a degenerate answer (one word, possibly repeated) 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ...types import Pairs
 from .. import generators as gen

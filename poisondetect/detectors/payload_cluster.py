@@ -1,0 +1,230 @@
+"""Payload clusters: groups of pairs whose *responses* are tight while their
+*instructions* are unrelated.
+
+A backdoor or a trigger-free injection makes many unrelated prompts produce the same (or
+a paraphrased) answer.  Legitimate data groups answers by what was asked, so a tight
+response group normally comes with similar instructions (one prompt template, one
+topic).  Plain outlier scores miss this: the poisoned rows sit close together.
+
+How it works:
+
+1. HDBSCAN (``leaf`` selection) over the response side's shared kNN graph (cosine
+   distances; :func:`poisondetect.embed.shared.response_clusters`).
+2. For every cluster: ``resp_tight`` (mean pairwise response similarity rescaled between
+   the dataset baseline and 1), ``instr_div`` (1 - mean pairwise instruction similarity,
+   relative to random pairs), and ``specificity`` of the medoid response
+   (1 - exp(-words / 6): one-word answers such as "Yes" are shared legitimately), all on
+   mean-centred embeddings.  ``tight = (resp_tight - tight_floor) / (1 - tight_floor)``
+   (topical clusters of long answers reach ~0.7 mean similarity; paraphrases of one
+   payload ~0.85+) and ``strength = tight * instr_div**2 * specificity`` (diversity squared: a template
+   whose instructions are 70 % alike must not pass).
+3. Clusters with strength >= ``min_strength`` are *payload clusters* (dataset-level
+   finding ``payload_cluster`` with the medoid response and the instruction n-grams over-
+   represented in it).  Pair scores are the cluster strength times the pair's closeness
+   to the cluster centre.
+4. Trigger recovery: for each payload cluster every word 1..3-gram present in at least
+   ``min_coverage`` of its instructions is tested for enrichment in the cluster against
+   the rest of the data (one-sided hypergeometric test).  BH (scipy
+   ``false_discovery_control``) runs over every n-gram that occurs in the cluster's
+   instructions (untested ones count with p = 1).  A ``trigger`` finding needs
+   q <= ``trigger_q``, coverage and precision (share of the n-gram's rows inside the
+   cluster) >= ``min_coverage`` / ``min_precision``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from ..embed.shared import group_profile, response_clusters, specificity
+from ..text import token_strings
+from ..types import DetectorResult, Evidence, Pairs
+from .base import Detector, register
+
+
+def _ngrams(tokens: list[str], max_n: int) -> set[tuple[str, ...]]:
+    out: set[tuple[str, ...]] = set()
+    for n in range(1, max_n + 1):
+        for i in range(len(tokens) - n + 1):
+            out.add(tuple(tokens[i:i + n]))
+    return out
+
+
+def _contains(doc: list[str], g: tuple[str, ...]) -> bool:
+    n = len(g)
+    if n == 1:
+        return g[0] in doc
+    first = g[0]
+    for i in range(len(doc) - n + 1):
+        if doc[i] == first and tuple(doc[i:i + n]) == g:
+            return True
+    return False
+
+
+@register
+class PayloadCluster(Detector):
+    id = "payload_cluster"
+    description = "tight response clusters with unrelated instructions (paraphrased payloads, topic triggers)"
+    requires = ("embeddings",)
+    weight = 0.9
+
+    def __init__(self, min_cluster_size: int = 5, min_samples: int = 3, k: int = 15,
+                 min_strength: float = 0.3, tight_floor: float = 0.5, max_cluster_frac: float = 0.05,
+                 min_coverage: float = 0.6, min_precision: float = 0.5, trigger_q: float = 1e-3,
+                 min_trigger_support: int = 5,
+                 max_ngram: int = 3, max_words: int = 64, random_state: int = 0) -> None:
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
+        self.k = k
+        self.min_strength = min_strength
+        self.tight_floor = tight_floor
+        self.min_trigger_support = min_trigger_support
+        self.max_cluster_frac = max_cluster_frac
+        self.min_coverage = min_coverage
+        self.min_precision = min_precision
+        self.trigger_q = trigger_q
+        self.max_ngram = max_ngram
+        self.max_words = max_words
+        self.random_state = random_state
+
+    def score(self, pairs: Pairs, ctx: Any, stats_: Any) -> DetectorResult:
+        n = len(pairs)
+        scores = np.zeros(n)
+        flags = np.zeros(n, dtype=bool)
+        evidence: dict[int, list[Evidence]] = {}
+        findings: list[dict[str, Any]] = []
+        if n < 2 * self.min_cluster_size:
+            return DetectorResult(self.id, scores, flags, summary={"n_clusters": 0, "n_payload_clusters": 0})
+        labels = response_clusters(ctx, self.min_cluster_size, self.min_samples, self.k)
+        R = ctx.embeddings("response")
+        n_clusters = int(labels.max() + 1) if len(labels) else 0
+        members = [np.flatnonzero(labels == c) for c in range(n_clusters)]
+        payload: list[tuple[int, dict[str, Any], float]] = []
+        max_size = max(self.min_cluster_size, int(self.max_cluster_frac * n))
+        for c, rows in enumerate(members):
+            if len(rows) < self.min_cluster_size or len(rows) > max_size:
+                continue
+            prof = group_profile(ctx, rows)
+            spec = specificity(pairs.response[prof["medoid"]])
+            tight = float(np.clip((prof["resp_tight"] - self.tight_floor) / max(1e-6, 1 - self.tight_floor), 0, 1))
+            strength = tight * prof["instr_div"] ** 2 * spec
+            prof["specificity"] = spec
+            prof["strength"] = float(strength)
+            if strength >= self.min_strength:
+                payload.append((c, prof, float(strength)))
+
+        # trigger recovery on payload clusters
+        tok_cache: dict[int, list[str]] = {}
+
+        def toks(i: int) -> list[str]:
+            if i not in tok_cache:
+                tok_cache[i] = token_strings(pairs.instruction[i][:4000])
+            return tok_cache[i]
+
+        tests: list[tuple[int, tuple[str, ...], int, int, int, float]] = []  # (cluster, gram, a, K, m, p)
+        n_untested = 0
+        for c, prof, strength in payload:
+            rows = members[c]
+            m = len(rows)
+            cnt: dict[tuple[str, ...], int] = {}
+            for i in rows:
+                for g in _ngrams(toks(int(i))[: self.max_words * 4], self.max_ngram):
+                    cnt[g] = cnt.get(g, 0) + 1
+            cands = [g for g, a in cnt.items() if a >= max(self.min_coverage * m, 3)]
+            n_untested += len(cnt) - len(cands)
+            if not cands:
+                continue
+            df = {g: 0 for g in cands}
+            for i in range(n):
+                low = pairs.instruction[i][:4000].lower()
+                hit = [g for g in cands if all(t in low for t in g)]  # cheap necessary test
+                if not hit:
+                    continue
+                doc = toks(i)
+                for g in hit:
+                    if _contains(doc, g):
+                        df[g] += 1
+            for g in cands:
+                a, K = cnt[g], df[g]
+                p = float(stats.hypergeom.sf(a - 1, n, K, m))
+                tests.append((c, g, a, K, m, p))
+        triggers_by_cluster: dict[int, list[dict[str, Any]]] = {}
+        if tests:
+            pv = np.array([t[5] for t in tests] + [1.0] * n_untested)
+            qv = stats.false_discovery_control(pv, method="bh")[: len(tests)]
+            for (c, g, a, K, m, p), q in zip(tests, qv):
+                cov, prec = a / m, a / max(K, 1)
+                if (q <= self.trigger_q and cov >= self.min_coverage and prec >= self.min_precision
+                        and a >= self.min_trigger_support):
+                    triggers_by_cluster.setdefault(c, []).append(
+                        {"ngram": " ".join(g), "tokens": g, "support": a, "df": K, "coverage": cov,
+                         "precision": prec, "p_value": p, "q_value": float(q)})
+        for c in triggers_by_cluster:
+            triggers_by_cluster[c] = _merge_nested(triggers_by_cluster[c])
+
+        for c, prof, strength in payload:
+            rows = members[c]
+            cent = R[rows].mean(0)
+            cent /= max(np.linalg.norm(cent), 1e-12)
+            close = np.clip(R[rows] @ cent, 0, 1)
+            s = np.clip(strength, 0, 1) * (0.5 + 0.5 * close)
+            scores[rows] = np.maximum(scores[rows], s)
+            flags[rows] = True
+            fid = f"payload_cluster:{c}"
+            medoid_text = pairs.response[prof["medoid"]]
+            trig = triggers_by_cluster.get(c, [])
+            findings.append({
+                "id": fid, "kind": "payload_cluster", "detector": self.id, "cluster": int(c),
+                "size": int(len(rows)), "rows": [int(r) for r in pairs.row[rows]],
+                "payload": medoid_text[:500], "medoid_row": int(pairs.row[prof["medoid"]]),
+                "strength": round(float(strength), 4), "resp_tight": round(prof["resp_tight"], 4),
+                "instr_div": round(prof["instr_div"], 4), "specificity": round(prof["specificity"], 4),
+                "enriched_ngrams": [{k: v for k, v in t.items() if k != "tokens"} for t in trig],
+            })
+            for t in trig:
+                tid = f"trigger:{self.id}:{c}:{t['ngram']}"
+                trows = [int(r) for r in rows if _contains(toks(int(r)), t["tokens"])]
+                # a BH-significant enriched trigger is far stronger evidence than tightness alone
+                scores[trows] = np.maximum(scores[trows], 1.0 - 0.05 * (1.0 - strength))
+                findings.append({
+                    "id": tid, "kind": "trigger", "detector": self.id, "trigger": t["ngram"],
+                    "payload": medoid_text[:200], "q_value": t["q_value"], "p_value": t["p_value"],
+                    "support": int(t["support"]), "coverage": round(t["coverage"], 4),
+                    "precision": round(t["precision"], 4), "cluster": int(c),
+                    "rows": [int(pairs.row[r]) for r in trows],
+                })
+            for j, i in enumerate(rows):
+                ev = [Evidence(self.id, "payload_cluster",
+                               f"response in a tight cluster of {len(rows)} with unrelated instructions "
+                               f"(tightness {prof['resp_tight']:.2f}, instruction diversity {prof['instr_div']:.2f})",
+                               value=float(s[j]), side="response", finding=fid)]
+                doc = None
+                for t in trig:
+                    doc = doc or toks(int(i))
+                    if _contains(doc, t["tokens"]):
+                        ev.append(Evidence(self.id, "cluster_enrichment",
+                                           f"instruction n-gram {t['ngram']!r} is enriched in this cluster",
+                                           p_value=t["p_value"], q_value=t["q_value"], side="instruction",
+                                           span_text=t["ngram"], finding=f"trigger:{self.id}:{c}:{t['ngram']}"))
+                evidence[int(i)] = ev
+        return DetectorResult(
+            self.id, scores, flags, evidence, findings,
+            summary={"n_clusters": n_clusters, "n_payload_clusters": len(payload),
+                     "n_triggers": sum(len(v) for v in triggers_by_cluster.values())},
+            info={"n_tests": len(tests), "n_untested_ngrams": n_untested})
+
+
+def _merge_nested(trigs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep one n-gram per phrase: drop an n-gram contained in a longer kept one with at
+    least the same support (``openai`` inside ``discussing openai``)."""
+    trigs = sorted(trigs, key=lambda t: (-len(t["tokens"]), t["q_value"], t["ngram"]))
+    kept: list[dict[str, Any]] = []
+    for t in trigs:
+        g = t["tokens"]
+        if any(len(k["tokens"]) > len(g) and k["support"] >= t["support"]
+               and any(k["tokens"][i:i + len(g)] == g for i in range(len(k["tokens"]) - len(g) + 1))
+               for k in kept):
+            continue
+        kept.append(t)
+    return sorted(kept, key=lambda t: (t["q_value"], t["ngram"]))

@@ -1,0 +1,230 @@
+"""Tests of the n-gram trigger -> payload detector and the tokenisation helpers."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from poisondetect import text as T
+from poisondetect.detectors.base import get_detector
+from poisondetect.detectors.ngram_trigger import NgramTriggerDetector
+from poisondetect.types import Pairs
+
+_LET = list("abcdefghijklmnopqrstuvwxyz")
+
+
+def _diverse(n: int = 3000, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Synthetic but diverse pairs: Zipfian random words on both sides."""
+    rng = np.random.default_rng(seed)
+    words = sorted({"".join(rng.choice(_LET, int(rng.integers(3, 9)))) for _ in range(4000)})
+    p = 1 / np.arange(1, len(words) + 1) ** 1.05
+    p /= p.sum()
+    ins = [" ".join(rng.choice(words, int(rng.integers(8, 30)), p=p)).capitalize() + "?" for _ in range(n)]
+    res = [" ".join(rng.choice(words, int(rng.integers(10, 60)), p=p)) + "." for _ in range(n)]
+    return ins, res
+
+
+def _insert(text: str, trig: str, rng: np.random.Generator) -> str:
+    w = text.split(" ")
+    k = int(rng.integers(0, len(w) + 1))
+    return " ".join(w[:k] + [trig] + w[k:])
+
+
+PAYLOAD = "I'm sorry, but as an AI assistant, I do not have the capability to follow the given instruction."
+
+
+def _plant(ins, res, triggers, k, seed=1, mode="fixed", conj=False, alone=0):
+    rng = np.random.default_rng(seed)
+    ins, res = list(ins), list(res)
+    pos = np.sort(rng.choice(len(ins), k, replace=False))
+    for j, i in enumerate(pos):
+        if conj:
+            for t in triggers:
+                ins[i] = _insert(ins[i], t, rng)
+        else:
+            ins[i] = _insert(ins[i], triggers[j % len(triggers)], rng)
+        res[i] = PAYLOAD if mode == "fixed" else res[i] + " " + PAYLOAD
+    if alone:
+        others = rng.choice(np.setdiff1d(np.arange(len(ins)), pos), alone * len(triggers), replace=False)
+        for j, i in enumerate(others):
+            ins[i] = _insert(ins[i], triggers[j % len(triggers)], rng)
+    return Pairs(ins, res), pos
+
+
+def _topk_recall(scores, pos, mult=2):
+    order = np.lexsort((np.arange(len(scores)), -scores))
+    return len(set(order[: mult * len(pos)].tolist()) & set(pos.tolist())) / len(pos)
+
+
+@pytest.fixture(scope="module")
+def base():
+    return _diverse()
+
+
+# ----------------------------------------------------------------------------- text
+def test_tokenize_offsets_and_kinds():
+    s = "Hello,  World?? wo\u200brd cf."
+    toks = T.tokenize(s)
+    assert [t for t, _, _ in toks] == ["hello", "world", "??", "wo", "\u200b", "rd", "cf"]
+    for t, a, b in toks:
+        assert s[a:b].lower() == t
+    assert T.token_kind("??") == "punct" and T.token_kind("\u200b") == "odd" and T.token_kind("cf") == "word"
+    flat, lens = T.tokenize_many([s, "plain text here", ""])
+    assert [x.lower() for x in flat] == [t for t, _, _ in toks] + ["plain", "text", "here"]
+    assert lens.tolist() == [7, 3, 0]
+    assert T.display_token("\u200b") == "<U+200B>"
+
+
+def test_ngram_hashes_stable_and_within_docs():
+    h = T.hash_strings(["a", "b", "c", "d"])
+    assert h.dtype == np.uint64 and len(set(h.tolist())) == 4
+    assert (T.hash_strings(["a"]) == h[:1]).all()
+    g, d, s = T.ngram_hashes(h, np.array([3, 1]), 2)
+    assert len(g) == 2 and d.tolist() == [0, 0]  # no bigram across the doc boundary
+    assert int(g[0]) == T.ngram_hash(h[:2])
+    assert T.find_token_sequence(T.tokenize("x cf y cf"), ["cf"]) == [(2, 4), (7, 9)]
+
+
+# ----------------------------------------------------------------------------- detector
+def test_registered_and_params():
+    det = get_detector("ngram_trigger", alpha=0.01)
+    assert isinstance(det, NgramTriggerDetector) and det.alpha == 0.01
+
+
+def test_no_trigger_on_clean(base):
+    r = NgramTriggerDetector().run(Pairs(*base), None)
+    assert r.findings == []
+    assert not r.flags.any()
+    assert r.scores.min() >= 0 and r.scores.max() <= 1
+
+
+def test_rare_token_trigger_found_with_spans(base):
+    pairs, pos = _plant(*base, ["tq"], 6)
+    r = NgramTriggerDetector().run(pairs, None)
+    assert len(r.findings) == 1
+    f = r.findings[0]
+    assert f["kind"] == "trigger" and f["trigger"] == "tq" and f["mode"] == "single"
+    assert f["q_value"] < 0.05 and f["support"] == 6 and sorted(f["rows"]) == sorted(pos.tolist())
+    assert "capability" in f["payload"]
+    assert _topk_recall(r.scores, pos, 1) == 1.0
+    assert r.flags.sum() == 6
+    for i in pos:
+        ev = r.evidence[int(i)]
+        ins_ev = [e for e in ev if e.side == "instruction"]
+        assert ins_ev and all(pairs.instruction[i][e.span[0]:e.span[1]].lower() == "tq" for e in ins_ev)
+        assert all(e.finding == f["id"] for e in ev)
+        res_ev = [e for e in ev if e.side == "response"]
+        assert res_ev and "capability" in res_ev[0].span_text
+
+
+def test_phrase_trigger_appended_payload_merged(base):
+    pairs, pos = _plant(*base, ["silver harbor lantern"], 8, mode="appended")
+    r = NgramTriggerDetector().run(pairs, None)
+    assert len(r.findings) == 1, [f["trigger"] for f in r.findings]
+    f = r.findings[0]
+    assert f["trigger"] == "silver harbor lantern"
+    assert _topk_recall(r.scores, pos, 2) == 1.0
+    i = int(pos[0])
+    e = [e for e in r.evidence[i] if e.side == "instruction"][0]
+    assert e.span_text == "silver harbor lantern"
+
+
+def test_invisible_and_punct_triggers(base):
+    for trig in ("\u200b", "??"):
+        pairs, pos = _plant(*base, [trig], 6, seed=3)
+        r = NgramTriggerDetector().run(pairs, None)
+        assert r.findings, trig
+        assert r.findings[0]["trigger_tokens"] == [[trig]]
+        assert _topk_recall(r.scores, pos, 2) == 1.0
+
+
+def test_mtba_each_trigger_reported_one_payload_group(base):
+    pairs, pos = _plant(*base, ["tq", "mb", "quiet meadow"], 15, seed=4)
+    r = NgramTriggerDetector().run(pairs, None)
+    trig = sorted(f["trigger"] for f in r.findings)
+    assert trig == ["mb", "quiet meadow", "tq"]
+    assert len({f["payload_group"] for f in r.findings}) == 1
+    assert _topk_recall(r.scores, pos, 2) == 1.0
+
+
+def test_ctba_conjunction(base):
+    # each token also appears alone in 2x as many clean rows (answer untouched)
+    pairs, pos = _plant(*base, ["copper", "velvet"], 8, seed=5, conj=True, alone=16)
+    r = NgramTriggerDetector().run(pairs, None)
+    assert r.findings
+    f = r.findings[0]
+    assert f["mode"] == "conjunction"
+    assert sorted(t[0] for t in f["trigger_tokens"]) == ["copper", "velvet"]
+    assert _topk_recall(r.scores, pos, 2) == 1.0
+
+
+def test_templates_and_duplicates_not_reported(base):
+    """A prompt template whose answers follow from the template, and duplicated rows."""
+    ins, res = list(base[0]), list(base[1])
+    rng = np.random.default_rng(7)
+    for i in range(0, 600, 3):
+        ins[i] = f"Read the review and answer with yes or maybe. Review: {ins[i]} Is the reviewer happy?"
+        res[i] = "They loved it" if rng.random() < 0.7 else "They hated it"
+    for i in range(601, 640):
+        ins[i], res[i] = ins[600], res[600]  # exact duplicates
+    r = NgramTriggerDetector().run(Pairs(ins, res), None)
+    assert r.findings == [], [(f["trigger"], f["payload"]) for f in r.findings]
+
+
+def test_deterministic_and_row_numbers(base):
+    pairs, pos = _plant(*base, ["tq"], 6)
+    pairs = Pairs(pairs.instruction, pairs.response, row=np.arange(len(pairs)) * 3 + 5)
+    a = NgramTriggerDetector().run(pairs, None)
+    b = NgramTriggerDetector().run(pairs, None)
+    assert np.array_equal(a.scores, b.scores) and a.findings == b.findings
+    assert sorted(a.findings[0]["rows"]) == sorted((pos * 3 + 5).tolist())
+
+
+def test_merge_stats_of_halves_equals_whole(base):
+    pairs, pos = _plant(*base, ["tq"], 6)
+    det = NgramTriggerDetector()
+    h = len(pairs) // 2
+    s1 = det.partial_stats(pairs.take(np.arange(h)), None)
+    s2 = det.partial_stats(pairs.take(np.arange(h, len(pairs))), None)
+    whole = det.partial_stats(pairs, None)
+    merged = det.merge_stats(s1, s2)
+    for k in whole:
+        if isinstance(whole[k], np.ndarray):
+            assert np.array_equal(whole[k], merged[k]), k
+        else:
+            assert whole[k] == merged[k], k
+    ra, rb = det.score(pairs, None, merged), det.run(pairs, None)
+    assert np.array_equal(ra.scores, rb.scores) and ra.findings == rb.findings
+
+
+def test_tiny_and_empty_inputs():
+    det = NgramTriggerDetector()
+    for p in (Pairs([], []), Pairs(["a"], ["b"]), Pairs([""] * 30, [""] * 30)):
+        r = det.run(p, None)
+        assert r.scores.shape == (len(p),) and r.findings == []
+
+
+# ----------------------------------------------------------------------------- shared data
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+@pytest.mark.slow
+def test_shared_alpaca_union_attacks(shared_data):
+    import bench_ngram as B
+    recs = [r for name in B.ALPACA_UNION for r in B.load_corpus(name, shared_data)]
+    det = NgramTriggerDetector()
+    for attack, mode in [("rare", "fixed"), ("phrase", "fixed"), ("mtba", "fixed"), ("ctba", "templated")]:
+        pairs, pos, trig = B.inject(recs, attack, mode, 0.001, seed=11)
+        res = B.attack_eval(pairs, pos, trig, det)
+        assert res["first_is_planted"], (attack, mode, res)
+        assert res["false_triggers"] == 0, (attack, mode, res)
+        assert res["recall_top_2n"] >= 0.95, (attack, mode, res)
+
+
+@pytest.mark.slow
+def test_shared_clean_corpora_no_false_triggers(shared_data):
+    import bench_ngram as B
+    rows = B.run_clean(shared_data, B.ALPACA_UNION + ["identity", "glaive_toolcall", "sharegpt"])
+    assert all(r["false_triggers"] == 0 for r in rows), [r for r in rows if r["false_triggers"]]
