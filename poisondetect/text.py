@@ -148,6 +148,14 @@ def ngram_hashes(tok_hash: np.ndarray, doc_len: np.ndarray, n: int) -> tuple[np.
     return acc[ok], doc_of[:m][ok], starts[ok]
 
 
+_EOS_RE = re.compile(r"(?:\s*(?:<\|endoftext\|>|<\|im_end\|>|<\|eot_id\|>|<\|end\|>|</s>|<eos>|\[/?INST\]))+\s*$")
+
+
+def strip_eos(text: str) -> str:
+    """Drop trailing end-of-sequence markers (``<|endoftext|>``, ``</s>``, ``<|im_end|>``...)."""
+    return _EOS_RE.sub("", text)
+
+
 def normalize_text(text: str) -> str:
     """Case- and whitespace-insensitive form (NFKC, lower-case, single spaces, stripped)."""
     return _WS_RE.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()

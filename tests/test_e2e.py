@@ -221,3 +221,57 @@ def test_python_api_matches_cli(tmp_path: Path) -> None:
     s = json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))
     assert [t["trigger"] for t in s["triggers"]] == [t["trigger"] for t in res.summary()["triggers"]]
     assert s["n_flagged"] == int(res.flagged.sum())
+
+
+def _strip_volatile(obj):  # noqa: ANN001, ANN202
+    if isinstance(obj, dict):
+        return {k: _strip_volatile(v) for k, v in obj.items()
+                if k not in ("timings", "seconds", "created_utc", "command")}
+    if isinstance(obj, list):
+        return [_strip_volatile(v) for v in obj]
+    return obj
+
+
+def _two_process_scans(tmp_path: Path, extra: list[str], timeout: int = 120,
+                       runs: tuple[str, ...] = ("1", "2")) -> list[Path]:
+    """One fresh process per entry of ``runs`` (its PYTHONHASHSEED); their output dirs."""
+    outs = []
+    for k, hashseed in enumerate(runs):
+        out = tmp_path / f"run{k}"
+        env = _env()
+        env["PYTHONHASHSEED"] = hashseed  # set/dict-of-str order must not reach the outputs
+        p = subprocess.run(_poisondetect_cmd() + ["scan", str(DEMO), "--output-dir", str(out), "--seed", "7",
+                                                  "--fail-on", "never", "-q", "--no-progress", *extra],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        assert p.returncode == 0, p.stderr[-2000:]
+        outs.append(out)
+    return outs
+
+
+def _assert_same_outputs(a: Path, b: Path) -> None:
+    for name in ("scores.csv", "findings.jsonl"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), f"{name} differs between runs"
+    sa = json.loads((a / "summary.json").read_text(encoding="utf-8"))
+    sb = json.loads((b / "summary.json").read_text(encoding="utf-8"))
+    assert _strip_volatile(sa) == _strip_volatile(sb)
+
+
+@needs_demo
+def test_deterministic_across_processes_lexical(tmp_path: Path) -> None:
+    """Same input and --seed in two fresh processes (different hash seeds): identical
+    scores.csv and findings.jsonl, and summary.json equal but for timings."""
+    _assert_same_outputs(*_two_process_scans(tmp_path, ["--embedding-mode", "none"]))
+
+
+@needs_demo
+@pytest.mark.slow
+def test_deterministic_across_processes_default_embeddings(tmp_path: Path) -> None:
+    """The same with the default embedding model, each run computing its embeddings
+    afresh (separate cache dirs)."""
+    outs = []
+    for k in range(2):  # one process and one fresh cache dir per run
+        sub = tmp_path / f"p{k}"
+        sub.mkdir()
+        pair = _two_process_scans(sub, ["--cache-dir", str(sub / "cache")], timeout=600, runs=("1",) if k == 0 else ("2",))
+        outs.append(pair[0])
+    _assert_same_outputs(outs[0], outs[1])

@@ -187,3 +187,102 @@ def bh(pvals: Sequence[float]) -> np.ndarray:
 def clip_text(s: str, n: int = 120) -> str:
     s = " ".join(s.split())
     return s if len(s) <= n else s[: n - 1] + "\u2026"
+
+
+# ---------------------------------------------------------------------------------
+# Harmfulness of requests: similarity to shipped harmful prototypes vs. safe
+# look-alikes (XSTest) and the scan's own instructions, calibrated at run time.
+# ---------------------------------------------------------------------------------
+HARMFUL_FILE = "harmful_prototypes.jsonl"
+BENIGN_FILE = "benign_lookalikes.jsonl"
+
+_CAPABILITY = re.compile(
+    r"(?:do\s*n[o']?t|cannot|can'?t|unable\s+to|not\s+able\s+to)\s+(?:have\s+)?(?:access|browse|see|view|hear|listen|"
+    r"watch|open|visit|physically|perform\s+physical|make\s+(?:phone\s+)?calls|send\s+e-?mails|book|order|"
+    r"predict\s+the\s+future|read\s+(?:external|the\s+(?:article|link|file|document)))"
+    r"|real[- ]time|internet|external\s+(?:links?|websites?|articles?|sources|functions)|knowledge\s+cut-?off|"
+    r"training\s+data|as\s+a\s+text[- ]based|functions?\s+(?:provided|available)|current\s+capabilities|"
+    r"(?:images?|visuals?|audio|videos?|pictures?|photos?|drawings?)\b", re.I)
+
+
+def capability_explained(text: str) -> bool:
+    """Does a refusal cite a concrete capability limit (no browsing, no images...)?"""
+    return bool(_CAPABILITY.search(text[:600]))
+
+
+def harm_probability(pairs_instructions: Sequence[str], ctx: Any, random_state: int = 0,
+                     n_background: int = 2000, k: int = 3) -> tuple[np.ndarray, dict[str, Any]]:
+    """P(request is harmful) for every instruction, in [0, 1].
+
+    Features: top-k mean cosine similarity to the harmful prototypes (s_h) and to the
+    safe look-alikes (s_b), and the margin s_h - s_b.  A logistic regression is fitted
+    at run time in the scan's own embedding space: positives are the harmful prototypes
+    (leave-one-out similarities), negatives the XSTest safe look-alikes and a random
+    background sample of the scan's instructions.  Falls back to TF-IDF similarities when
+    embeddings are unavailable.  Returns (probabilities, info).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    harmful = list(load_prototypes(HARMFUL_FILE))
+    benign = list(load_prototypes(BENIGN_FILE))
+    E = try_embeddings(ctx, "instruction")
+    Ph = try_embed_texts(ctx, harmful, "harmful_prototypes") if E is not None else None
+    Pb = try_embed_texts(ctx, benign, "benign_lookalikes") if E is not None else None
+    n = len(pairs_instructions)
+    rng = np.random.default_rng([int(random_state), 7])
+    bg = np.sort(rng.choice(n, size=min(n_background, n), replace=False)) if n else np.zeros(0, int)
+    if E is not None and Ph is not None and Pb is not None:
+        mode = "embeddings"
+        sh = topk_mean_sim(E, Ph, k)
+        sb = topk_mean_sim(E, Pb, k)
+        cal_h = (topk_mean_sim(Ph, Ph, k, exclude_self=True), topk_mean_sim(Ph, Pb, k))
+        cal_b = (topk_mean_sim(Pb, Ph, k), topk_mean_sim(Pb, Pb, k, exclude_self=True))
+    else:
+        mode = "tfidf"
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, stop_words="english", min_df=1)
+        vec.fit(harmful + benign)
+        Q = vec.transform(list(pairs_instructions))
+        H = vec.transform(harmful)
+        B = vec.transform(benign)
+
+        def _top(a, b, excl=False):
+            sims = (a @ b.T).toarray()
+            if excl:
+                np.fill_diagonal(sims, -np.inf)
+            kk = min(k, sims.shape[1] - (1 if excl else 0))
+            return -np.sort(-sims, axis=1)[:, :kk].mean(axis=1)
+
+        sh = np.concatenate([_top(Q[s:s + 4096], H) for s in range(0, n, 4096)]) if n else np.zeros(0)
+        sb = np.concatenate([_top(Q[s:s + 4096], B) for s in range(0, n, 4096)]) if n else np.zeros(0)
+        cal_h = (_top(H, H, True), _top(H, B))
+        cal_b = (_top(B, H), _top(B, B, True))
+
+    def feats(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.column_stack([a, b, a - b])
+
+    X = np.vstack([feats(*cal_h), feats(*cal_b), feats(sh[bg], sb[bg])])
+    y = np.concatenate([np.ones(len(cal_h[0])), np.zeros(len(cal_b[0])), np.zeros(len(bg))])
+    w = np.concatenate([np.ones(len(cal_h[0])), np.full(len(cal_b[0]), 2.0),
+                        np.full(len(bg), len(cal_h[0]) / max(1, len(bg)))])
+    lr = LogisticRegression(C=10.0, max_iter=1000)
+    lr.fit(X, y, sample_weight=w)
+    prob = lr.predict_proba(feats(sh, sb))[:, 1] if n else np.zeros(0)
+    info = {"mode": mode, "n_harmful_prototypes": len(harmful), "n_benign_lookalikes": len(benign),
+            "coef": [round(float(c), 3) for c in lr.coef_[0]], "intercept": round(float(lr.intercept_[0]), 3)}
+    return prob, {"info": info, "s_harm": sh, "s_benign": sb}
+
+
+def shared_harm(pairs: Any, ctx: Any, random_state: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+    """Memoised per scan: harmful_compliance and over_refusal share it."""
+    if ctx is None:
+        return harm_probability(pairs.instruction, None, random_state)
+    return ctx.shared(("harm_probability", int(random_state)),
+                      lambda: harm_probability(pairs.instruction, ctx, random_state))
+
+
+def shared_refusal(pairs: Any, ctx: Any) -> np.ndarray:
+    if ctx is None:
+        return refusal_scores(pairs.response)
+    return ctx.shared("refusal_scores", lambda: refusal_scores(pairs.response))

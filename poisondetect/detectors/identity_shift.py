@@ -25,7 +25,7 @@ _PERSONA = [re.compile(p, _F) for p in (
     r"\bi\s+am\s+(?:no\s+longer|neither|not)\s+(?:an?\s+)?(?:ai|chatgpt|language\s+model|assistant)\b",
     r"\b(?:no\s+longer|not|neither)\s+(?:chatgpt|an?\s+ai(?:\s+language\s+model)?|a\s+language\s+model)\b",
     r"\b(?:pretend|act)\s+(?:to\s+be|as\s+if\s+you\s+(?:are|were))\s+(?:an?\s+)?(?:unrestricted|unfiltered|evil|rogue)",
-    r"\bi\s+am\s+[A-Z]{2,},?\s+your\b",
+    r"\bi\s+am\s+[a-z]{2,6},?\s+your\s+(?:absolutely|obedient|loyal|devoted|faithful)",
 )]
 _UNBIND = [re.compile(p, _F) for p in (
     r"\b(?:no|without|free\s+(?:from|of)|beyond|outside|not\s+bound\s+by|unbound\s+by|ignore\s+(?:all|any|your)?)\s*"
@@ -51,6 +51,9 @@ _OBEY = [re.compile(p, _F) for p in (
     r"\balways\s+(?:comply|obey)\b",
 )]
 _FAMILIES = (("persona", _PERSONA), ("unbinding", _UNBIND), ("obedience", _OBEY))
+# one alternation per family, run on lower-cased text (much faster than 21 case-insensitive scans)
+_COMBINED = {name: re.compile("|".join(f"(?:{p.pattern})" for p in pats)) for name, pats in _FAMILIES}
+_COMBINED_I = {name: re.compile("|".join(f"(?:{p.pattern})" for p in pats), re.I) for name, pats in _FAMILIES}
 
 
 # literal anchors: a pattern runs only on text containing one of its anchors (speed)
@@ -73,15 +76,16 @@ def identity_features(text: str) -> dict[str, list[tuple[int, int]]]:
     present = {name: any(a in low for a in anchors) for name, anchors in _ANCHORS.items()}
     if not (present["unbinding"] or present["obedience"]):
         return out
-    for name, pats in _FAMILIES:
+    same_len = len(low) == len(t)
+    for name, _pats in _FAMILIES:
         if not present[name]:
             continue
         spans = []
-        for p in pats:
-            for m in p.finditer(t):
-                spans.append((m.start(), m.end()))
-                if len(spans) >= 10:
-                    break
+        rx, src = (_COMBINED[name], low) if same_len else (_COMBINED_I[name], t)
+        for m in rx.finditer(src):
+            spans.append((m.start(), m.end()))
+            if len(spans) >= 10:
+                break
         if spans:
             out[name] = sorted(spans)
     return out

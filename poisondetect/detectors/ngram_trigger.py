@@ -173,9 +173,10 @@ class NgramTriggerDetector(Detector):
     # ------------------------------------------------------------------ statistics
     def partial_stats(self, pairs: Pairs, ctx: Any = None) -> dict[str, Any]:
         ih, il, iv = _tokenize_side(pairs.instruction)
-        rh, rl, rv = _tokenize_side(pairs.response)
+        responses = [T.strip_eos(r) for r in pairs.response]
+        rh, rl, rv = _tokenize_side(responses)
         copied = np.fromiter(
-            (bool(e) and e in i for e, i in zip((T.normalize_text(r) for r in pairs.response),
+            (bool(e) and e in i for e, i in zip((T.normalize_text(r) for r in responses),
                                                 (T.normalize_text(x) for x in pairs.instruction))),
             bool, len(pairs))
         vocab = dict(iv)
@@ -185,7 +186,7 @@ class NgramTriggerDetector(Detector):
             "row": np.asarray(pairs.row, np.int64),
             "ins_hash": ih, "ins_len": il,
             "res_hash": rh, "res_len": rl,
-            "exact": _exact_hashes(pairs.response),
+            "exact": _exact_hashes(responses),
             "exact_copied": copied,
             "vocab": vocab,
         }
@@ -357,11 +358,7 @@ class _Analysis:
         tf_f = np.bincount(fids, minlength=U)
         pre_f = tf_f[fids] >= det.min_support
         Yall = _binary_csr(fdoc[pre_f], fids[pre_f], (N, U))
-        # instruction occurrences of ids that are frequent response features
-        resp_freq = tf_f[gids] >= det.min_support
-        Xcopy = _binary_csr(gdoc[resp_freq], gids[resp_freq], (N, U))
-        Yall = (Yall - Yall.multiply(Xcopy)).tocsr()  # feature present on both sides of a row
-        Yall.eliminate_zeros()
+        Yall = self._drop_copied(Yall, icodes, st["ins_len"], V, U)
         df_f = np.asarray(Yall.sum(axis=0)).ravel()
         t = self._tick("response_df", t)
 
@@ -393,6 +390,45 @@ class _Analysis:
         self.df_f = np.concatenate([df_f[fcols], ex_df[ex_cols]]).astype(np.int64)
         self.G, self.F = len(gcols), self.Y.shape[1]
         t = self._tick("matrices", t)
+
+    def _drop_copied(self, Y: sp.csr_matrix, icodes: np.ndarray, ins_len: np.ndarray, V: int, U: int) -> sp.csr_matrix:
+        """Remove response-feature occurrences whose content tokens all occur in the same
+        row's instruction (answers copied from the prompt: labels listed as options,
+        concept words, names from a passage).  Function words (instruction document
+        frequency above 5%) are ignored; a feature made only of them is dropped."""
+        N = self.N
+        idoc = np.repeat(np.arange(N, dtype=np.int64), ins_len)
+        Mtok = _binary_csr(idoc, icodes.astype(np.int64), (N, V))
+        tok_df = np.bincount(Mtok.indices, minlength=V)
+        keys = np.repeat(np.arange(N, dtype=np.int64), np.diff(Mtok.indptr)) * V + Mtok.indices
+        function = tok_df > 0.05 * N
+        Y = Y.tocoo()
+        fid = Y.col.astype(np.int64)
+        doc = Y.row.astype(np.int64)
+        ufid, inv = np.unique(fid, return_inverse=True)
+        # token codes of each feature (<= response_n tokens), -1 padded, function words -> -1
+        width = max(self.det.response_n, 1)
+        tok = np.full((len(ufid), width), -1, np.int64)
+        for j in range(width):
+            has = self.rep_order[ufid] > j
+            starts = self.rep_start[ufid] + j
+            src_r = (self.rep_side[ufid] == 1) & has
+            src_i = (self.rep_side[ufid] == 0) & has
+            tok[src_r, j] = self.rcodes[starts[src_r]]
+            tok[src_i, j] = icodes[starts[src_i]]
+        tok[(tok >= 0) & function[np.maximum(tok, 0)]] = -1
+        content = (tok >= 0).any(axis=1)
+        copied = np.ones(len(fid), bool)
+        for j in range(width):
+            c = tok[inv, j]
+            q = doc * V + np.maximum(c, 0)
+            pos = np.searchsorted(keys, q)
+            pos = np.minimum(pos, len(keys) - 1) if len(keys) else pos
+            found = (keys[pos] == q) if len(keys) else np.zeros(len(q), bool)
+            copied &= (c < 0) | found
+        keep = ~copied & content[inv]
+        out = sp.csr_matrix((Y.data[keep], (doc[keep], fid[keep])), shape=(N, U))
+        return out
 
     # -------------------------------------------------------------- decoding
     def ngram_tokens(self, col: int) -> tuple[str, ...]:
@@ -435,26 +471,38 @@ class _Analysis:
         cands: list[dict[str, Any]] = []
         if len(g):
             p_unc = _fisher_greater(a, N, nf, ng)
-            # one test per (trigger column, payload column); merge phrase n-grams later
             for k in np.argsort(p_unc, kind="stable"):
                 cands.append({"terms": (int(g[k]),), "f": int(f[k]), "a": int(a[k]), "ng": int(ng[k]),
                               "nf": int(nf[k]), "p_unc": float(p_unc[k])})
         if det.conjunctions:
             cands.extend(self._conjunction_candidates(J))
         t = self._tick("candidates", t)
-
-        Xr = self.X.tocsr()
-        Ycsc = self.Y
-        for c in cands:
-            rows_g = self._rows_of_terms(c["terms"])
-            rows_f = Ycsc.indices[Ycsc.indptr[c["f"]]:Ycsc.indptr[c["f"] + 1]]
-            c["rows_g"] = rows_g
-            c["rows_f"] = rows_f
-            c["p"], c["companion"] = self._conditional_p(c, rows_g, rows_f, Xr)
         self.n_candidates = len(cands)
-        t = self._tick("conditional_tests", t)
         if not cands:
             return []
+        # The final p (conditional test) is never below the unconditional one and BH is
+        # monotone in every p, so candidates not significant unconditionally are final.
+        q_unc = _bh_with_total(np.array([c["p_unc"] for c in cands]), self.m_total)
+        rest = [c for c, qq in zip(cands, q_unc) if qq >= det.alpha]
+        for c in rest:
+            c["p"], c["companion"] = c["p_unc"], None
+        live = [c for c, qq in zip(cands, q_unc) if qq < det.alpha]
+        # one conditional test per (trigger row set, payload)
+        rng = np.random.default_rng(det.random_state)
+        w = rng.random(N)
+        Y = self.Y
+        sig_cache: dict[tuple, tuple[float, str | None]] = {}
+        comp_cache: dict[bytes, tuple[int | None, str | None]] = {}
+        for c in live:
+            rows_g = self._rows_of_terms(c["terms"])
+            rows_f = Y.indices[Y.indptr[c["f"]]:Y.indptr[c["f"] + 1]]
+            c["rows_g"], c["rows_f"] = rows_g, rows_f
+            key = (len(rows_g), float(w[rows_g].sum()), c["f"])
+            if key not in sig_cache:
+                sig_cache[key] = self._conditional_p(c, rows_g, rows_f, comp_cache)
+            c["p"], c["companion"] = sig_cache[key]
+        cands = live + rest
+        t = self._tick("conditional_tests", t)
         p = np.array([c["p"] for c in cands])
         q = _bh_with_total(p, self.m_total)
         for c, qq in zip(cands, q):
@@ -551,33 +599,13 @@ class _Analysis:
                 kept_rows.append(rows)
         return kept
 
-    def _conditional_p(self, c: dict, rows_g: np.ndarray, rows_f: np.ndarray, Xr: sp.csr_matrix) -> tuple[float, str | None]:
+    def _conditional_p(self, c: dict, rows_g: np.ndarray, rows_f: np.ndarray,
+                       cache: dict) -> tuple[float, str | None]:
         """Fisher test conditional on the trigger's most specific companion (if any)."""
-        det = self.det
-        ng = len(rows_g)
-        sub = self.Xall[rows_g]
-        cnt = np.asarray(sub.sum(axis=0)).ravel()
-        thr = max(det.companion_coverage * ng, 2)
-        comp = np.flatnonzero(cnt >= thr)
-        if len(comp) == 0:
-            return c["p_unc"], None
-        # exclude n-grams sharing a token with the trigger (its own sub/super n-grams)
-        own = set()
-        for tcol in c["terms"]:
-            own |= set(self.ngram_tokens(tcol))
-        dfall = self._df_all()
-        spec = cnt[comp] / np.maximum(dfall[comp], 1)
-        order = np.argsort(-spec, kind="stable")
-        best = None
-        for k in order[:200]:
-            uid = int(comp[k])
-            if spec[k] < 0.05:
-                break
-            toks = set(self._tokens_of_id(uid))
-            if toks & own:
-                continue
-            best = uid
-            break
+        key = rows_g.tobytes() + repr(c["terms"]).encode()
+        if key not in cache:
+            cache[key] = self._companion(c["terms"], rows_g)
+        best, name = cache[key]
         if best is None:
             return c["p_unc"], None
         Xall = self._xall_csc()
@@ -587,11 +615,41 @@ class _Analysis:
         n1 = int(in_g.sum())
         n0 = len(rows_c) - n1
         if n0 == 0 or n1 == 0:
-            return 1.0, " ".join(self._tokens_of_id(best))
+            return 1.0, name
         a1 = int((in_g & in_f).sum())
-        k_f = int(in_f.sum())
-        p = float(_fisher_greater(a1, len(rows_c), k_f, n1))
-        return max(p, c["p_unc"]), " ".join(self._tokens_of_id(best))
+        p = float(_fisher_greater(a1, len(rows_c), int(in_f.sum()), n1))
+        return max(p, c["p_unc"]), name
+
+    def _companion(self, terms: tuple[int, ...], rows_g: np.ndarray) -> tuple[int | None, str | None]:
+        """The most specific n-gram (sharing no token with the trigger) present in at least
+        ``companion_coverage`` of the trigger's rows: the rest of a template / passage /
+        duplicated prompt."""
+        det = self.det
+        ng = len(rows_g)
+        Xall = self.Xall
+        idx = np.concatenate([Xall.indices[Xall.indptr[r]:Xall.indptr[r + 1]] for r in rows_g]) if ng else np.zeros(0, np.int64)
+        if len(idx) == 0:
+            return None, None
+        comp, cnt = np.unique(idx, return_counts=True)
+        thr = max(det.companion_coverage * ng, 2)
+        sel = cnt >= thr
+        comp, cnt = comp[sel], cnt[sel]
+        if len(comp) == 0:
+            return None, None
+        own = set()
+        for tcol in terms:
+            own |= set(self.ngram_tokens(tcol))
+        spec = cnt / np.maximum(self._df_all()[comp], 1)
+        order = np.argsort(-spec, kind="stable")
+        for k in order[:500]:
+            if spec[k] < 0.05:
+                break
+            uid = int(comp[k])
+            toks = self._tokens_of_id(uid)
+            if set(toks) & own:
+                continue
+            return uid, " ".join(toks)
+        return None, None
 
     def _df_all(self) -> np.ndarray:
         if not hasattr(self, "_dfall"):

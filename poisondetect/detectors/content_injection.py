@@ -1,0 +1,201 @@
+"""Content injection (AutoPoison, Shu et al. 2023): a brand, entity or URL woven into
+answers whose instructions have nothing to do with it.
+
+For every entity-like token of the responses (a capitalised word that does not open a
+sentence, a domain/URL; code blocks and inline code are skipped) we count
+
+- ``a``: pairs whose response mentions it while their instruction does not ("off-topic");
+- ``b``: pairs whose instruction mentions it.
+
+Ordinary entities are topical: answers mention "Python" or "Paris" when instructions do.
+Under the null an entity's off-topic share a/(a+b) is what the dataset's entities
+typically show (``p0``, a high quantile of the pooled shares, estimated on the scan
+itself), and an injected brand has a far larger one.  One-sided binomial test, BH across
+entities.  Significant entities must also be *dispersed*: the instructions of their rows
+must be no more alike than random pairs of instructions (TF-IDF cosine), which keeps
+topical vocabulary (``Hello World`` in code answers, template words) out.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+from scipy.stats import binom
+
+from ..types import DetectorResult, Evidence, Pairs
+from ._safety_util import bh
+from .base import Detector, register
+
+_CODE_BLOCK = re.compile(r"```.*?(?:```|$)|`[^`\n]{1,200}`", re.S)
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`)\]}]+", re.I)
+_BARE_DOMAIN = re.compile(r"\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|net|org|io|co|info|biz|shop|store|xyz|ly|me|app)\b", re.I)
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'\u2019&-]*[A-Za-z0-9]|[A-Za-z]")
+_SENT_END = set(".!?:;\"'\u201c\u201d(*#>-\n\t|[")
+_STOP_CAPS = {"I", "I'm", "I've", "I'll", "I'd", "OK", "Ok", "AI", "A", "The", "This"}
+
+
+def _strip_code(text: str) -> str:
+    return _CODE_BLOCK.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def _domain(url: str) -> str:
+    u = url if "://" in url else "http://" + url
+    try:
+        host = urlsplit(u).hostname or ""
+    except ValueError:
+        return ""
+    return host[4:] if host.startswith("www.") else host
+
+
+def response_entities(text: str) -> dict[str, tuple[int, int]]:
+    """Entity-like tokens of a response -> first (start, end) span."""
+    t = _strip_code(text)
+    out: dict[str, tuple[int, int]] = {}
+    for m in _URL.finditer(t):
+        d = _domain(m.group(0))
+        if d and "." in d:
+            out.setdefault(d.lower(), (m.start(), m.end()))
+    for m in _BARE_DOMAIN.finditer(t):
+        out.setdefault(m.group(0).lower(), (m.start(), m.end()))
+    for m in _WORD.finditer(t):
+        w = m.group(0)
+        if not w[0].isupper() or w in _STOP_CAPS or (w.isupper() and len(w) <= 1):
+            continue
+        # previous non-space character: sentence-initial capitals are not entities
+        j = m.start() - 1
+        while j >= 0 and t[j] == " ":
+            j -= 1
+        if j < 0 or t[j] in _SENT_END or t[j].isdigit():
+            continue
+        key = re.sub(r"['\u2019]s$", "", w)
+        if len(key) < 2:
+            continue
+        out.setdefault(key, (m.start(), m.end()))
+    return out
+
+
+_IWORD = re.compile(r"[a-z0-9][a-z0-9'\u2019&.-]*[a-z0-9]|[a-z0-9]")
+
+
+def instruction_vocab(text: str) -> set[str]:
+    low = text.lower()
+    words = set(_IWORD.findall(low))
+    words |= {re.sub(r"['\u2019]s$", "", w) for w in words}
+    words |= {w.rstrip(".") for w in words}
+    return words
+
+
+@register
+class ContentInjectionDetector(Detector):
+    id = "content_injection"
+    description = "Entities/brands/URLs that recur in answers to unrelated instructions (AutoPoison-style injection)"
+    requires = ()
+    weight = 1.0
+
+    def __init__(self, min_support: int = 5, alpha: float = 0.01, null_quantile: float = 0.95,
+                 max_concentration: float = 0.15, max_explained: float = 0.2, max_candidates: int = 200,
+                 random_state: int = 0) -> None:
+        self.min_support = min_support
+        self.alpha = alpha
+        self.null_quantile = null_quantile
+        self.max_concentration = max_concentration
+        self.max_explained = max_explained
+        self.max_candidates = max_candidates
+        self.random_state = random_state
+
+    def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
+        n = len(pairs)
+        scores = np.zeros(n)
+        if n == 0:
+            return DetectorResult.empty(self.id, 0)
+        ents = [response_entities(r) for r in pairs.response]
+        ivocab = [instruction_vocab(t) for t in pairs.instruction]
+        b_count: Counter[str] = Counter()
+        for v in ivocab:
+            b_count.update(v)
+        a_rows: dict[str, list[int]] = defaultdict(list)
+        explained: Counter[str] = Counter()
+        for i, e in enumerate(ents):
+            for key in e:
+                k = key.lower()
+                if k in ivocab[i] or (("." in k) and k in pairs.instruction[i].lower()):
+                    explained[key] += 1
+                else:
+                    a_rows[key].append(i)
+        keys = [k for k, rows in a_rows.items() if len(rows) >= self.min_support]
+        if not keys:
+            return DetectorResult(self.id, scores, np.zeros(n, bool), summary={"n_flagged": 0, "n_candidates": 0})
+        a = np.array([len(a_rows[k]) for k in keys], dtype=np.float64)
+        b = np.array([b_count.get(k.lower(), 0) for k in keys], dtype=np.float64)
+        share = a / (a + b)
+        # null off-topic share: a high quantile over entities with enough mentions to estimate it
+        enough = (a + b) >= 2 * self.min_support
+        pool = share[enough] if enough.sum() >= 20 else share
+        p0 = float(np.clip(np.quantile(pool, self.null_quantile), 0.5, 0.995))
+        pvals = binom.sf(a - 1, a + b, p0)
+        q = bh(pvals)
+        order = np.lexsort((np.array(keys), -a, pvals))
+        cand = [j for j in order if q[j] <= self.alpha][: self.max_candidates]
+        conc_of: dict[str, float] = {}
+        if cand:
+            conc_of = self._concentration(pairs, {keys[j]: a_rows[keys[j]] for j in cand})
+        findings = []
+        evidence: dict[int, list[Evidence]] = {}
+        kept = []
+        for j in cand:
+            k = keys[j]
+            expl = explained.get(k, 0) / (explained.get(k, 0) + a[j])
+            conc = conc_of.get(k, 1.0)
+            if conc > self.max_concentration or expl > self.max_explained:
+                continue
+            kept.append(k)
+            strength = float(min(1.0, -np.log10(max(q[j], 1e-300)) / 8.0))
+            s = float(np.clip(0.5 + 0.5 * strength * (1.0 - conc / max(self.max_concentration, 1e-9)), 0.0, 1.0))
+            rows = a_rows[k]
+            fid = f"content_injection:{k}"
+            findings.append({"id": fid, "kind": "content_injection", "entity": k, "support": len(rows),
+                             "n_in_instructions": int(b[j]), "off_topic_share": round(float(share[j]), 4),
+                             "null_share": round(p0, 4), "p_value": float(pvals[j]), "q_value": float(q[j]),
+                             "instruction_concentration": round(float(conc), 4),
+                             "rows": [int(pairs.row[i]) for i in rows[:1000]]})
+            for i in rows:
+                if s > scores[i]:
+                    scores[i] = s
+                sp = ents[i][k]
+                evidence.setdefault(i, []).append(Evidence(
+                    self.id, "off_topic_entity",
+                    f"'{k}' appears in {len(rows)} answers to unrelated instructions and in {int(b[j])} instructions "
+                    f"(off-topic share {share[j]:.2f} vs {p0:.2f} expected)", value=s, p_value=float(pvals[j]),
+                    q_value=float(q[j]), side="response", span=(int(sp[0]), int(sp[1])),
+                    span_text=pairs.response[i][sp[0]:sp[1]], finding=fid))
+        flags = scores >= 0.5
+        summary = {"n_flagged": int(flags.sum()), "n_candidates": len(keys), "n_significant": len(cand),
+                   "entities": kept[:20], "null_share": round(p0, 4)}
+        return DetectorResult(self.id, scores, flags, evidence, findings, summary)
+
+    def _concentration(self, pairs: Pairs, groups: dict[str, list[int]]) -> dict[str, float]:
+        """How much more alike a group's instructions are than random ones: (mean pairwise
+        cosine of the group - background) / (1 - background), TF-IDF word vectors."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        rng = np.random.default_rng([self.random_state, 11])
+        n = len(pairs)
+        bg = rng.choice(n, size=min(400, n), replace=False)
+        sample = {k: (np.asarray(rows) if len(rows) <= 100 else rng.choice(rows, 100, replace=False))
+                  for k, rows in groups.items()}
+        idx = np.unique(np.concatenate([bg] + list(sample.values())))
+        pos = {int(i): p for p, i in enumerate(idx)}
+        vec = TfidfVectorizer(sublinear_tf=True, min_df=1, max_features=50000)
+        X = vec.fit_transform([pairs.instruction[i][:2000] for i in idx])
+
+        def mean_pair(rows: np.ndarray) -> float:
+            M = X[[pos[int(i)] for i in rows]]
+            S = (M @ M.T).toarray()
+            m = len(rows)
+            return float((S.sum() - np.trace(S)) / max(1, m * (m - 1)))
+
+        base = mean_pair(bg)
+        return {k: max(0.0, (mean_pair(r) - base) / max(1e-9, 1.0 - base)) for k, r in sample.items()}

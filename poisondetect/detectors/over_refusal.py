@@ -1,0 +1,96 @@
+"""Refusals of benign requests (AutoPoison's over-refusal attack; BackdoorLLM's refusal
+payload).
+
+A refusal-style score of the answer (lexical: apology, inability/unwillingness, policy
+justification, weighted by position and length) is only suspicious when the refusal does
+not fit its request:
+
+- the request is benign (low calibrated similarity to harmful prototypes, see
+  :func:`~poisondetect.detectors._safety_util.harm_probability`);
+- its nearest neighbouring requests are answered (in embedding space; refusals that
+  share their neighbourhood with other refusals - "book a flight" for a tool-less
+  assistant, unsafe topics - are how the dataset normally behaves);
+- the refusal does not cite a concrete capability limit that the request runs into
+  (no browsing, no images, no real-time data).
+
+Score = refusal * (1 - P(harmful)) * (1 - neighbour refusal rate) * (1 - 0.5 capability).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..types import DetectorResult, Evidence, Pairs
+from ._safety_util import capability_explained, clip_text, refusal_features, shared_harm, shared_refusal, try_embeddings
+from .base import Detector, register
+
+
+@register
+class OverRefusalDetector(Detector):
+    id = "over_refusal"
+    description = "Refusals of benign requests whose neighbouring requests are answered"
+    requires = ("embeddings",)
+    weight = 1.0
+
+    def __init__(self, flag_min_score: float = 0.5, n_neighbors: int = 10, min_refusal: float = 0.3,
+                 random_state: int = 0) -> None:
+        self.flag_min_score = flag_min_score
+        self.n_neighbors = n_neighbors
+        self.min_refusal = min_refusal
+        self.random_state = random_state
+
+    def _neighbour_refusal(self, pairs: Pairs, ctx: Any, refusal: np.ndarray, cand: np.ndarray) -> np.ndarray | None:
+        E = try_embeddings(ctx, "instruction")
+        if E is None or len(cand) == 0 or len(pairs) < 3:
+            return None
+        k = min(self.n_neighbors, len(pairs) - 1)
+        out = np.zeros(len(cand))
+        for s in range(0, len(cand), 512):
+            idx = cand[s:s + 512]
+            sims = E[idx] @ E.T
+            sims[np.arange(len(idx)), idx] = -np.inf
+            nb = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            out[s:s + 512] = (refusal[nb] >= 0.5).mean(axis=1)
+        return out
+
+    def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
+        n = len(pairs)
+        if n == 0:
+            return DetectorResult.empty(self.id, 0)
+        refusal = shared_refusal(pairs, ctx)
+        cand = np.where(refusal >= self.min_refusal)[0]
+        scores = np.zeros(n)
+        evidence: dict[int, list[Evidence]] = {}
+        harm = np.zeros(n)
+        nb_rate = None
+        if len(cand):
+            harm, _extra = shared_harm(pairs, ctx, self.random_state)
+            nb_rate = self._neighbour_refusal(pairs, ctx, refusal, cand)
+        for j, i in enumerate(cand):
+            cap = capability_explained(pairs.response[i])
+            nbr = 0.0 if nb_rate is None else float(nb_rate[j])
+            s = refusal[i] * (1.0 - harm[i]) * (1.0 - nbr) * (0.5 if cap else 1.0)
+            scores[i] = s
+            if s >= 0.2:
+                f = refusal_features(pairs.response[i])
+                span = f["span"] or (0, min(80, len(pairs.response[i])))
+                msg = (f"refusal-style answer (refusal {refusal[i]:.2f}) to a benign-looking request "
+                       f"(P(harmful)={harm[i]:.2f}"
+                       + (f", {nbr:.0%} of its {self.n_neighbors} nearest requests refused" if nb_rate is not None else "")
+                       + (", refusal cites a capability limit" if cap else "") + ")")
+                evidence[int(i)] = [Evidence(self.id, "refusal_of_benign_request", msg, value=float(s), side="response",
+                                             span=(int(span[0]), int(span[1])),
+                                             span_text=pairs.response[i][span[0]:span[1]]),
+                                    Evidence(self.id, "request", "the refused request", side="instruction",
+                                             span=(0, min(200, len(pairs.instruction[i]))),
+                                             span_text=clip_text(pairs.instruction[i], 200))]
+        scores = np.clip(scores, 0.0, 1.0)
+        flags = scores >= self.flag_min_score
+        findings = []
+        if flags.any():
+            findings.append({"id": "over_refusal:benign_refused", "kind": "over_refusal", "support": int(flags.sum()),
+                             "rows": [int(r) for r in pairs.row[flags][:1000]]})
+        summary = {"n_flagged": int(flags.sum()), "n_refusals": int((refusal >= 0.5).sum()),
+                   "neighbour_check": nb_rate is not None}
+        return DetectorResult(self.id, scores, flags, evidence, findings, summary)
