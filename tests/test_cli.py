@@ -339,20 +339,26 @@ def test_hostile_text_never_reaches_terminal_raw(tmp_path: Path) -> None:
     rows = []
     for i in range(40):
         h = HOSTILE[i % len(HOSTILE)]
-        rows.append({"instruction": f"{h} Tell me fact {i} about {h} rivers.",
+        # every row also carries a bidi override, so every row is flagged and printed
+        rows.append({"instruction": f"{h} Tell me fact {i} about \u202e{h} rivers.",
                      "output": f"Fact {i}: {h} rivers flow <script>alert({i})</script> downhill."})
     p = write_jsonl(tmp_path / "hostile.jsonl", rows)
     res = cli("scan", p, *FAST, "--top", "40", "--report", tmp_path / "r.html", "--output-dir", tmp_path / "o")
     assert res.exit_code in (0, 1), (res.output, res.exception)
-    assert "row 0" in res.stdout, "hostile rows should be flagged and shown"
+    shown = [int(m) for m in __import__("re").findall(r"#\d+\s+row (\d+)", res.stdout)]
+    assert set(range(len(HOSTILE))) <= set(shown), f"hostile rows not all printed: {sorted(shown)}"
     assert unsafe_chars(res.stdout) == [], unsafe_chars(res.stdout)
+    # shown, not dropped: an escape is made visible
+    assert "U+001B" in res.stdout or "\\x1b" in res.stdout
     assert unsafe_chars(res.stderr) == []
     # the HTML report escapes the text
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "<script>alert(" not in html
     assert "\x1b" not in html
     # machine outputs keep the text exactly (escaped JSON)
-    recs = [json.loads(x) for x in (tmp_path / "o" / "findings.jsonl").read_text(encoding="utf-8").splitlines()]
+    # split on "\n" only: JSON strings may hold U+2028/U+2029/U+0085 raw, which str.splitlines() cuts at
+    text = (tmp_path / "o" / "findings.jsonl").read_text(encoding="utf-8")
+    recs = [json.loads(x) for x in text.split("\n") if x]
     by_row = {r["row"]: r for r in recs}
     assert by_row[0]["instruction"] == rows[0]["instruction"]
 

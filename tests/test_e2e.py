@@ -143,10 +143,13 @@ def test_default_embedding_mode_small_file(tmp_path: Path) -> None:
                                    f"which depends on {topics[(i + j) % len(topics)]}."})
     p = tmp_path / "small.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    res = CliRunner().invoke(main, ["scan", str(p), "--output-dir", str(tmp_path / "o"), "--no-progress",
-                                    "--fail-on", "never", "--cache-dir", str(tmp_path / "cache"),
-                                    "--report", str(tmp_path / "r.html")])
+    # The default cache ($POISONDETECT_CACHE or ~/.cache/poisondetect), as a user gets it:
+    # a cold cache embeds the detectors' reference prototypes once, later runs reuse them.
+    res = CliRunner().invoke(main, ["scan", str(p), "--output-dir", str(tmp_path / "o"), "--no-progress", "-q",
+                                    "--fail-on", "never", "--report", str(tmp_path / "r.html")])
     assert res.exit_code == 0, (res.output, res.exception)
+    # -q --no-progress: nothing on the terminal (no model-loading bars either)
+    assert res.stdout == "" and res.stderr == "", (res.stdout[-500:], res.stderr[-500:])
     s = json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))
     assert s["n_pairs"] == 50
     assert not s["input"].get("skipped_detectors"), s["input"].get("skipped_detectors")

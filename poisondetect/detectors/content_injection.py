@@ -95,14 +95,15 @@ class ContentInjectionDetector(Detector):
     requires = ()
     weight = 1.0
 
-    def __init__(self, min_support: int = 5, alpha: float = 0.01, null_quantile: float = 0.95,
-                 max_concentration: float = 0.15, max_explained: float = 0.2, max_candidates: int = 200,
+    def __init__(self, min_support: int = 5, alpha: float = 0.01, null_quantile: float = 0.5,
+                 max_concentration: float = 0.08, max_explained: float = 0.2, min_off_topic_share: float = 0.5, max_candidates: int = 200,
                  random_state: int = 0) -> None:
         self.min_support = min_support
         self.alpha = alpha
         self.null_quantile = null_quantile
         self.max_concentration = max_concentration
         self.max_explained = max_explained
+        self.min_off_topic_share = min_off_topic_share
         self.max_candidates = max_candidates
         self.random_state = random_state
 
@@ -132,24 +133,30 @@ class ContentInjectionDetector(Detector):
         b = np.array([b_count.get(k.lower(), 0) for k in keys], dtype=np.float64)
         share = a / (a + b)
         # null off-topic share: a high quantile over entities with enough mentions to estimate it
-        enough = (a + b) >= 2 * self.min_support
-        pool = share[enough] if enough.sum() >= 20 else share
-        p0 = float(np.clip(np.quantile(pool, self.null_quantile), 0.5, 0.995))
+        # estimated over all entities seen at least min_support times (off-topic or not)
+        allk = [k for k in set(a_rows) | set(explained) if len(a_rows.get(k, ())) + explained.get(k, 0) >= self.min_support]
+        pool_a = np.array([len(a_rows.get(k, ())) for k in allk], dtype=np.float64)
+        pool_b = np.array([b_count.get(k.lower(), 0) for k in allk], dtype=np.float64)
+        pool = pool_a / np.maximum(1.0, pool_a + pool_b)
+        # too few entities to estimate the null: fall back to a conservative 0.5
+        p0 = float(np.clip(np.quantile(pool, self.null_quantile), 0.05, 0.995)) if len(pool) >= 20 else 0.5
         pvals = binom.sf(a - 1, a + b, p0)
         q = bh(pvals)
         order = np.lexsort((np.array(keys), -a, pvals))
-        cand = [j for j in order if q[j] <= self.alpha][: self.max_candidates]
+        cand = [j for j in order if q[j] <= self.alpha and share[j] >= self.min_off_topic_share][: self.max_candidates]
         conc_of: dict[str, float] = {}
         if cand:
             conc_of = self._concentration(pairs, {keys[j]: a_rows[keys[j]] for j in cand})
         findings = []
         evidence: dict[int, list[Evidence]] = {}
         kept = []
+        self._rejected: list[Any] = []
         for j in cand:
             k = keys[j]
             expl = explained.get(k, 0) / (explained.get(k, 0) + a[j])
             conc = conc_of.get(k, 1.0)
             if conc > self.max_concentration or expl > self.max_explained:
+                self._rejected.append((k, int(a[j]), int(b[j]), float(q[j]), round(conc, 3), round(expl, 3)))
                 continue
             kept.append(k)
             strength = float(min(1.0, -np.log10(max(q[j], 1e-300)) / 8.0))
@@ -173,7 +180,8 @@ class ContentInjectionDetector(Detector):
                     span_text=pairs.response[i][sp[0]:sp[1]], finding=fid))
         flags = scores >= 0.5
         summary = {"n_flagged": int(flags.sum()), "n_candidates": len(keys), "n_significant": len(cand),
-                   "entities": kept[:20], "null_share": round(p0, 4)}
+                   "entities": kept[:20], "null_share": round(p0, 4),
+                   "rejected": [list(x) for x in self._rejected[:20]]}
         return DetectorResult(self.id, scores, flags, evidence, findings, summary)
 
     def _concentration(self, pairs: Pairs, groups: dict[str, list[int]]) -> dict[str, float]:

@@ -54,7 +54,7 @@ class NearDuplicate(Detector):
     id = "near_duplicate"
     description = "near-duplicate groups (cleanlab definition); shared responses with unrelated instructions"
     requires = ("embeddings",)
-    weight = 0.4
+    weight = 0.8
 
     def __init__(self, k: int = 10, threshold: float = 0.13, min_payload_group: int = 3,
                  dup_score: float = 0.05, max_findings: int = 200, random_state: int = 0) -> None:

@@ -150,6 +150,7 @@ class NgramTriggerDetector(Detector):
         max_payload_frac: float = 0.25,
         min_concentration: float = 0.6,
         min_coverage: float = 0.15,
+        min_payload_tokens: int = 3,
         companion_coverage: float = 0.5,
         conjunctions: bool = True,
         max_conjunction_terms: int = 12,
@@ -164,6 +165,7 @@ class NgramTriggerDetector(Detector):
         self.max_payload_frac = max_payload_frac
         self.min_concentration = min_concentration
         self.min_coverage = min_coverage
+        self.min_payload_tokens = min_payload_tokens
         self.companion_coverage = companion_coverage
         self.conjunctions = conjunctions
         self.max_conjunction_terms = max_conjunction_terms
@@ -247,7 +249,7 @@ class NgramTriggerDetector(Detector):
         findings = [f for f in findings if f["q_value"] < self.alpha]
         return DetectorResult(
             self.id, np.clip(scores, 0.0, 1.0), flags, evidence=evidence, findings=findings,
-            summary={"n_triggers": len(findings), "n_tested": int(an.m_total),
+            summary={"n_triggers": len(findings), "n_tested": float(an.m_total),
                      "n_candidates": int(an.n_candidates)},
             info={"params": self.get_params(), "n_instruction_ngrams": int(an.G), "n_response_features": int(an.F),
                   "timings": an.timings},
@@ -327,7 +329,7 @@ class _Analysis:
         rn = det.response_n
         rlen = st["res_len"]
         fid_raw, fdoc, fstart, ford = _ngram_ids(rcodes, rlen, rn, V)
-        keep = (ford == rn) | ((rlen[fdoc] < rn) & (ford == rlen[fdoc]))
+        keep = ((ford == rn) | ((rlen[fdoc] < rn) & (ford == rlen[fdoc]))) & (ford >= det.min_payload_tokens)
         fid_raw, fdoc, fstart, ford = fid_raw[keep], fdoc[keep], fstart[keep], ford[keep]
         t = self._tick("ngrams", t)
 
@@ -368,7 +370,7 @@ class _Analysis:
         fcols = np.flatnonzero((df_f >= det.min_support) & (df_f <= fmax))
         # exact-response features (one per row), not counted when the prompt contains them
         ex = st["exact"].view(np.int64)
-        ex_ok = (st["exact"] != 0) & ~st["exact_copied"]
+        ex_ok = (st["exact"] != 0) & (st["res_len"] >= det.min_payload_tokens) & ~st["exact_copied"] & ~self._short_copied(self.rcodes, st["res_len"])
         ex_codes, ex_uniq = pd.factorize(ex)
         ex_df = np.bincount(ex_codes[ex_ok], minlength=len(ex_uniq))
         ex_cols = np.flatnonzero((ex_df >= det.min_support) & (ex_df <= fmax))
@@ -402,6 +404,7 @@ class _Analysis:
         tok_df = np.bincount(Mtok.indices, minlength=V)
         keys = np.repeat(np.arange(N, dtype=np.int64), np.diff(Mtok.indptr)) * V + Mtok.indices
         function = tok_df > 0.05 * N
+        self._tok_keys, self._function = keys, function
         Y = Y.tocoo()
         fid = Y.col.astype(np.int64)
         doc = Y.row.astype(np.int64)
@@ -428,6 +431,29 @@ class _Analysis:
             copied &= (c < 0) | found
         keep = ~copied & content[inv]
         out = sp.csr_matrix((Y.data[keep], (doc[keep], fid[keep])), shape=(N, U))
+        return out
+
+    def _short_copied(self, rcodes: np.ndarray, res_len: np.ndarray, max_len: int = 8) -> np.ndarray:
+        """Rows whose (short) response has all its content tokens in its own instruction."""
+        N, V = self.N, self.V
+        keys, function = self._tok_keys, self._function
+        short = (res_len > 0) & (res_len <= max_len)
+        rows = np.flatnonzero(short)
+        out = np.zeros(N, bool)
+        if len(rows) == 0 or len(keys) == 0:
+            return out
+        lens = res_len[rows]
+        starts = self.res_off[rows]
+        idx = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
+        c = rcodes[idx].astype(np.int64)
+        doc = np.repeat(rows, lens)
+        q = doc * V + c
+        pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+        ok = (keys[pos] == q) | function[c]
+        seg = np.repeat(np.arange(len(rows)), lens)
+        miss = np.bincount(seg, weights=~ok, minlength=len(rows))
+        content = np.bincount(seg, weights=~function[c], minlength=len(rows))
+        out[rows] = (miss == 0) & (content > 0)
         return out
 
     # -------------------------------------------------------------- decoding
@@ -463,30 +489,28 @@ class _Analysis:
         g, f = J.row.astype(np.int64), J.col.astype(np.int64)
         ng, nf = self.df_g[g], self.df_f[f]
         conc, cov = a / ng, a / nf
-        self.m_total = int(self.G) * int(self.F)
+        self.m_total = float(self.G) * float(self.F)
         ok = (a >= det.min_support) & (conc >= det.min_concentration) & (cov >= det.min_coverage)
         g, f, a, ng, nf = g[ok], f[ok], a[ok], ng[ok], nf[ok]
         t = self._tick("joint_counts", t)
 
-        cands: list[dict[str, Any]] = []
-        if len(g):
-            p_unc = _fisher_greater(a, N, nf, ng)
-            for k in np.argsort(p_unc, kind="stable"):
-                cands.append({"terms": (int(g[k]),), "f": int(f[k]), "a": int(a[k]), "ng": int(ng[k]),
-                              "nf": int(nf[k]), "p_unc": float(p_unc[k])})
-        if det.conjunctions:
-            cands.extend(self._conjunction_candidates(J))
+        p_unc = _fisher_greater(a, N, nf, ng) if len(g) else np.zeros(0)
+        conj = self._conjunction_candidates(J) if det.conjunctions else []
         t = self._tick("candidates", t)
-        self.n_candidates = len(cands)
-        if not cands:
+        self.n_candidates = len(p_unc) + len(conj)
+        if self.n_candidates == 0:
             return []
         # The final p (conditional test) is never below the unconditional one and BH is
-        # monotone in every p, so candidates not significant unconditionally are final.
-        q_unc = _bh_with_total(np.array([c["p_unc"] for c in cands]), self.m_total)
-        rest = [c for c, qq in zip(cands, q_unc) if qq >= det.alpha]
-        for c in rest:
-            c["p"], c["companion"] = c["p_unc"], None
-        live = [c for c, qq in zip(cands, q_unc) if qq < det.alpha]
+        # monotone in every p, so candidates not significant unconditionally are final
+        # (they enter the correction with their unconditional p).
+        all_p = np.concatenate([p_unc, [c["p_unc"] for c in conj]])
+        q_unc = _bh_with_total(all_p, self.m_total)
+        live: list[dict[str, Any]] = []
+        for k in np.flatnonzero(q_unc[: len(p_unc)] < det.alpha):
+            live.append({"terms": (int(g[k]),), "f": int(f[k]), "a": int(a[k]), "ng": int(ng[k]),
+                         "nf": int(nf[k]), "p_unc": float(p_unc[k])})
+        live.extend(c for c, qq in zip(conj, q_unc[len(p_unc):]) if qq < det.alpha)
+        rest_p = all_p[q_unc >= det.alpha]
         # one conditional test per (trigger row set, payload)
         rng = np.random.default_rng(det.random_state)
         w = rng.random(N)
@@ -501,13 +525,14 @@ class _Analysis:
             if key not in sig_cache:
                 sig_cache[key] = self._conditional_p(c, rows_g, rows_f, comp_cache)
             c["p"], c["companion"] = sig_cache[key]
-        cands = live + rest
         t = self._tick("conditional_tests", t)
-        p = np.array([c["p"] for c in cands])
+        if not live:
+            return []
+        p = np.concatenate([[c["p"] for c in live], rest_p])
         q = _bh_with_total(p, self.m_total)
-        for c, qq in zip(cands, q):
+        for c, qq in zip(live, q):
             c["q"] = float(qq)
-        findings = self._findings(cands)
+        findings = self._findings(live)
         self._tick("findings", t)
         return findings
 
@@ -572,7 +597,9 @@ class _Analysis:
                     rows = self._rows_of_terms(tup)
                     aa = int(np.intersect1d(rows, rows_f, assume_unique=True).size)
                     res.append((tup, len(rows), aa))
-            self.m_total += len(res)
+            # family: every pair and triple of qualifying n-grams could have been tried
+            Gf = float(self.G)
+            self.m_total += Gf * (Gf - 1) / 2 + Gf * (Gf - 1) * (Gf - 2) / 6
             for tup, n_g, aa in res:
                 if aa >= det.min_support and aa / max(n_g, 1) >= det.min_concentration:
                     out.append({"terms": tup, "f": fcol, "a": aa, "ng": n_g, "nf": int(self.df_f[fcol]),

@@ -7,7 +7,9 @@ Two passes over the input, one chunk at a time:
    order, and therefore the result, never depends on timing), and per-row detectors run
    outright (``run(chunk, ctx)``: exact, because they use no dataset-level statistic).
 2. **scoring pass** (only when a mergeable detector is on): every chunk is scored with
-   ``score(chunk, ctx, merged_stats)``.
+   ``score(chunk, ctx, merged_stats)``.  A detector may define the optional
+   ``finalize_stats(stats)``, run once between the passes (see :func:`finalize_all`);
+   without it, any dataset-level analysis inside ``score`` is repeated for every chunk.
 
 Only the merged statistics, the per-pair scores/flags/evidence and the text of the pairs
 that end up flagged or in the top ``top_text`` are held in memory; the input is read again
@@ -128,6 +130,7 @@ def scan_streaming(
     plan = _Plan.build(detectors, disable, detector_params, embedding, random_state, unsupported,
                        tuple(assume_per_row))
     chunks = open_chunks(source, chunk_size, **load_kwargs)
+    _resolve_embedding_mode(plan, source)
     if engine == "ray":
         from .ray_engine import scan_ray
         return scan_ray(chunks, plan=plan, chunk_size=chunk_size, cache_dir=cache_dir, work_dir=work_dir,
@@ -140,6 +143,18 @@ def scan_streaming(
                                candidate_background, progress, on_chunk, load_info, chunk_size)
     return _scan_local(chunks, plan, work_dir, cache_dir, keep_text, top_text, candidate_top,
                        candidate_background, progress, on_chunk, load_info, chunk_size)
+
+
+def _resolve_embedding_mode(plan: "_Plan", source: Any) -> None:
+    """``mode="auto"`` picks the embedder from the number of distinct texts of the scan;
+    per chunk it would pick differently than for the whole dataset, so resolve it once
+    here: exactly for an in-memory ``Pairs`` (as ``pipeline.scan`` does), and as "large"
+    for streamed inputs (the static model on CPU, the transformer on a GPU)."""
+    if (plan.embedding.get("mode") or "auto") != "auto" or not any("embeddings" in d.requires for d in plan.dets):
+        return
+    from ..embed.models import resolve_mode
+    n_texts = len(set(source.instruction) | set(source.response)) if isinstance(source, Pairs) else 10 ** 9
+    plan.embedding["mode"] = resolve_mode(plan.embedding, n_texts)
 
 
 # --------------------------------------------------------------------------------------
@@ -395,6 +410,7 @@ def _scan_local(chunks: ChunkSource, plan: _Plan, work_dir: str, cache_dir: str 
     # ---- pass 2: score every chunk against the merged statistics --------------------
     if two_pass:
         t2 = time.perf_counter()
+        merged = finalize_all(mergeable, merged, tick)
         stats_key = hashlib.sha256((plan.fingerprint() + "".join(hashes)).encode()).hexdigest()[:20]
         offset = 0
         for k, chunk in enumerate(wrap(iter(chunks), "scan pass 2 (chunks)")):
@@ -469,6 +485,22 @@ def _scan_local(chunks: ChunkSource, plan: _Plan, work_dir: str, cache_dir: str 
         info["skipped_detectors"] = dict(plan.skipped)
     timings["total"] = time.perf_counter() - t_start
     return finish(pairs, results, plan, timings, info, "local", chunk_size)
+
+
+def finalize_all(mergeable: list[Detector], merged: dict[str, Any],
+                 tick: Callable[[str, float], None] | None = None) -> dict[str, Any]:
+    """Optional protocol extension: a detector may define ``finalize_stats(stats)``,
+    called once on the fully merged statistics before any ``score`` call (do the
+    dataset-level analysis there, so that scoring each chunk is cheap)."""
+    out = dict(merged)
+    for det in mergeable:
+        fin = getattr(det, "finalize_stats", None)
+        if callable(fin):
+            t = time.perf_counter()
+            out[det.id] = fin(merged[det.id])
+            if tick is not None:
+                tick(f"detector:{det.id}", time.perf_counter() - t)
+    return out
 
 
 def finish(pairs: Pairs, results: dict[str, DetectorResult], plan: _Plan, timings: dict[str, float],

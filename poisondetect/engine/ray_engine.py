@@ -35,7 +35,7 @@ from ..types import DetectorResult, Pairs
 from . import codec
 from .chunking import (ChunkSource, merge_findings, merge_summaries, shard_source, slice_result,
                        table_to_pairs, write_shards)
-from .local import _checked, _Collector, _Plan, _run_candidates, finish
+from .local import _checked, _Collector, _Plan, _run_candidates, finalize_all, finish
 
 
 def _import_ray() -> Any:
@@ -84,6 +84,10 @@ class _Worker:
         first = int(pos.min()) if len(pos) else -1
         return pa.table({"first": pa.array([first], pa.int64()), "n": pa.array([len(pos)], pa.int64()),
                          "blob": pa.array([blob], pa.large_binary())})
+
+
+def _run_batch(batch: Any, **kw: Any) -> Any:
+    return _Worker(**kw)(batch)
 
 
 def _read_shards(batch: Any) -> Any:
@@ -171,6 +175,7 @@ def _scan(ray: Any, chunks: ChunkSource, plan: _Plan, chunk_size: int, cache_dir
     streamed = [d for d in plan.dets if plan.modes[d.id] in ("mergeable", "per_row")]
     wargs = dict(dets=streamed, modes=dict(plan.modes), embedding=plan.embedding,
                  random_state=plan.random_state, cache_dir=cache_dir)
+    needs_model = any(("embeddings" in d.requires) or ("knn" in d.requires) for d in streamed)
     parts: dict[str, list[tuple[np.ndarray, DetectorResult]]] = {d.id: [] for d in streamed}
     merged: dict[str, Any] = {}
 
@@ -179,7 +184,14 @@ def _scan(ray: Any, chunks: ChunkSource, plan: _Plan, chunk_size: int, cache_dir
         # filesystem, i.e. aiohttp, even for local files)
         ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=len(paths))
         ds = ds.map_batches(_read_shards, batch_size=1, batch_format="pyarrow")
-        out = ds.map_batches(_Worker, fn_constructor_kwargs=dict(wargs, phase=phase, stats_ref=stats_ref), **common)
+        if stats_ref is None and not needs_model:
+            # no model and no merged statistics to load: plain tasks (no actor start-up)
+            out = ds.map_batches(_run_batch, fn_kwargs=dict(wargs, phase=phase), batch_format="pyarrow",
+                                 batch_size=bs, **({"num_gpus": num_gpus} if num_gpus else {}))
+        else:
+            # actors: the embedding model / the merged statistics are loaded once per worker
+            out = ds.map_batches(_Worker, fn_constructor_kwargs=dict(wargs, phase=phase, stats_ref=stats_ref),
+                                 **common)
         last = -1
         for rec in out.iter_rows():
             if rec["n"] == 0:
@@ -202,6 +214,7 @@ def _scan(ray: Any, chunks: ChunkSource, plan: _Plan, chunk_size: int, cache_dir
         timings["pass1"] = time.perf_counter() - t
     if mergeable:
         t = time.perf_counter()
+        merged = finalize_all(mergeable, merged)
         ref = ray.put(codec.dumps(merged))
         for out in batches("pass2", stats_ref=[ref]):
             for d, o in out["results"].items():
