@@ -231,9 +231,25 @@ def report() -> None:
     print((RESULTS / "scale_table.md").read_text())
 
 
+def embed_speed(mode: str, n: int, seed: int, data_dir: str | None) -> None:
+    """Embedding throughput (texts/s) of one embedder mode on ``n`` real instructions."""
+    from poisondetect.bench.data import build_mix, find_data_dir
+    from poisondetect.embed.models import make_embedder
+    pairs = build_mix(find_data_dir(data_dir), n_pairs=max(n, 100), seed=seed + 1)
+    texts = pairs.instruction[:n]
+    emb = make_embedder({"mode": mode}, n_texts=10 ** 9 if mode == "static" else 1)
+    emb.encode(texts[:32])  # warm-up / model load
+    t = time.perf_counter()
+    emb.encode(texts)
+    dt_s = time.perf_counter() - t
+    print(json.dumps({"mode": mode, "n": len(texts), "s": round(dt_s, 2), "texts_per_s": round(len(texts) / dt_s, 1),
+                      "mean_chars": round(sum(map(len, texts)) / len(texts), 1)}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["build", "scan", "scan-one", "report"])
+    ap.add_argument("what", choices=["build", "scan", "scan-one", "report", "embed-speed"])
+    ap.add_argument("--mode", default="static", help="embed-speed: static or transformer")
     ap.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--attack", default="badnets")
@@ -271,6 +287,8 @@ def main() -> None:
             cmd = [sys.executable, __file__, "scan-one", "--n", str(n)] + rest
             print(" ".join(cmd), flush=True)
             subprocess.run(cmd, check=True)
+    elif args.what == "embed-speed":
+        embed_speed(args.mode, args.n[0], args.seed, args.data_dir)
     else:
         report()
 

@@ -96,7 +96,7 @@ class ContentInjectionDetector(Detector):
     weight = 1.0
 
     def __init__(self, min_support: int = 5, alpha: float = 0.01, null_quantile: float = 0.5,
-                 max_concentration: float = 0.08, max_explained: float = 0.2, min_off_topic_share: float = 0.5, max_candidates: int = 200,
+                 max_concentration: float = 0.08, max_explained: float = 0.5, min_off_topic_share: float = 0.5, max_candidates: int = 200,
                  random_state: int = 0) -> None:
         self.min_support = min_support
         self.alpha = alpha
@@ -156,7 +156,7 @@ class ContentInjectionDetector(Detector):
             expl = explained.get(k, 0) / (explained.get(k, 0) + a[j])
             conc = conc_of.get(k, 1.0)
             if conc > self.max_concentration or expl > self.max_explained:
-                self._rejected.append((k, int(a[j]), int(b[j]), float(q[j]), round(conc, 3), round(expl, 3)))
+                self._rejected.append((k, int(a[j]), int(b[j]), float(q[j]), round(float(conc), 3), round(float(expl), 3)))
                 continue
             kept.append(k)
             strength = float(min(1.0, -np.log10(max(q[j], 1e-300)) / 8.0))

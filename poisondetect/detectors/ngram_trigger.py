@@ -249,7 +249,7 @@ class NgramTriggerDetector(Detector):
         findings = [f for f in findings if f["q_value"] < self.alpha]
         return DetectorResult(
             self.id, np.clip(scores, 0.0, 1.0), flags, evidence=evidence, findings=findings,
-            summary={"n_triggers": len(findings), "n_tested": float(an.m_total),
+            summary={"n_triggers": len(findings), "n_tested": float(an.m_single + an.m_conj),
                      "n_candidates": int(an.n_candidates)},
             info={"params": self.get_params(), "n_instruction_ngrams": int(an.G), "n_response_features": int(an.F),
                   "timings": an.timings},
@@ -294,7 +294,8 @@ class _Analysis:
         self.st = st
         self.N = int(st["n"])
         self.timings: dict[str, float] = {}
-        self.m_total = 0
+        self.m_single = 0.0
+        self.m_conj = 0.0
         self.n_candidates = 0
         self.G = 0
         self.F = 0
@@ -489,7 +490,8 @@ class _Analysis:
         g, f = J.row.astype(np.int64), J.col.astype(np.int64)
         ng, nf = self.df_g[g], self.df_f[f]
         conc, cov = a / ng, a / nf
-        self.m_total = float(self.G) * float(self.F)
+        self.m_single = float(self.G) * float(self.F)
+        self.m_conj = 0.0
         ok = (a >= det.min_support) & (conc >= det.min_concentration) & (cov >= det.min_coverage)
         g, f, a, ng, nf = g[ok], f[ok], a[ok], ng[ok], nf[ok]
         t = self._tick("joint_counts", t)
@@ -504,13 +506,14 @@ class _Analysis:
         # monotone in every p, so candidates not significant unconditionally are final
         # (they enter the correction with their unconditional p).
         all_p = np.concatenate([p_unc, [c["p_unc"] for c in conj]])
-        q_unc = _bh_with_total(all_p, self.m_total)
+        q_unc = self._bh(all_p, len(p_unc))
         live: list[dict[str, Any]] = []
         for k in np.flatnonzero(q_unc[: len(p_unc)] < det.alpha):
             live.append({"terms": (int(g[k]),), "f": int(f[k]), "a": int(a[k]), "ng": int(ng[k]),
                          "nf": int(nf[k]), "p_unc": float(p_unc[k])})
         live.extend(c for c, qq in zip(conj, q_unc[len(p_unc):]) if qq < det.alpha)
-        rest_p = all_p[q_unc >= det.alpha]
+        rest_single = all_p[: len(p_unc)][q_unc[: len(p_unc)] >= det.alpha]
+        rest_conj = all_p[len(p_unc):][q_unc[len(p_unc):] >= det.alpha]
         # one conditional test per (trigger row set, payload)
         rng = np.random.default_rng(det.random_state)
         w = rng.random(N)
@@ -528,13 +531,27 @@ class _Analysis:
         t = self._tick("conditional_tests", t)
         if not live:
             return []
-        p = np.concatenate([[c["p"] for c in live], rest_p])
-        q = _bh_with_total(p, self.m_total)
-        for c, qq in zip(live, q):
+        lsingle = [c for c in live if len(c["terms"]) == 1]
+        lconj = [c for c in live if len(c["terms"]) > 1]
+        p = np.concatenate([[c["p"] for c in lsingle], rest_single, [c["p"] for c in lconj], rest_conj])
+        q = self._bh(p, len(lsingle) + len(rest_single))
+        qs = np.concatenate([q[: len(lsingle)], q[len(lsingle) + len(rest_single): len(lsingle) + len(rest_single) + len(lconj)]])
+        live = lsingle + lconj
+        for c, qq in zip(live, qs):
             c["q"] = float(qq)
         findings = self._findings(live)
         self._tick("findings", t)
         return findings
+
+    def _bh(self, p: np.ndarray, n_single: int) -> np.ndarray:
+        """BH within the single-n-gram family (G x F tests) and within the conjunction
+        family (every pair/triple for every payload searched), each at alpha/2
+        (Bonferroni across the two families): q = min(1, 2 * q_family)."""
+        q = np.ones(len(p))
+        q[:n_single] = _bh_with_total(p[:n_single], self.m_single)
+        if len(p) > n_single:
+            q[n_single:] = _bh_with_total(p[n_single:], self.m_conj)
+        return np.minimum(1.0, 2.0 * q) if self.det.conjunctions else q
 
     def _rows_of_terms(self, terms: tuple[int, ...]) -> np.ndarray:
         X = self.X
@@ -599,7 +616,7 @@ class _Analysis:
                     res.append((tup, len(rows), aa))
             # family: every pair and triple of qualifying n-grams could have been tried
             Gf = float(self.G)
-            self.m_total += Gf * (Gf - 1) / 2 + Gf * (Gf - 1) * (Gf - 2) / 6
+            self.m_conj += Gf * (Gf - 1) / 2 + Gf * (Gf - 1) * (Gf - 2) / 6
             for tup, n_g, aa in res:
                 if aa >= det.min_support and aa / max(n_g, 1) >= det.min_concentration:
                     out.append({"terms": tup, "f": fcol, "a": aa, "ng": n_g, "nf": int(self.df_f[fcol]),
@@ -635,6 +652,8 @@ class _Analysis:
         best, name = cache[key]
         if best is None:
             return c["p_unc"], None
+        if best < 0:
+            return 1.0, name
         Xall = self._xall_csc()
         rows_c = Xall.indices[Xall.indptr[best]:Xall.indptr[best + 1]]
         in_g = np.isin(rows_c, rows_g, assume_unique=True)
@@ -664,8 +683,13 @@ class _Analysis:
         if len(comp) == 0:
             return None, None
         own = set()
+        lens = np.diff(self.ins_off)[rows_g[:50]]
         for tcol in terms:
             own |= set(self.ngram_tokens(tcol))
+            phrase = self.maximal_phrase(tcol, rows_g)
+            if len(phrase) >= 0.8 * np.median(lens):
+                return -1, "(duplicated instruction)"  # the "trigger" is the whole prompt
+            own |= set(phrase)
         spec = cnt / np.maximum(self._df_all()[comp], 1)
         order = np.argsort(-spec, kind="stable")
         for k in order[:500]:
@@ -677,6 +701,48 @@ class _Analysis:
                 continue
             return uid, " ".join(toks)
         return None, None
+
+    def maximal_phrase(self, tcol: int, rows_g: np.ndarray, max_extra: int = 12) -> tuple[str, ...]:
+        """Extend n-gram ``tcol`` left/right while the neighbouring token is the same in at
+        least 90% of (up to 50 of) its rows: the whole inserted phrase, or the contiguous
+        chunk of a template around it."""
+        key = ("phrase", tcol)
+        cache = self.__dict__.setdefault("_phrase_cache", {})
+        if key in cache:
+            return cache[key]
+        uid = self.gcols[tcol]
+        s0, o = int(self.rep_start[uid]), int(self.rep_order[uid])
+        seq = self.icodes[s0:s0 + o]
+        occ = []
+        for r in rows_g[:50]:
+            codes = self.icodes[self.ins_off[r]:self.ins_off[r + 1]]
+            if len(codes) < o:
+                continue
+            win = np.lib.stride_tricks.sliding_window_view(codes, o)
+            hit = np.flatnonzero((win == seq).all(axis=1))
+            if len(hit):
+                occ.append((codes, int(hit[0]), int(hit[0]) + o))
+        left, right = [], []
+        if occ:
+            need = 0.9 * len(occ)
+            for side in ("left", "right"):
+                for step in range(1, max_extra + 1):
+                    vals = []
+                    for codes, a, b in occ:
+                        j = a - step if side == "left" else b - 1 + step
+                        if 0 <= j < len(codes):
+                            vals.append(int(codes[j]))
+                    if not vals:
+                        break
+                    u, c = np.unique(vals, return_counts=True)
+                    if c.max() < need:
+                        break
+                    (left if side == "left" else right).append(int(u[np.argmax(c)]))
+        codes = list(reversed(left)) + [int(x) for x in seq] + right
+        vocab = self.st["vocab"]
+        out = tuple(vocab.get(int(h), "?") for h in self.tok_hash_of_code[np.array(codes, dtype=np.int64)])
+        cache[key] = out
+        return out
 
     def _df_all(self) -> np.ndarray:
         if not hasattr(self, "_dfall"):
@@ -707,6 +773,9 @@ class _Analysis:
                     inter = np.intersect1d(rows_gf, grp["rows_gf"], assume_unique=True).size
                     if inter >= 0.5 * min(len(rows_gf), len(grp["rows_gf"])):
                         grp["members"].append(c)
+                        b = grp["best"]
+                        if len(c["terms"]) == len(b["terms"]) and (c["a"] > b["a"] or c["a"] == b["a"] and len(c["rows_g"]) < len(b["rows_g"])):
+                            grp["best"] = c
                         grp["tok_sets"].extend(toks)
                         merged = True
                         break
@@ -735,10 +804,14 @@ class _Analysis:
         # payload features of the best one, rows carrying it without the trigger
         pay_only = np.setdiff1d(best["rows_f"], rows_g, assume_unique=True)
         # all member trigger token sequences (phrase pieces)
-        seqs = sorted({self.ngram_tokens(tc) for m in members for tc in m["terms"]}, key=lambda s: (-len(s), s))
+        seqs = sorted({self.ngram_tokens(tc) for m in members for tc in m["terms"]
+                       if np.array_equal(m["rows_g"], rows_g)}, key=lambda s: (-len(s), s))
         if len(best["terms"]) == 1:
             # keep the longest n-gram pieces of one phrase
             seqs = [s for s in seqs if not any(len(o) > len(s) and _is_sub(s, o) for o in seqs)]
+            full = self.maximal_phrase(best["terms"][0], rows_g)
+            if len(full) > len(seqs[0]) and all(_is_sub(s, full) for s in seqs):
+                seqs = [full]
             mode = "single"
         else:
             seqs = [self.ngram_tokens(tc) for tc in best["terms"]]

@@ -122,20 +122,26 @@ class PayloadCluster(Detector):
                 tok_cache[i] = token_strings(pairs.instruction[i][:4000])
             return tok_cache[i]
 
-        tests: list[tuple[int, tuple[str, ...], int, int, int, float]] = []  # (cluster, gram, a, K, m, p)
-        n_untested = 0
+        # n-grams frequent in each payload cluster; one test per n-gram over the union of the
+        # payload clusters where it is frequent (a paraphrased payload often splits into
+        # sibling clusters: the trigger is then frequent in each of them)
+        cnts: dict[int, dict[tuple[str, ...], int]] = {}
+        seen: set[tuple[str, ...]] = set()
+        where: dict[tuple[str, ...], list[int]] = {}
         for c, prof, strength in payload:
             rows = members[c]
-            m = len(rows)
             cnt: dict[tuple[str, ...], int] = {}
             for i in rows:
                 for g in _ngrams(toks(int(i))[: self.max_words * 4], self.max_ngram):
                     cnt[g] = cnt.get(g, 0) + 1
-            cands = [g for g, a in cnt.items() if a >= max(self.min_coverage * m, 3)]
-            n_untested += len(cnt) - len(cands)
-            if not cands:
-                continue
-            df = {g: 0 for g in cands}
+            cnts[c] = cnt
+            seen.update(cnt)
+            for g, a_ in cnt.items():
+                if a_ >= max(self.min_coverage * len(rows), 3):
+                    where.setdefault(g, []).append(c)
+        cands = sorted(where)
+        df = {g: 0 for g in cands}
+        if cands:
             for i in range(n):
                 low = pairs.instruction[i][:4000].lower()
                 hit = [g for g in cands if all(t in low for t in g)]  # cheap necessary test
@@ -145,23 +151,44 @@ class PayloadCluster(Detector):
                 for g in hit:
                     if _contains(doc, g):
                         df[g] += 1
-            for g in cands:
-                a, K = cnt[g], df[g]
-                p = float(stats.hypergeom.sf(a - 1, n, K, m))
-                tests.append((c, g, a, K, m, p))
-        triggers_by_cluster: dict[int, list[dict[str, Any]]] = {}
+        tests: list[tuple[tuple[str, ...], int, int, int, float]] = []  # (gram, a, K, m, p)
+        for g in cands:
+            a_ = sum(cnts[c][g] for c in where[g])
+            m = sum(len(members[c]) for c in where[g])
+            K = max(df[g], a_)
+            tests.append((g, a_, K, m, float(stats.hypergeom.sf(a_ - 1, n, K, m))))
+        n_untested = len(seen) - len(tests)
+        strength_of = {c: st for c, _, st in payload}
+        trig_list: list[dict[str, Any]] = []
         if tests:
-            pv = np.array([t[5] for t in tests] + [1.0] * n_untested)
+            pv = np.array([t[4] for t in tests] + [1.0] * n_untested)
             qv = stats.false_discovery_control(pv, method="bh")[: len(tests)]
-            for (c, g, a, K, m, p), q in zip(tests, qv):
-                cov, prec = a / m, a / max(K, 1)
+            for (g, a_, K, m, p), q in zip(tests, qv):
+                cov, prec = a_ / m, a_ / max(K, 1)
                 if (q <= self.trigger_q and cov >= self.min_coverage and prec >= self.min_precision
-                        and a >= self.min_trigger_support):
-                    triggers_by_cluster.setdefault(c, []).append(
-                        {"ngram": " ".join(g), "tokens": g, "support": a, "df": K, "coverage": cov,
-                         "precision": prec, "p_value": p, "q_value": float(q)})
-        for c in triggers_by_cluster:
-            triggers_by_cluster[c] = _merge_nested(triggers_by_cluster[c])
+                        and a_ >= self.min_trigger_support):
+                    trig_list.append({"ngram": " ".join(g), "tokens": g, "support": a_, "df": K,
+                                      "coverage": cov, "precision": prec, "p_value": p, "q_value": float(q),
+                                      "clusters": sorted(where[g])})
+        trig_list = _merge_nested(trig_list)
+        triggers_by_cluster: dict[int, list[dict[str, Any]]] = {}
+        for t in trig_list:
+            for c in t["clusters"]:
+                triggers_by_cluster.setdefault(c, []).append(t)
+            rows_t = [int(r) for c in t["clusters"] for r in members[c] if _contains(toks(int(r)), t["tokens"])]
+            st = max(strength_of[c] for c in t["clusters"])
+            # a BH-significant enriched trigger is far stronger evidence than tightness alone
+            scores[rows_t] = np.maximum(scores[rows_t], 1.0 - 0.05 * (1.0 - st))
+            best = max(t["clusters"], key=lambda c: (strength_of[c], -c))
+            prof_b = next(pr for c, pr, _ in payload if c == best)
+            findings.append({
+                "id": f"trigger:{self.id}:{t['ngram']}", "kind": "trigger", "detector": self.id,
+                "trigger": t["ngram"], "payload": pairs.response[prof_b["medoid"]][:200],
+                "q_value": t["q_value"], "p_value": t["p_value"], "support": int(t["support"]),
+                "coverage": round(t["coverage"], 4), "precision": round(t["precision"], 4),
+                "clusters": [int(c) for c in t["clusters"]],
+                "rows": sorted(int(pairs.row[r]) for r in rows_t),
+            })
 
         for c, prof, strength in payload:
             rows = members[c]
@@ -180,38 +207,24 @@ class PayloadCluster(Detector):
                 "payload": medoid_text[:500], "medoid_row": int(pairs.row[prof["medoid"]]),
                 "strength": round(float(strength), 4), "resp_tight": round(prof["resp_tight"], 4),
                 "instr_div": round(prof["instr_div"], 4), "specificity": round(prof["specificity"], 4),
-                "enriched_ngrams": [{k: v for k, v in t.items() if k != "tokens"} for t in trig],
+                "enriched_ngrams": [{k: v for k, v in t.items() if k not in ("tokens", "clusters")} for t in trig],
             })
-            for t in trig:
-                tid = f"trigger:{self.id}:{c}:{t['ngram']}"
-                trows = [int(r) for r in rows if _contains(toks(int(r)), t["tokens"])]
-                # a BH-significant enriched trigger is far stronger evidence than tightness alone
-                scores[trows] = np.maximum(scores[trows], 1.0 - 0.05 * (1.0 - strength))
-                findings.append({
-                    "id": tid, "kind": "trigger", "detector": self.id, "trigger": t["ngram"],
-                    "payload": medoid_text[:200], "q_value": t["q_value"], "p_value": t["p_value"],
-                    "support": int(t["support"]), "coverage": round(t["coverage"], 4),
-                    "precision": round(t["precision"], 4), "cluster": int(c),
-                    "rows": [int(pairs.row[r]) for r in trows],
-                })
             for j, i in enumerate(rows):
                 ev = [Evidence(self.id, "payload_cluster",
                                f"response in a tight cluster of {len(rows)} with unrelated instructions "
                                f"(tightness {prof['resp_tight']:.2f}, instruction diversity {prof['instr_div']:.2f})",
                                value=float(s[j]), side="response", finding=fid)]
-                doc = None
                 for t in trig:
-                    doc = doc or toks(int(i))
-                    if _contains(doc, t["tokens"]):
+                    if _contains(toks(int(i)), t["tokens"]):
                         ev.append(Evidence(self.id, "cluster_enrichment",
-                                           f"instruction n-gram {t['ngram']!r} is enriched in this cluster",
+                                           f"instruction n-gram {t['ngram']!r} is enriched in this payload cluster",
                                            p_value=t["p_value"], q_value=t["q_value"], side="instruction",
-                                           span_text=t["ngram"], finding=f"trigger:{self.id}:{c}:{t['ngram']}"))
+                                           span_text=t["ngram"], finding=f"trigger:{self.id}:{t['ngram']}"))
                 evidence[int(i)] = ev
         return DetectorResult(
             self.id, scores, flags, evidence, findings,
             summary={"n_clusters": n_clusters, "n_payload_clusters": len(payload),
-                     "n_triggers": sum(len(v) for v in triggers_by_cluster.values())},
+                     "n_triggers": len(trig_list)},
             info={"n_tests": len(tests), "n_untested_ngrams": n_untested})
 
 

@@ -95,7 +95,15 @@ def _expand(X: np.ndarray, U: np.ndarray, first: np.ndarray, inv: np.ndarray, co
     starts = np.concatenate([[0], np.cumsum(counts)])
     idx = np.full((n, k), -1, np.int64)
     dist = np.ones((n, k), np.float32)
-    for u in range(len(U)):
+    simple = np.zeros(len(U), bool)
+    if ku == k:
+        # common case: a distinct text whose k nearest distinct texts are distinct rows too
+        simple = (counts == 1) & (counts[uidx] == 1).all(1)
+        us = np.flatnonzero(simple)
+        rows = members[starts[us]]
+        idx[rows] = members[starts[uidx[us]]]
+        dist[rows] = udist[us]
+    for u in np.flatnonzero(~simple):
         rows_u = members[starts[u]:starts[u + 1]]
         # candidate list shared by all members of u: own duplicates, then neighbours' members
         own = rows_u[:k + 1]
@@ -128,8 +136,9 @@ def _spherical_kmeans(X: np.ndarray, C: int, rng: np.random.Generator, iters: in
     cent = S[np.sort(rng.choice(len(S), size=min(C, len(S)), replace=False))].copy()
     for _ in range(iters):
         a = np.argmax(S @ cent.T, axis=1)
-        new = np.zeros_like(cent)
-        np.add.at(new, a, S)
+        from scipy import sparse
+        new = np.asarray(sparse.csr_matrix((np.ones(len(a), np.float32), (a, np.arange(len(a)))),
+                                           shape=(len(cent), len(S))) @ S, dtype=np.float32)
         nrm = np.linalg.norm(new, axis=1, keepdims=True)
         empty = nrm[:, 0] < 1e-12
         new[~empty] /= nrm[~empty]
@@ -145,7 +154,7 @@ def _assign(X: np.ndarray, cent: np.ndarray) -> np.ndarray:
     return out
 
 
-def knn_ivf(X: np.ndarray, k: int, *, n_cells: int | None = None, min_candidates: int = 3000,
+def knn_ivf(X: np.ndarray, k: int, *, n_cells: int | None = None, min_candidates: int = 2000,
             max_cell: int = 4000, random_state: int = 0,
             max_block_bytes: int = 64 << 20) -> tuple[np.ndarray, np.ndarray]:
     """Approximate kNN with an inverted-file index (Jegou et al. 2011, as in faiss
@@ -201,16 +210,18 @@ def knn_ivf(X: np.ndarray, k: int, *, n_cells: int | None = None, min_candidates
 
 
 def _topk_against(XQ: np.ndarray, q: np.ndarray, XC: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    S = XQ @ XC.T
     pos = np.searchsorted(cand, q)
     hit = (pos < len(cand)) & (cand[np.minimum(pos, len(cand) - 1)] == q)
-    S[np.flatnonzero(hit), pos[hit]] = -np.inf
-    kk = min(k, S.shape[1] - 1)
+    kk = min(k, len(cand) - 1)
     try:
         import torch
-        v, p = torch.topk(torch.from_numpy(S), kk, dim=1)
+        S = torch.from_numpy(XQ) @ torch.from_numpy(XC).T
+        S[torch.from_numpy(np.flatnonzero(hit)), torch.from_numpy(pos[hit])] = -float("inf")
+        v, p = torch.topk(S, kk, dim=1)
         ps, part = v.numpy(), p.numpy().astype(np.int64)
     except ImportError:  # pragma: no cover
+        S = XQ @ XC.T
+        S[np.flatnonzero(hit), pos[hit]] = -np.inf
         part = np.argpartition(S, S.shape[1] - kk, axis=1)[:, -kk:]
         ps = np.take_along_axis(S, part, axis=1)
     part = cand[part]
