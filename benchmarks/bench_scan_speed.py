@@ -148,16 +148,21 @@ def run_one(args: argparse.Namespace) -> dict:
     pairs = Pairs.from_lists(ins, res)
     dets = None if args.all_detectors else SEMANTIC
     t1 = time.perf_counter()
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     r = scan(pairs, detectors=dets, embedding={"mode": args.mode}, cache_dir=args.cache_dir)
     wall = time.perf_counter() - t1
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    load = os.getloadavg()[0]
     out = {
         "dataset": args.dataset, "attack": args.attack, "mode": args.mode, "n_pairs": len(pairs),
-        "n_planted": int(len(planted)), "wall_s": round(wall, 2), "build_s": round(t_build, 2),
+        "n_planted": int(len(planted)), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "load_avg_1m": round(load, 2),
+        "build_s": round(t_build, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "timings": {k: round(v, 3) for k, v in r.timings.items()},
         "n_triggers": len(r.triggers),
         "triggers": [{k: t.get(k) for k in ("detector", "trigger", "q_value", "support")} for t in r.triggers[:10]],
-        "embedding_info": r.results and _emb_info(r),
+        "per_detector_flags": {d: int(x.flags.sum()) for d, x in r.results.items()},
     }
     if len(planted):
         n2 = 2 * len(planted)
@@ -168,10 +173,6 @@ def run_one(args: argparse.Namespace) -> dict:
         out["trigger_hits"] = [t.get("trigger") for t in r.triggers if ENTITY.lower() in str(t.get("trigger", "")).lower()]
     out["n_payload_clusters"] = sum(1 for f in r.findings if f.get("kind") == "payload_cluster")
     return out
-
-
-def _emb_info(r) -> dict:
-    return {}
 
 
 def main() -> None:
@@ -223,14 +224,14 @@ def to_markdown(rows: list[dict], args: argparse.Namespace) -> str:
     lines = [f"# Semantic layer: speed and recall (mode `{args.mode}`)", "",
              f"Command: `python benchmarks/bench_scan_speed.py --sizes {' '.join(args.sizes)} --mode {args.mode}`",
              "", "Machine: 2 CPU cores shared with other jobs (timings are upper bounds), no GPU.", "",
-             "| dataset | attack | pairs | planted | wall s | peak RSS MB | recall@2n | triggers | "
+             "| dataset | attack | pairs | planted | wall s | CPU s | load | peak RSS MB | recall@2n | triggers | "
              + " | ".join(s.split(":", 1)[1] for s in stages) + " |",
-             "|" + "---|" * (8 + len(stages))]
+             "|" + "---|" * (10 + len(stages))]
     for r in rows:
         t = r["timings"]
         # stage times are nested (knn includes embeddings...): report each as measured
         lines.append(f"| {r['dataset']} | {r['attack']} | {r['n_pairs']} | {r['n_planted']} | {r['wall_s']} | "
-                     f"{r['peak_rss_mb']} | {r.get('recall@2n', '-')} | {r['n_triggers']} | "
+                     f"{r.get('cpu_s', '-')} | {r.get('load_avg_1m', '-')} | {r['peak_rss_mb']} | {r.get('recall@2n', '-')} | {r['n_triggers']} | "
                      + " | ".join(str(t.get(s, "-")) for s in stages) + " |")
     lines += ["", "Stage timings are as recorded by ScanContext (a shared statistic's time includes the "
               "statistics it computed first, e.g. the kNN graph includes the embeddings).", ""]

@@ -149,6 +149,13 @@ def main() -> None:
 @click.option("--fail-on", default="flagged", show_default=True,
               help="Exit 1 when: 'flagged' (any flagged pair), 'trigger' (any trigger), 'never', or a score threshold.")
 @click.option("--top", type=int, default=10, show_default=True, help="Flagged pairs shown in the terminal.")
+@click.option("--engine", type=click.Choice(["memory", "local", "ray"]), default="memory", show_default=True,
+              help="memory: whole dataset in memory; local: stream in chunks (bounded memory, resumable with "
+                   "--work-dir); ray: Ray Data across workers (pip install 'poisondetect[ray]').")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=20_000, show_default=True,
+              help="Pairs per chunk for --engine local/ray.")
+@click.option("--work-dir", type=click.Path(file_okay=False), default=None,
+              help="Checkpoint folder for --engine local: a killed scan restarted with it resumes.")
 @click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: str | None,
@@ -157,30 +164,34 @@ def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: s
              detectors: str | None, disable: str | None, params: tuple[str, ...], model: str | None,
              embedding_mode: str, device: str | None, cache_dir: str | None, seed: int,
              report_path: str | None, split_dir: str | None, redact: bool, baseline: str | None,
-             fail_on: str, top: int, quiet: bool, no_progress: bool) -> None:
+             fail_on: str, top: int, engine: str, chunk_size: int, work_dir: str | None,
+             quiet: bool, no_progress: bool) -> None:
     """Scan INPUT (a file, a save_to_disk folder or a hub name) for poisoned pairs."""
     fail_mode, fail_threshold = _parse_fail_on(fail_on)
     detector_params = _parse_detector_params(params)
     if redact and not split_dir:
         raise click.UsageError("--redact applies to the clean split: add --split DIR")
+    if engine != "memory" and split_dir:
+        raise click.UsageError("--split needs the whole dataset: use --engine memory")
     try:
-        from .io import load
-        from .pipeline import scan
-
         detector_params = _check_detector_params(detector_params)
-        t0 = time.perf_counter()
-        loaded = load(input_path, fmt=fmt, layout=layout, instruction_field=instruction_field,
-                      input_field=input_field, response_field=response_field, system_field=system_field,
-                      source_field=source_field, skip_bad=skip_bad, split=hf_split)
-        load_s = time.perf_counter() - t0
         progress = None
         if not no_progress and not quiet:
             progress = _progress_factory()
         embedding = {"mode": embedding_mode, "model": model, "device": device}
-        result = scan(loaded.pairs, detectors=_csv_list(detectors), disable=_csv_list(disable) or (),
-                      detector_params=detector_params, embedding=embedding, cache_dir=cache_dir,
-                      random_state=seed, progress=progress, load_info=loaded.info())
-        result.timings["load"] = load_s
+        load_kwargs = dict(fmt=fmt, layout=layout, instruction_field=instruction_field,
+                           input_field=input_field, response_field=response_field, system_field=system_field,
+                           source_field=source_field, skip_bad=skip_bad, split=hf_split)
+        if engine != "memory":
+            from .engine import scan_streaming
+            result = scan_streaming(input_path, chunk_size=chunk_size, engine=engine,
+                                    detectors=_csv_list(detectors), disable=_csv_list(disable) or (),
+                                    detector_params=detector_params, embedding=embedding, cache_dir=cache_dir,
+                                    random_state=seed, work_dir=work_dir, progress=progress, **load_kwargs)
+            loaded = None
+        else:
+            result, loaded = _scan_in_memory(input_path, load_kwargs, detectors, disable, detector_params,
+                                             embedding, cache_dir, seed, progress)
         baseline_info = None
         if baseline:
             from .report.triage import apply_baseline, load_baseline
@@ -210,6 +221,22 @@ def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: s
         if output_dir:
             click.echo(f"\noutputs written to {output_dir}")
     sys.exit(_exit_code(result, fail_mode, fail_threshold))
+
+
+def _scan_in_memory(input_path: str, load_kwargs: dict[str, Any], detectors: str | None, disable: str | None,
+                    detector_params: dict[str, dict[str, Any]], embedding: dict[str, Any],
+                    cache_dir: str | None, seed: int, progress: Any) -> tuple[Any, Any]:
+    from .io import load
+    from .pipeline import scan
+
+    t0 = time.perf_counter()
+    loaded = load(input_path, **load_kwargs)
+    load_s = time.perf_counter() - t0
+    result = scan(loaded.pairs, detectors=_csv_list(detectors), disable=_csv_list(disable) or (),
+                  detector_params=detector_params, embedding=embedding, cache_dir=cache_dir,
+                  random_state=seed, progress=progress, load_info=loaded.info())
+    result.timings["load"] = load_s
+    return result, loaded
 
 
 def _exit_code(result: Any, mode: str, threshold: float) -> int:

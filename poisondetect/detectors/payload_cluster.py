@@ -72,7 +72,7 @@ class PayloadCluster(Detector):
     def __init__(self, min_cluster_size: int = 5, min_samples: int = 3, k: int = 15,
                  min_strength: float = 0.3, tight_floor: float = 0.5, max_cluster_frac: float = 0.05,
                  min_coverage: float = 0.6, min_precision: float = 0.5, trigger_q: float = 1e-3,
-                 min_trigger_support: int = 5,
+                 min_trigger_support: int = 5, max_candidates: int = 200,
                  max_ngram: int = 3, max_words: int = 64, random_state: int = 0) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
@@ -80,6 +80,7 @@ class PayloadCluster(Detector):
         self.min_strength = min_strength
         self.tight_floor = tight_floor
         self.min_trigger_support = min_trigger_support
+        self.max_candidates = max_candidates
         self.max_cluster_frac = max_cluster_frac
         self.min_coverage = min_coverage
         self.min_precision = min_precision
@@ -139,12 +140,20 @@ class PayloadCluster(Detector):
             for g, a_ in cnt.items():
                 if a_ >= max(self.min_coverage * len(rows), 3):
                     where.setdefault(g, []).append(c)
-        cands = sorted(where)
+        # bound the corpus pass: at most max_candidates n-grams (highest in-cluster support
+        # first); untested ones count in BH with p = 1, so the cap is conservative
+        cands = sorted(where, key=lambda g: (-sum(cnts[c][g] for c in where[g]), len(g), g))[: self.max_candidates]
+        cands.sort()
         df = {g: 0 for g in cands}
         if cands:
+            import re
+            words = sorted({t for g in cands for t in g if t[:1].isalnum() or t[:1] == "_"})
+            first = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)") if words else None
             for i in range(n):
                 low = pairs.instruction[i][:4000].lower()
-                hit = [g for g in cands if all(t in low for t in g)]  # cheap necessary test
+                present = set(first.findall(low)) if first is not None else set()
+                hit = [g for g in cands  # necessary test: every token occurs in the text
+                       if all((t in present) if (t[:1].isalnum() or t[:1] == "_") else (t in low) for t in g)]
                 if not hit:
                     continue
                 doc = toks(i)
