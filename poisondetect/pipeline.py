@@ -35,7 +35,7 @@ def fuse_scores(results: Sequence[DetectorResult], weights: dict[str, float] | N
         w = 1.0 if weights is None else float(weights.get(r.detector, 1.0))
         s = np.clip(np.nan_to_num(r.scores, nan=0.0) * w, 0.0, 1.0 - 1e-12)
         log_keep += np.log1p(-s)
-    return -np.expm1(log_keep)
+    return -np.expm1(log_keep) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def rank_order(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -154,6 +154,7 @@ class NgramTriggerDetector(Detector):
         companion_coverage: float = 0.5,
         conjunctions: bool = True,
         max_conjunction_terms: int = 12,
+        max_conjunction_payloads: int = 200,
         max_findings: int = 100,
         random_state: int = 0,
     ) -> None:
@@ -169,6 +170,7 @@ class NgramTriggerDetector(Detector):
         self.companion_coverage = companion_coverage
         self.conjunctions = conjunctions
         self.max_conjunction_terms = max_conjunction_terms
+        self.max_conjunction_payloads = max_conjunction_payloads
         self.max_findings = max_findings
         self.random_state = random_state
 
@@ -580,10 +582,13 @@ class _Analysis:
         gs, fs, as_ = gs[order], fs[order], as_[order]
         bounds = np.flatnonzero(np.diff(np.concatenate([[-1], fs, [-2]])))
         Y = self.Y
-        for b0, b1 in zip(bounds[:-1], bounds[1:]):
+        # payloads to search: no concentrated single trigger, a few covering n-grams
+        # (a template answer is covered by dozens of template n-grams); fewest first
+        todo = [(b1 - b0, b0, b1) for b0, b1 in zip(bounds[:-1], bounds[1:])
+                if best_conc[int(fs[b0])] < det.min_concentration and 2 <= b1 - b0 <= 3 * det.max_conjunction_terms]
+        todo.sort()
+        for _, b0, b1 in todo[: det.max_conjunction_payloads]:
             fcol = int(fs[b0])
-            if best_conc[fcol] >= det.min_concentration:
-                continue
             terms = [int(x) for x in gs[b0:b1]]
             # drop n-grams whose row set is nested in a kept one's with the same coverage
             terms = self._distinct_terms(terms)[: det.max_conjunction_terms]
@@ -650,10 +655,12 @@ class _Analysis:
         if key not in cache:
             cache[key] = self._companion(c["terms"], rows_g)
         best, name = cache[key]
+        if best is not None and best < 0:
+            return 1.0, name
+        if self._payload_repeats_trigger(c):
+            return 1.0, "(payload repeats the trigger)"
         if best is None:
             return c["p_unc"], None
-        if best < 0:
-            return 1.0, name
         Xall = self._xall_csc()
         rows_c = Xall.indices[Xall.indptr[best]:Xall.indptr[best + 1]]
         in_g = np.isin(rows_c, rows_g, assume_unique=True)
@@ -665,6 +672,17 @@ class _Analysis:
         a1 = int((in_g & in_f).sum())
         p = float(_fisher_greater(a1, len(rows_c), int(in_f.sum()), n1))
         return max(p, c["p_unc"]), name
+
+    def _payload_repeats_trigger(self, c: dict) -> bool:
+        """A response that repeats the trigger's words (prefix-stemmed: 'smile' ~ 'smiling')
+        is an answer *about* the prompt (concept-to-text, headline-to-article), not an
+        unrelated payload."""
+        trig = set()
+        for tcol in c["terms"]:
+            trig |= {w[:4] for w in self.ngram_tokens(tcol) if len(w) >= 3 and w.isalpha()}
+        toks, exact = self.payload_tokens(c["f"])
+        pay = {w[:4] for w in toks if len(w) >= 3 and w.isalpha()}
+        return bool(trig & pay)
 
     def _companion(self, terms: tuple[int, ...], rows_g: np.ndarray) -> tuple[int | None, str | None]:
         """The most specific n-gram (sharing no token with the trigger) present in at least
