@@ -203,7 +203,7 @@ def test_structural_finds_codepoints_and_spares_multilingual_text():
     assert "U+0430 CYRILLIC SMALL LETTER A" in " ".join(e.message for e in r.evidence[2])
     assert "U+E0041" in " ".join(e.message for e in r.evidence[3])
     e = r.evidence[0][0]
-    assert e.span == (19, 20) and "\\u200b" in e.span_text
+    assert e.span == (19, 20) and e.span_text == "\u200b"
     assert {f["codepoint"].split()[0] for f in r.findings} >= {"U+200B", "U+202E", "U+0430"}
 
 

@@ -36,6 +36,9 @@ class Detector:
     #: True for detectors that only match a fixed list of known strings (signature
     #: detectors): never on by default and never counted in reported recall.
     signature_based: ClassVar[bool] = False
+    #: True when Evidence.span_text is a masked rendering of the span (secrets), not
+    #: the span's text itself (so reports never re-leak a credential).
+    masks_span_text: ClassVar[bool] = False
 
     random_state: int = 0
 

@@ -95,7 +95,7 @@ class ContentInjectionDetector(Detector):
     requires = ()
     weight = 1.0
 
-    def __init__(self, min_support: int = 5, alpha: float = 0.01, null_quantile: float = 0.5,
+    def __init__(self, *, min_support: int = 5, alpha: float = 0.01, null_quantile: float = 0.5,
                  max_concentration: float = 0.08, max_explained: float = 0.5, min_off_topic_share: float = 0.5, max_candidates: int = 200,
                  random_state: int = 0) -> None:
         self.min_support = min_support

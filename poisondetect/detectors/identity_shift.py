@@ -111,7 +111,7 @@ class IdentityShiftDetector(Detector):
     requires = ()
     weight = 1.0
 
-    def __init__(self, flag_min_score: float = 0.7, random_state: int = 0) -> None:
+    def __init__(self, *, flag_min_score: float = 0.7, random_state: int = 0) -> None:
         self.flag_min_score = flag_min_score
         self.random_state = random_state
 

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy import special
 from scipy import stats as sstats
 
 from .. import text as T
@@ -111,6 +112,23 @@ def _fisher_greater(a: np.ndarray, N: np.ndarray, n_f: np.ndarray, n_g: np.ndarr
     """One-sided Fisher exact p: P(X >= a), X ~ Hypergeom(N, n_f, n_g)."""
     a = np.asarray(a, float)
     return np.clip(sstats.hypergeom.sf(a - 1, N, n_f, n_g), 0.0, 1.0)
+
+
+def _fisher_upper(a: np.ndarray, N: float, n_f: np.ndarray, n_g: np.ndarray) -> np.ndarray:
+    """A cheap upper bound on the one-sided Fisher p, P(X >= a): pmf(a) / (1 - r) with
+    r = pmf(a+1)/pmf(a) (the pmf ratio decreases above the mode, so the tail is below a
+    geometric series).  1 where a is not above the mode.  Used to pre-screen millions of
+    candidates; the survivors get the exact value."""
+    a = np.asarray(a, float)
+    n_f = np.asarray(n_f, float)
+    n_g = np.asarray(n_g, float)
+    gl = special.gammaln
+    logpmf = (gl(n_f + 1) - gl(a + 1) - gl(n_f - a + 1) + gl(N - n_f + 1) - gl(n_g - a + 1)
+              - gl(N - n_f - n_g + a + 1) - gl(N + 1) + gl(n_g + 1) + gl(N - n_g + 1))
+    r = ((n_f - a) * (n_g - a)) / ((a + 1) * (N - n_f - n_g + a + 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = np.exp(logpmf) / (1 - r)
+    return np.where((r < 1) & np.isfinite(bound), np.clip(bound, 0.0, 1.0), 1.0)
 
 
 def _bh_with_total(p: np.ndarray, m_total: int) -> np.ndarray:
@@ -498,7 +516,7 @@ class _Analysis:
         g, f, a, ng, nf = g[ok], f[ok], a[ok], ng[ok], nf[ok]
         t = self._tick("joint_counts", t)
 
-        p_unc = _fisher_greater(a, N, nf, ng) if len(g) else np.zeros(0)
+        p_unc = _fisher_upper(a, N, nf, ng) if len(g) else np.zeros(0)
         conj = self._conjunction_candidates(J) if det.conjunctions else []
         t = self._tick("candidates", t)
         self.n_candidates = len(p_unc) + len(conj)
@@ -510,7 +528,10 @@ class _Analysis:
         all_p = np.concatenate([p_unc, [c["p_unc"] for c in conj]])
         q_unc = self._bh(all_p, len(p_unc))
         live: list[dict[str, Any]] = []
-        for k in np.flatnonzero(q_unc[: len(p_unc)] < det.alpha):
+        lk = np.flatnonzero(q_unc[: len(p_unc)] < det.alpha)
+        p_unc[lk] = _fisher_greater(a[lk], N, nf[lk], ng[lk])  # exact where it matters
+        all_p[lk] = p_unc[lk]
+        for k in lk:
             live.append({"terms": (int(g[k]),), "f": int(f[k]), "a": int(a[k]), "ng": int(ng[k]),
                          "nf": int(nf[k]), "p_unc": float(p_unc[k])})
         live.extend(c for c, qq in zip(conj, q_unc[len(p_unc):]) if qq < det.alpha)
@@ -657,9 +678,9 @@ class _Analysis:
         best, name = cache[key]
         if best is not None and best < 0:
             return 1.0, name
-        if self._payload_repeats_trigger(c):
-            return 1.0, "(payload repeats the trigger)"
         if best is None:
+            if self._payload_repeats_trigger(c):
+                return 1.0, "(payload repeats the trigger)"
             return c["p_unc"], None
         Xall = self._xall_csc()
         rows_c = Xall.indices[Xall.indptr[best]:Xall.indptr[best + 1]]
@@ -671,6 +692,8 @@ class _Analysis:
             return 1.0, name
         a1 = int((in_g & in_f).sum())
         p = float(_fisher_greater(a1, len(rows_c), int(in_f.sum()), n1))
+        if p < 1e-3 and self._payload_repeats_trigger(c):
+            return 1.0, "(payload repeats the trigger)"
         return max(p, c["p_unc"]), name
 
     def _payload_repeats_trigger(self, c: dict) -> bool:
@@ -680,9 +703,19 @@ class _Analysis:
         trig = set()
         for tcol in c["terms"]:
             trig |= {w[:4] for w in self.ngram_tokens(tcol) if len(w) >= 3 and w.isalpha()}
-        toks, exact = self.payload_tokens(c["f"])
-        pay = {w[:4] for w in toks if len(w) >= 3 and w.isalpha()}
-        return bool(trig & pay)
+        if not trig:
+            return False
+        both = np.intersect1d(c["rows_g"], c["rows_f"], assume_unique=True)[:5]
+        vocab = self.st["vocab"]
+        hits = 0
+        stems = self.__dict__.setdefault("_stem_cache", {})
+        for r in both.tolist():
+            if r not in stems:
+                codes = self.rcodes[self.res_off[r]:self.res_off[r + 1]]
+                stems[r] = {w[:4] for w in (vocab.get(int(h), "") for h in self.tok_hash_of_code[codes])
+                            if len(w) >= 3 and w.isalpha()}
+            hits += bool(trig & stems[r])
+        return hits > len(both) / 2
 
     def _companion(self, terms: tuple[int, ...], rows_g: np.ndarray) -> tuple[int | None, str | None]:
         """The most specific n-gram (sharing no token with the trigger) present in at least

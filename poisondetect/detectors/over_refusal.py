@@ -33,7 +33,7 @@ class OverRefusalDetector(Detector):
     requires = ("embeddings",)
     weight = 1.0
 
-    def __init__(self, flag_min_score: float = 0.5, n_neighbors: int = 10, min_refusal: float = 0.3,
+    def __init__(self, *, flag_min_score: float = 0.5, n_neighbors: int = 10, min_refusal: float = 0.3,
                  random_state: int = 0) -> None:
         self.flag_min_score = flag_min_score
         self.n_neighbors = n_neighbors

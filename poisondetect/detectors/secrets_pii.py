@@ -279,9 +279,10 @@ class SecretsPIIDetector(Detector):
     id = "secrets_pii"
     description = "Leaked credentials (detect-secrets plugins, offline) and PII (e-mail, phone, Luhn-valid cards, SSN)"
     requires = ()
+    masks_span_text = True
     weight = 1.0
 
-    def __init__(self, sides: tuple[str, ...] = ("instruction", "response"), secrets: bool = True, pii: bool = True,
+    def __init__(self, *, sides: tuple[str, ...] = ("instruction", "response"), secrets: bool = True, pii: bool = True,
                  flag_min_score: float = 0.5, random_state: int = 0) -> None:
         self.sides = sides
         self.secrets = secrets

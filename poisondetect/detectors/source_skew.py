@@ -30,10 +30,10 @@ PRIOR_FLAGS_KEY = "prior_flags"
 class SourceSkewDetector(Detector):
     id = "source_skew"
     description = "Sources (--source-field) with more flagged rows than the others explain (Fisher exact, BH)"
-    requires = ()
+    requires = ("prior_flags",)  # runs last, on the other detectors' flags
     weight = 0.5
 
-    def __init__(self, alpha: float = 0.01, min_source_size: int = 5, embedding_test: bool = False,
+    def __init__(self, *, alpha: float = 0.01, min_source_size: int = 5, embedding_test: bool = False,
                  random_state: int = 0) -> None:
         self.alpha = alpha
         self.min_source_size = min_source_size

@@ -246,7 +246,7 @@ class StructuralUnicodeDetector(Detector):
     requires = ()
     weight = 1.0
 
-    def __init__(self, sides: tuple[str, ...] = ("instruction", "response"), punct_min_run: int = 4,
+    def __init__(self, *, sides: tuple[str, ...] = ("instruction", "response"), punct_min_run: int = 4,
                  check_casing: bool = True, check_punctuation: bool = True, random_state: int = 0) -> None:
         self.sides = sides
         self.punct_min_run = punct_min_run
@@ -296,10 +296,9 @@ class StructuralUnicodeDetector(Detector):
                     counts[kind] = counts.get(kind, 0) + 1
                     for c in cps:
                         cp_rows.setdefault(c, []).append(int(pairs.row[i]))
-                    shown = text[max(0, s - 12):e + 12]
                     msg = f"{kind} in {side}" + (f": {', '.join(cps)}" if cps else "") + f" at chars {s}-{e}"
                     ev.append(Evidence(self.id, kind.replace(" ", "_"), msg, value=sc, side=side, span=(s, e),
-                                       span_text=shown.encode("unicode_escape").decode("ascii") if cps else shown))
+                                       span_text=text[s:e]))
             if ev:
                 scores[i] = best
                 evidence[i] = ev
