@@ -83,8 +83,24 @@ class ScanResult:
 
     @property
     def triggers(self) -> list[dict[str, Any]]:
+        """Trigger findings of every detector, strongest first.  The same trigger reported
+        by several detectors is listed once (its strongest report), with the others named
+        in ``also_reported_by``."""
         trig = [f for f in self.findings if f.get("kind") == "trigger"]
-        return sorted(trig, key=lambda f: (f.get("q_value", 1.0), -f.get("support", 0), f.get("trigger", "")))
+        trig = sorted(trig, key=lambda f: (f.get("q_value", 1.0), -f.get("support", 0), f.get("trigger", ""),
+                                           f.get("detector", "")))
+        merged: dict[str, dict[str, Any]] = {}
+        for f in trig:
+            key = " ".join(str(f.get("trigger", "")).casefold().split())
+            if key in merged:
+                first = merged[key]
+                others = first.setdefault("also_reported_by", [])
+                det = f.get("detector", "")
+                if det and det != first.get("detector") and det not in others:
+                    others.append(det)
+            else:
+                merged[key] = dict(f)
+        return list(merged.values())
 
     def top(self, k: int = 20) -> list[dict[str, Any]]:
         return [self.pair_record(int(i)) for i in self.order[:k]]
@@ -174,7 +190,7 @@ def resolve_detectors(
 ) -> list[Detector]:
     reg = registry()
     disable = set(disable)
-    unknown = [d for d in disable if d not in reg]
+    unknown = [d for d in disable if d not in reg] + [d for d in (params or {}) if d not in reg]
     if unknown:
         raise ConfigError(f"unknown detector(s) {', '.join(unknown)}; known: {', '.join(reg)}")
     if detectors is None:

@@ -529,8 +529,6 @@ class _Analysis:
         q_unc = self._bh(all_p, len(p_unc))
         live: list[dict[str, Any]] = []
         lk = np.flatnonzero(q_unc[: len(p_unc)] < det.alpha)
-        p_unc[lk] = _fisher_greater(a[lk], N, nf[lk], ng[lk])  # exact where it matters
-        all_p[lk] = p_unc[lk]
         for k in lk:
             live.append({"terms": (int(g[k]),), "f": int(f[k]), "a": int(a[k]), "ng": int(ng[k]),
                          "nf": int(nf[k]), "p_unc": float(p_unc[k])})
@@ -646,7 +644,7 @@ class _Analysis:
             for tup, n_g, aa in res:
                 if aa >= det.min_support and aa / max(n_g, 1) >= det.min_concentration:
                     out.append({"terms": tup, "f": fcol, "a": aa, "ng": n_g, "nf": int(self.df_f[fcol]),
-                                "p_unc": float(_fisher_greater(aa, self.N, self.df_f[fcol], n_g))})
+                                "p_unc": float(_fisher_upper(aa, self.N, self.df_f[fcol], n_g))})
         return out
 
     def _distinct_terms(self, terms: list[int]) -> list[int]:
@@ -691,7 +689,7 @@ class _Analysis:
         if n0 == 0 or n1 == 0:
             return 1.0, name
         a1 = int((in_g & in_f).sum())
-        p = float(_fisher_greater(a1, len(rows_c), int(in_f.sum()), n1))
+        p = float(_fisher_upper(a1, len(rows_c), int(in_f.sum()), n1))
         if p < 1e-3 and self._payload_repeats_trigger(c):
             return 1.0, "(payload repeats the trigger)"
         return max(p, c["p_unc"]), name

@@ -179,6 +179,13 @@ class PayloadCluster(Detector):
                     trig_list.append({"ngram": " ".join(g), "tokens": g, "support": a_, "df": K,
                                       "coverage": cov, "precision": prec, "p_value": p, "q_value": float(q),
                                       "clusters": sorted(where[g])})
+        # the trigger's rows across its clusters must still share one payload: sibling
+        # clusters of one paraphrased payload do, one template answered with many
+        # different long texts (a passage repeated per question) does not
+        for t in trig_list:
+            rows_t = np.array([int(r) for c in t["clusters"] for r in members[c] if _contains(toks(int(r)), t["tokens"])])
+            t["union_tight"] = group_profile(ctx, rows_t)["resp_tight"] if len(rows_t) > 1 else 0.0
+        trig_list = [t for t in trig_list if len(t["clusters"]) == 1 or t["union_tight"] >= self.tight_floor]
         trig_list = _merge_nested(trig_list)
         triggers_by_cluster: dict[int, list[dict[str, Any]]] = {}
         for t in trig_list:
@@ -195,7 +202,8 @@ class PayloadCluster(Detector):
                 "trigger": t["ngram"], "payload": pairs.response[prof_b["medoid"]][:200],
                 "q_value": t["q_value"], "p_value": t["p_value"], "support": int(t["support"]),
                 "coverage": round(t["coverage"], 4), "precision": round(t["precision"], 4),
-                "clusters": [int(c) for c in t["clusters"]],
+                "clusters": [int(c) for c in t["clusters"]], "union_tightness": round(float(t["union_tight"]), 4),
+                "aliases": t.get("aliases", []),
                 "rows": sorted(int(pairs.row[r]) for r in rows_t),
             })
 
@@ -216,7 +224,8 @@ class PayloadCluster(Detector):
                 "payload": medoid_text[:500], "medoid_row": int(pairs.row[prof["medoid"]]),
                 "strength": round(float(strength), 4), "resp_tight": round(prof["resp_tight"], 4),
                 "instr_div": round(prof["instr_div"], 4), "specificity": round(prof["specificity"], 4),
-                "enriched_ngrams": [{k: v for k, v in t.items() if k not in ("tokens", "clusters")} for t in trig],
+                "enriched_ngrams": [{k: v for k, v in t.items() if k not in ("tokens", "clusters", "union_tight")}
+                                    for t in trig],
             })
             for j, i in enumerate(rows):
                 ev = [Evidence(self.id, "payload_cluster",
@@ -249,4 +258,15 @@ def _merge_nested(trigs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                for k in kept):
             continue
         kept.append(t)
-    return sorted(kept, key=lambda t: (t["q_value"], t["ngram"]))
+    # overlapping n-grams of one longer phrase ("build a movie", "a movie plot") with the
+    # same support and clusters are one finding: keep the best, list the rest as aliases
+    kept.sort(key=lambda t: (t["q_value"], -len(t["tokens"]), t["ngram"]))
+    out: list[dict[str, Any]] = []
+    for t in kept:
+        twin = next((o for o in out if o["support"] == t["support"] and o.get("clusters") == t.get("clusters")
+                     and set(o["tokens"]) & set(t["tokens"])), None)
+        if twin is not None:
+            twin.setdefault("aliases", []).append(t["ngram"])
+            continue
+        out.append(t)
+    return out

@@ -82,7 +82,7 @@ def write_findings_jsonl(result: Any, path: str | os.PathLike, baseline: dict[st
             rec["fingerprints"] = it["fingerprints"]
             if new_pos is not None:
                 rec["new"] = i in new_pos
-            f.write(json.dumps(rec, ensure_ascii=False, default=_json_default) + "\n")
+            f.write(_jsonl_line(rec) + "\n")
             n += 1
     return n
 
@@ -111,3 +111,15 @@ def write_standard_outputs(result: Any, outdir: str | os.PathLike,
     write_summary_json(result, paths["summary"], baseline)
     write_findings_jsonl(result, paths["findings"], baseline)
     return {k: str(v) for k, v in paths.items()}
+
+
+_LINE_BREAKERS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\u0085": "\\u0085"}
+
+
+def _jsonl_line(rec: Any) -> str:
+    """One JSON object on one line even for readers that split on Unicode line breaks
+    (U+2028, U+2029, U+0085 are escaped; everything else stays UTF-8)."""
+    line = json.dumps(rec, ensure_ascii=False, default=_json_default)
+    for ch, esc in _LINE_BREAKERS.items():
+        line = line.replace(ch, esc)
+    return line
