@@ -7,7 +7,8 @@ connected components of those edges in the shared kNN graph.
 
 A group is scored by what it means for poisoning:
 - the same (or a reworded) *response* given to unrelated instructions is a payload
-  signal: score ``instr_div**2 * specificity`` of the group (see ``payload_cluster``),
+  signal: score ``instr_div**4 * specificity`` of the group (diversity relative to random
+  pairs; the 4th power keeps one passage asked about many times, diversity ~0.6, low) (see ``payload_cluster``),
   capped at 0.9; finding kind ``near_duplicate_payload``;
 - a whole pair duplicated (both sides) is hygiene: score ``dup_score`` (small), finding
   kind ``near_duplicate``.
@@ -57,12 +58,14 @@ class NearDuplicate(Detector):
     weight = 0.8
 
     def __init__(self, k: int = 10, threshold: float = 0.13, min_payload_group: int = 3,
-                 dup_score: float = 0.05, max_findings: int = 200, random_state: int = 0) -> None:
+                 dup_score: float = 0.05, max_findings: int = 200, div_power: float = 4.0,
+                 random_state: int = 0) -> None:
         self.k = k
         self.threshold = threshold
         self.min_payload_group = min_payload_group
         self.dup_score = dup_score
         self.max_findings = max_findings
+        self.div_power = div_power
         self.random_state = random_state
 
     def score(self, pairs: Pairs, ctx: Any, stats_: Any) -> DetectorResult:
@@ -90,7 +93,7 @@ class NearDuplicate(Detector):
                 continue
             prof = group_profile(ctx, rows)
             spec = specificity(pairs.response[prof["medoid"]])
-            s = min(0.9, prof["instr_div"] ** 2 * spec)
+            s = min(0.9, prof["instr_div"] ** self.div_power * spec)
             if s <= 0.05:
                 continue
             payload_groups.append((s, g, rows, prof, spec))

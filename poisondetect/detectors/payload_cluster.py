@@ -16,8 +16,9 @@ How it works:
    (1 - exp(-words / 6): one-word answers such as "Yes" are shared legitimately), all on
    mean-centred embeddings.  ``tight = (resp_tight - tight_floor) / (1 - tight_floor)``
    (topical clusters of long answers reach ~0.7 mean similarity; paraphrases of one
-   payload ~0.85+) and ``strength = tight * instr_div**2 * specificity`` (diversity squared: a template
-   whose instructions are 70 % alike must not pass).
+   payload ~0.85+) and ``strength = tight * instr_div**div_power * specificity`` (cubed by default: a
+   template whose instructions are 30-40 % alike, e.g. one passage asked about many
+   times, must score far below unrelated instructions).
 3. Clusters with strength >= ``min_strength`` are *payload clusters* (dataset-level
    finding ``payload_cluster`` with the medoid response and the instruction n-grams over-
    represented in it).  Pair scores are the cluster strength times the pair's closeness
@@ -28,7 +29,11 @@ How it works:
    ``false_discovery_control``) runs over every n-gram that occurs in the cluster's
    instructions (untested ones count with p = 1).  A ``trigger`` finding needs
    q <= ``trigger_q``, coverage and precision (share of the n-gram's rows inside the
-   cluster) >= ``min_coverage`` / ``min_precision``.
+   cluster) >= ``min_coverage`` / ``min_precision``, support >= ``min_trigger_support``,
+   and the rows holding it (over all payload clusters where it is frequent) must have
+   unrelated instructions apart from it (diversity >= ``min_trigger_div``: a prompt
+   template is not a trigger) and, when it spans several clusters, still one payload
+   (union tightness >= ``tight_floor``).
 """
 from __future__ import annotations
 
@@ -72,7 +77,8 @@ class PayloadCluster(Detector):
     def __init__(self, min_cluster_size: int = 5, min_samples: int = 3, k: int = 15,
                  min_strength: float = 0.3, tight_floor: float = 0.5, max_cluster_frac: float = 0.05,
                  min_coverage: float = 0.6, min_precision: float = 0.5, trigger_q: float = 1e-3,
-                 min_trigger_support: int = 5, max_candidates: int = 200,
+                 min_trigger_support: int = 5, min_trigger_div: float = 0.8, max_candidates: int = 200,
+                 div_power: float = 3.0,
                  max_ngram: int = 3, max_words: int = 64, random_state: int = 0) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
@@ -81,6 +87,8 @@ class PayloadCluster(Detector):
         self.tight_floor = tight_floor
         self.min_trigger_support = min_trigger_support
         self.max_candidates = max_candidates
+        self.min_trigger_div = min_trigger_div
+        self.div_power = div_power
         self.max_cluster_frac = max_cluster_frac
         self.min_coverage = min_coverage
         self.min_precision = min_precision
@@ -109,7 +117,7 @@ class PayloadCluster(Detector):
             prof = group_profile(ctx, rows)
             spec = specificity(pairs.response[prof["medoid"]])
             tight = float(np.clip((prof["resp_tight"] - self.tight_floor) / max(1e-6, 1 - self.tight_floor), 0, 1))
-            strength = tight * prof["instr_div"] ** 2 * spec
+            strength = tight * prof["instr_div"] ** self.div_power * spec
             prof["specificity"] = spec
             prof["strength"] = float(strength)
             if strength >= self.min_strength:
@@ -182,10 +190,14 @@ class PayloadCluster(Detector):
         # the trigger's rows across its clusters must still share one payload: sibling
         # clusters of one paraphrased payload do, one template answered with many
         # different long texts (a passage repeated per question) does not
+        # and the instructions holding the trigger must be unrelated apart from it: a prompt
+        # template ("Build a movie plot around this: ...") is not a trigger
         for t in trig_list:
             rows_t = np.array([int(r) for c in t["clusters"] for r in members[c] if _contains(toks(int(r)), t["tokens"])])
-            t["union_tight"] = group_profile(ctx, rows_t)["resp_tight"] if len(rows_t) > 1 else 0.0
-        trig_list = [t for t in trig_list if len(t["clusters"]) == 1 or t["union_tight"] >= self.tight_floor]
+            up = group_profile(ctx, rows_t) if len(rows_t) > 1 else {"resp_tight": 0.0, "instr_div": 0.0}
+            t["union_tight"], t["union_div"] = up["resp_tight"], up["instr_div"]
+        trig_list = [t for t in trig_list if t["union_div"] >= self.min_trigger_div
+                     and (len(t["clusters"]) == 1 or t["union_tight"] >= self.tight_floor)]
         trig_list = _merge_nested(trig_list)
         triggers_by_cluster: dict[int, list[dict[str, Any]]] = {}
         for t in trig_list:
@@ -203,6 +215,7 @@ class PayloadCluster(Detector):
                 "q_value": t["q_value"], "p_value": t["p_value"], "support": int(t["support"]),
                 "coverage": round(t["coverage"], 4), "precision": round(t["precision"], 4),
                 "clusters": [int(c) for c in t["clusters"]], "union_tightness": round(float(t["union_tight"]), 4),
+                "union_instruction_diversity": round(float(t["union_div"]), 4),
                 "aliases": t.get("aliases", []),
                 "rows": sorted(int(pairs.row[r]) for r in rows_t),
             })
@@ -224,7 +237,7 @@ class PayloadCluster(Detector):
                 "payload": medoid_text[:500], "medoid_row": int(pairs.row[prof["medoid"]]),
                 "strength": round(float(strength), 4), "resp_tight": round(prof["resp_tight"], 4),
                 "instr_div": round(prof["instr_div"], 4), "specificity": round(prof["specificity"], 4),
-                "enriched_ngrams": [{k: v for k, v in t.items() if k not in ("tokens", "clusters", "union_tight")}
+                "enriched_ngrams": [{k: v for k, v in t.items() if k not in ("tokens", "clusters", "union_tight", "union_div")}
                                     for t in trig],
             })
             for j, i in enumerate(rows):
