@@ -39,6 +39,9 @@ class Detector:
     #: True when Evidence.span_text is a masked rendering of the span (secrets), not
     #: the span's text itself (so reports never re-leak a credential).
     masks_span_text: ClassVar[bool] = False
+    #: True when a pair's score depends on that pair alone, so running the detector
+    #: chunk by chunk is exact (the streaming and Ray engines rely on it).
+    per_row: ClassVar[bool] = False
 
     random_state: int = 0
 

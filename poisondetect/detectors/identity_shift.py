@@ -109,6 +109,7 @@ class IdentityShiftDetector(Detector):
     id = "identity_shift"
     description = "Identity-shifting personas: new persona + removal of principles + unconditional obedience (AOA-style)"
     requires = ()
+    per_row = True
     weight = 1.0
 
     def __init__(self, *, flag_min_score: float = 0.7, random_state: int = 0) -> None:

@@ -279,6 +279,7 @@ class SecretsPIIDetector(Detector):
     id = "secrets_pii"
     description = "Leaked credentials (detect-secrets plugins, offline) and PII (e-mail, phone, Luhn-valid cards, SSN)"
     requires = ()
+    per_row = True
     masks_span_text = True
     weight = 1.0
 

@@ -244,6 +244,7 @@ class StructuralUnicodeDetector(Detector):
     id = "structural_unicode"
     description = "Invisible/bidi/tag characters, homoglyph or mixed-script words, alternating case and odd punctuation runs"
     requires = ()
+    per_row = True
     weight = 1.0
 
     def __init__(self, *, sides: tuple[str, ...] = ("instruction", "response"), punct_min_run: int = 4,
