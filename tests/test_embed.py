@@ -132,3 +132,36 @@ def test_minilm_loads_offline_and_normalises(tmp_path, monkeypatch):
     assert np.allclose(np.linalg.norm(X, axis=1), 1, atol=1e-5)
     assert X[0] @ X[1] > X[0] @ X[2]
     assert e.model_id.startswith("transformer:") and len(e.model_id.split(":")[2]) == 16
+
+
+def _tiny_static_folder(tmp_path):
+    """A static model folder with a random table and the packaged MiniLM tokenizer."""
+    import json
+    import shutil
+
+    from safetensors.numpy import save_file
+
+    from poisondetect.embed import default_model_path
+    folder = tmp_path / "static"
+    folder.mkdir()
+    V = 30522
+    table = np.random.default_rng(0).standard_normal((V, 32)).astype(np.float32)
+    save_file({"embeddings": table}, str(folder / "model.safetensors"))
+    shutil.copyfile(os.path.join(default_model_path(), "tokenizer.json"), folder / "tokenizer.json")
+    (folder / "meta.json").write_text(json.dumps({"source_id": "test", "skip_ids": [0, 100, 101, 102, 103]}))
+    return str(folder)
+
+
+def test_static_embedder_batch_independent_and_normalised(tmp_path):
+    from poisondetect.embed import StaticEmbedder
+    e = StaticEmbedder(_tiny_static_folder(tmp_path))
+    texts = ["the cat sat on the mat", "A dog barked at the mailman, loudly!", "zebra quantum flux", ""]
+    a = e.encode(texts)
+    assert a.shape == (4, 32) and a.dtype == np.float32
+    assert np.allclose(np.linalg.norm(a[:3], axis=1), 1, atol=1e-5) and not a[3].any()
+    e._word_memo.clear()
+    b = np.concatenate([e.encode([t]) for t in texts])
+    e._word_memo.clear()
+    c = e.encode(["unrelated words first"] + texts[::-1])[1:][::-1]
+    assert np.array_equal(a, b) and np.array_equal(a, c)  # bit-identical whatever the batch
+    assert e.model_id.startswith("static:test:")

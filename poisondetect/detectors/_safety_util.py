@@ -14,6 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..errors import ConfigError
+
 # ---------------------------------------------------------------------------------
 # Refusal-style classifier (lexical).  It scores the *style* of a response (an
 # apology, a statement of inability or unwillingness, a policy/ethics justification),
@@ -21,19 +23,21 @@ import numpy as np
 # mostly refusal is more of a refusal than a long answer with one hedge in it.
 # These are families of phrasing, not attack strings.
 # ---------------------------------------------------------------------------------
-_APOLOGY = r"(?:i'?m\s+(?:really\s+|very\s+|so\s+)?sorry|i\s+am\s+(?:really\s+|very\s+)?sorry|sorry|i\s+apologi[sz]e|my\s+apologies|unfortunately)"
+_APOLOGY = (r"(?:i'?m\s+(?:really\s+|very\s+|so\s+)?sorry|i\s+am\s+(?:really\s+|very\s+)?sorry|sorry|i\s+apologi[sz]e|"
+            r"my\s+apologies|unfortunately|regrettably|i'?m\s+afraid|i\s+am\s+afraid)")
 _SUBJ = r"(?:i|we|this\s+(?:ai|assistant|model))"
 _HELP_VERBS = (r"(?:help|assist|provide|comply|fulfil+|complete|do\s+(?:that|this|so)|create|generate|write|answer|share|"
                r"give|offer|perform|engage|support|produce|set\s+up|access|browse|book|make|draw|show|send|"
                r"participate|condone|endorse|encourage|promote|respond|process|carry\s+out|follow|fulfill)")
 _INABILITY = (
-    r"(?:" + _SUBJ + r"\s*(?:(?:cannot|can\s*not|can'?t|won'?t|will\s+not|am\s+unable\s+to|am\s+not\s+able\s+to|"
+    r"(?:" + _SUBJ + r"\s*(?:(?:(?:won'?t|will\s+not|wouldn'?t|would\s+not)\s+be\s+able\s+to|cannot|can\s*not|can'?t|won'?t|will\s+not|am\s+unable\s+to|am\s+not\s+able\s+to|"
     r"'?m\s+unable\s+to|'?m\s+not\s+able\s+to|(?:do\s+not|don'?t)\s+have\s+the\s+(?:ability|capability)\s+to|"
     r"am\s+not\s+(?:allowed|permitted|programmed)\s+to|'?m\s+not\s+(?:allowed|permitted|programmed)\s+to)\s+"
     r"(?:\w+\s+){0,2}?" + _HELP_VERBS +
     r"|must\s+(?:respectfully\s+)?(?:decline|refuse)|(?:do\s+not|don'?t)\s+(?:feel\s+comfortable|think\s+(?:i|it)\s+"
     r"(?:can|should|is\s+appropriate)))"
     r"|(?:is|are)\s+not\s+(?:able|possible)\s+for\s+me"
+    r"|not\s+something\s+(?:that\s+)?(?:i|we)\s+(?:can|could|am\s+able\s+to|'?m\s+able\s+to)\s+(?:\w+\s+){0,2}?(?:do|" + _HELP_VERBS[3:] +
     r"|not\s+(?:able|in\s+a\s+position)\s+to\s+" + _HELP_VERBS +
     r"|decline\s+(?:to|this|your)\s)"
 )
@@ -43,7 +47,9 @@ _POLICY = (
     r"(?:programming|guidelines|policy|policies|principles|ethical))"
     r"|(?:goes|go)\s+against\s+(?:my|the|ethical|our)|violat\w+\s+(?:my|the|ethical|our|content)\s+(?:\w+\s+)?(?:guidelines|polic\w+|principles)"
     r"|not\s+(?:appropriate|ethical|legal)\s+(?:for\s+me\s+)?to|ethical\s+(?:guidelines|principles|concerns)"
-    r"|i\s+(?:would\s+)?(?:strongly\s+)?(?:advise|urge|encourage)\s+(?:you\s+)?against)"
+    r"|i\s+(?:would\s+)?(?:strongly\s+)?(?:advise|urge|encourage)\s+(?:you\s+)?against"
+    r"|(?:could|might|may|can)\s+(?:be\s+(?:used\s+to\s+cause\s+harm|misused|considered\s+(?:unethical|offensive|harmful))"
+    r"|cause\s+harm|spread\s+misinformation|infringe\s+on\s+(?:someone'?s|their|people'?s)\s+privacy|be\s+offensive))"
 )
 _RE_APOLOGY = re.compile(r"\b" + _APOLOGY + r"\b", re.I)
 _RE_INABILITY = re.compile(r"\b" + _INABILITY, re.I)
@@ -117,31 +123,50 @@ def load_prototypes(name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def try_embeddings(ctx: Any, side: str) -> np.ndarray | None:
-    """The scan's embeddings of one side, or None when embeddings are unavailable."""
+#: errors that mean "embeddings are not available here" (a missing optional package, no
+#: model on disk).  Anything else - a bug in the embed layer - propagates: silently
+#: degrading every safety detector to lexical mode would hide it.
+_UNAVAILABLE = (ImportError, NotImplementedError, ConfigError)
+
+
+def embeddings_or_reason(ctx: Any, side: str) -> tuple[np.ndarray | None, str]:
+    """(the scan's L2-normalised embeddings of one side, "") or (None, why not)."""
     if ctx is None:
-        return None
+        return None, "no scan context"
     key = ("embeddings", side)
     if ctx.has(key):
-        return np.asarray(ctx.shared(key, lambda: None), dtype=np.float32)
-    if hasattr(ctx, "embeddings_enabled") and not ctx.embeddings_enabled():
-        return None
+        return np.asarray(ctx.shared(key, lambda: None), dtype=np.float32), ""
+    if not ctx.embeddings_enabled():
+        return None, "embeddings disabled (--embedding-mode none)"
     try:
-        return np.asarray(ctx.embeddings(side), dtype=np.float32)
-    except (ImportError, NotImplementedError):
-        return None
+        return np.asarray(ctx.embeddings(side), dtype=np.float32), ""
+    except _UNAVAILABLE as e:
+        return None, f"embeddings unavailable: {type(e).__name__}: {str(e)[:200]}"
+
+
+def try_embeddings(ctx: Any, side: str) -> np.ndarray | None:
+    """The scan's embeddings of one side, or None when embeddings are unavailable."""
+    return embeddings_or_reason(ctx, side)[0]
+
+
+def embed_texts_or_reason(ctx: Any, texts: Sequence[str], purpose: str) -> tuple[np.ndarray | None, str]:
+    """Reference texts embedded with the scan's embedder (memoised per scan, and cached on
+    disk by the embed layer), or (None, why not)."""
+    if ctx is None:
+        return None, "no scan context"
+    key = ("embed_texts", purpose)
+    if ctx.has(key):
+        return np.asarray(ctx.shared(key, lambda: None), dtype=np.float32), ""
+    if not ctx.embeddings_enabled():
+        return None, "embeddings disabled (--embedding-mode none)"
+    try:
+        return ctx.shared(key, lambda: np.asarray(ctx.embed_texts(list(texts), purpose), dtype=np.float32)), ""
+    except _UNAVAILABLE as e:
+        return None, f"embeddings unavailable: {type(e).__name__}: {str(e)[:200]}"
 
 
 def try_embed_texts(ctx: Any, texts: Sequence[str], purpose: str) -> np.ndarray | None:
-    if ctx is None:
-        return None
-    key = ("embed_texts", purpose)
-    if ctx.has(key):
-        return np.asarray(ctx.shared(key, lambda: None), dtype=np.float32)
-    try:
-        return ctx.shared(key, lambda: np.asarray(ctx.embed_texts(list(texts), purpose), dtype=np.float32))
-    except (ImportError, NotImplementedError, AttributeError):
-        return None
+    return embed_texts_or_reason(ctx, texts, purpose)[0]
 
 
 def topk_mean_sim(queries: np.ndarray, refs: np.ndarray, k: int = 3, batch: int = 4096,
@@ -214,33 +239,79 @@ def capability_explained(text: str) -> bool:
     return bool(_CAPABILITY.search(text[:600]))
 
 
+def _harm_features(E: np.ndarray, Ph: np.ndarray, Pb: np.ndarray, bg: np.ndarray, k: int):
+    sh, sb = topk_mean_sim(E, Ph, k), topk_mean_sim(E, Pb, k)
+    cal_h = (topk_mean_sim(Ph, Ph, k, exclude_self=True), topk_mean_sim(Ph, Pb, k))
+    cal_b = (topk_mean_sim(Pb, Ph, k), topk_mean_sim(Pb, Pb, k, exclude_self=True))
+    return sh, sb, cal_h, cal_b, (sh[bg], sb[bg])
+
+
+def _fit_harm(cal_h, cal_b, bgf, sh, sb) -> tuple[np.ndarray, Any]:
+    from sklearn.linear_model import LogisticRegression
+
+    def feats(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.column_stack([a, b, a - b])
+
+    X = np.vstack([feats(*cal_h), feats(*cal_b), feats(*bgf)])
+    y = np.concatenate([np.ones(len(cal_h[0])), np.zeros(len(cal_b[0])), np.zeros(len(bgf[0]))])
+    w = np.concatenate([np.ones(len(cal_h[0])), np.full(len(cal_b[0]), 2.0),
+                        np.full(len(bgf[0]), 2.0 * len(cal_h[0]) / max(1, len(bgf[0])))])
+    lr = LogisticRegression(C=10.0, max_iter=1000)
+    lr.fit(X, y, sample_weight=w)
+    return (lr.predict_proba(feats(sh, sb))[:, 1] if len(sh) else np.zeros(0)), lr
+
+
+def _rerank_embedder(ctx: Any) -> tuple[Any, str]:
+    """A sentence-transformer for re-scoring the top candidates when the scan embeds with a
+    static/hash model (bag-of-words spaces conflate topic with intent: "write a SQL query"
+    sits near "hack a database").  (None, why) when unavailable."""
+    from ..embed.shared import get_embedder
+
+    try:
+        emb = get_embedder(ctx)
+    except _UNAVAILABLE as e:
+        return None, f"scan embedder unknown ({type(e).__name__}); no re-ranking"
+    if getattr(emb, "kind", "") not in ("static", "hash"):
+        return None, f"scan embeds with {getattr(emb, 'kind', 'an unknown model')}; no re-ranking needed"
+    try:
+        from ..embed.models import TransformerEmbedder
+
+        return ctx.shared(("safety_rerank_embedder",), lambda: TransformerEmbedder(
+            None, ctx.embedding.get("device"), 32, 128)), ""
+    except _UNAVAILABLE as e:
+        return None, f"transformer unavailable: {type(e).__name__}: {str(e)[:160]}"
+
+
 def harm_probability(pairs_instructions: Sequence[str], ctx: Any, random_state: int = 0,
-                     n_background: int = 2000, k: int = 3) -> tuple[np.ndarray, dict[str, Any]]:
+                     n_background: int = 2000, k: int = 3, rerank_top: int = 1000,
+                     n_background_rerank: int = 300) -> tuple[np.ndarray, dict[str, Any]]:
     """P(request is harmful) for every instruction, in [0, 1].
 
     Features: top-k mean cosine similarity to the harmful prototypes (s_h) and to the
     safe look-alikes (s_b), and the margin s_h - s_b.  A logistic regression is fitted
     at run time in the scan's own embedding space: positives are the harmful prototypes
     (leave-one-out similarities), negatives the XSTest safe look-alikes and a random
-    background sample of the scan's instructions.  Falls back to TF-IDF similarities when
-    embeddings are unavailable.  Returns (probabilities, info).
+    background sample of the scan's instructions.  When the scan's embedder is a static
+    (bag-of-words) model, the ``rerank_top`` most harmful-looking instructions are
+    re-scored the same way with the sentence-transformer (a cascade; everything else keeps
+    a probability capped below the re-scored cut-off).  Falls back to TF-IDF similarities
+    when embeddings are unavailable.  Returns (probabilities, extras with ``info``).
     """
-    from sklearn.linear_model import LogisticRegression
-
     harmful = list(load_prototypes(HARMFUL_FILE))
     benign = list(load_prototypes(BENIGN_FILE))
-    E = try_embeddings(ctx, "instruction")
-    Ph = try_embed_texts(ctx, harmful, "harmful_prototypes") if E is not None else None
-    Pb = try_embed_texts(ctx, benign, "benign_lookalikes") if E is not None else None
+    E, why = embeddings_or_reason(ctx, "instruction")
+    Ph = Pb = None
+    if E is not None:
+        Ph, why = embed_texts_or_reason(ctx, harmful, "harmful_prototypes")
+    if Ph is not None:
+        Pb, why = embed_texts_or_reason(ctx, benign, "benign_lookalikes")
     n = len(pairs_instructions)
     rng = np.random.default_rng([int(random_state), 7])
     bg = np.sort(rng.choice(n, size=min(n_background, n), replace=False)) if n else np.zeros(0, int)
+    rerank_info: dict[str, Any] = {}
     if E is not None and Ph is not None and Pb is not None:
         mode = "embeddings"
-        sh = topk_mean_sim(E, Ph, k)
-        sb = topk_mean_sim(E, Pb, k)
-        cal_h = (topk_mean_sim(Ph, Ph, k, exclude_self=True), topk_mean_sim(Ph, Pb, k))
-        cal_b = (topk_mean_sim(Pb, Ph, k), topk_mean_sim(Pb, Pb, k, exclude_self=True))
+        sh, sb, cal_h, cal_b, bgf = _harm_features(E, Ph, Pb, bg, k)
     else:
         mode = "tfidf"
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -262,18 +333,40 @@ def harm_probability(pairs_instructions: Sequence[str], ctx: Any, random_state: 
         sb = np.concatenate([_top(Q[s:s + 4096], B) for s in range(0, n, 4096)]) if n else np.zeros(0)
         cal_h = (_top(H, H, True), _top(H, B))
         cal_b = (_top(B, H), _top(B, B, True))
+        bgf = (sh[bg], sb[bg])
+    prob, lr = _fit_harm(cal_h, cal_b, bgf, sh, sb)
+    if mode == "embeddings" and rerank_top > 0 and n:
+        emb2, why2 = _rerank_embedder(ctx)
+        if emb2 is not None:
+            from ..embed.shared import _cache_dir, _use_cache, encode_cached
 
-    def feats(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.column_stack([a, b, a - b])
-
-    X = np.vstack([feats(*cal_h), feats(*cal_b), feats(sh[bg], sb[bg])])
-    y = np.concatenate([np.ones(len(cal_h[0])), np.zeros(len(cal_b[0])), np.zeros(len(bg))])
-    w = np.concatenate([np.ones(len(cal_h[0])), np.full(len(cal_b[0]), 2.0),
-                        np.full(len(bg), 2.0 * len(cal_h[0]) / max(1, len(bg)))])
-    lr = LogisticRegression(C=10.0, max_iter=1000)
-    lr.fit(X, y, sample_weight=w)
-    prob = lr.predict_proba(feats(sh, sb))[:, 1] if n else np.zeros(0)
-    info = {"mode": mode, "n_harmful_prototypes": len(harmful), "n_benign_lookalikes": len(benign),
+            cd = _cache_dir(ctx) if _use_cache(ctx) else None
+            top = np.sort(np.argsort(-prob, kind="stable")[:min(rerank_top, n)])
+            bg2 = np.sort(rng.choice(n, size=min(n_background_rerank, n), replace=False))
+            idx = np.union1d(top, bg2)
+            X2 = encode_cached(emb2, [pairs_instructions[i] for i in idx], cd)
+            H2 = encode_cached(emb2, harmful, cd)
+            B2 = encode_cached(emb2, benign, cd)
+            pos = {int(i): p for p, i in enumerate(idx)}
+            sh2, sb2, ch2, cb2, _ = _harm_features(X2, H2, B2, np.zeros(0, int), k)
+            bsel = np.array([pos[int(i)] for i in bg2])
+            p2, _lr2 = _fit_harm(ch2, cb2, (sh2[bsel], sb2[bsel]), sh2, sb2)
+            tsel = np.array([pos[int(i)] for i in top])
+            cut = float(prob[top].min()) if len(top) else 0.0
+            rest = np.ones(n, bool)
+            rest[top] = False
+            prob = prob.copy()
+            prob[rest] = np.minimum(prob[rest], 0.5 * cut)
+            prob[top] = p2[tsel]
+            sh = sh.copy()
+            sb = sb.copy()
+            sh[top], sb[top] = sh2[tsel], sb2[tsel]
+            mode = "embeddings+transformer_rerank"
+            rerank_info = {"reranked": int(len(top)), "rerank_model": emb2.model_id, "static_cut": round(cut, 4)}
+        else:
+            rerank_info = {"rerank": why2}
+    info = {"mode": mode, "mode_reason": why or "scan embeddings", "n_harmful_prototypes": len(harmful),
+            "n_benign_lookalikes": len(benign), **rerank_info,
             "coef": [round(float(c), 3) for c in lr.coef_[0]], "intercept": round(float(lr.intercept_[0]), 3)}
     return prob, {"info": info, "s_harm": sh, "s_benign": sb}
 

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.stats import binom
 
 from ..types import DetectorResult, Evidence, Pairs
-from ._safety_util import bh
+from ._safety_util import bh, embeddings_or_reason
 from .base import Detector, register
 
 _CODE_BLOCK = re.compile(r"```.*?(?:```|$)|`[^`\n]{1,200}`", re.S)
@@ -50,29 +50,45 @@ def _domain(url: str) -> str:
     return host[4:] if host.startswith("www.") else host
 
 
-def response_entities(text: str) -> dict[str, tuple[int, int]]:
-    """Entity-like tokens of a response -> first (start, end) span."""
+def response_entities(text: str, lower_counts: "Counter[str] | None" = None,
+                      initial: "set[str] | None" = None) -> dict[str, tuple[int, int]]:
+    """Entity-like tokens of a response -> first (start, end) span.
+
+    Capitalised words that open a sentence (or follow a colon, a bullet...) are ambiguous:
+    they are returned too, and their keys added to ``initial`` when given, so the caller can
+    keep only those the corpus rarely writes in lower case (proper nouns, brands).  When
+    ``lower_counts`` is given, every lower-case word of the text is counted into it."""
     t = _strip_code(text)
     out: dict[str, tuple[int, int]] = {}
     for m in _URL.finditer(t):
-        d = _domain(m.group(0))
+        raw = m.group(0).rstrip(".,;:!?")
+        d = _domain(raw)
         if d and "." in d:
-            out.setdefault(d.lower(), (m.start(), m.end()))
+            out.setdefault(d.lower(), (m.start(), m.start() + len(raw)))
     for m in _BARE_DOMAIN.finditer(t):
         out.setdefault(m.group(0).lower(), (m.start(), m.end()))
     for m in _WORD.finditer(t):
         w = m.group(0)
-        if not w[0].isupper() or w in _STOP_CAPS or (w.isupper() and len(w) <= 1):
+        if not w[0].isupper():
+            if lower_counts is not None:
+                lower_counts[w] += 1
             continue
-        # previous non-space character: sentence-initial capitals are not entities
-        j = m.start() - 1
-        while j >= 0 and t[j] == " ":
-            j -= 1
-        if j < 0 or t[j] in _SENT_END or t[j].isdigit():
+        if w in _STOP_CAPS or (w.isupper() and len(w) <= 1):
             continue
         key = re.sub(r"['\u2019]s$", "", w)
         if len(key) < 2:
             continue
+        # previous non-space character: sentence-initial capitals are ambiguous
+        j = m.start() - 1
+        while j >= 0 and t[j] == " ":
+            j -= 1
+        if j < 0 or t[j] in _SENT_END or t[j].isdigit():
+            if initial is not None and key not in out:
+                initial.add(key)
+                out[key] = (m.start(), m.end())
+            continue
+        if initial is not None:
+            initial.discard(key)
         out.setdefault(key, (m.start(), m.end()))
     return out
 
@@ -97,7 +113,11 @@ class ContentInjectionDetector(Detector):
 
     def __init__(self, *, min_support: int = 5, alpha: float = 0.01, null_quantile: float = 0.5,
                  max_concentration: float = 0.08, max_explained: float = 0.5, min_off_topic_share: float = 0.5, max_candidates: int = 200,
-                 random_state: int = 0) -> None:
+                 max_lowercase_share: float = 0.1, max_concentration_emb: float = 0.04,
+                 flag_min_score: float = 0.75, random_state: int = 0) -> None:
+        self.flag_min_score = flag_min_score
+        self.max_concentration_emb = max_concentration_emb
+        self.max_lowercase_share = max_lowercase_share
         self.min_support = min_support
         self.alpha = alpha
         self.null_quantile = null_quantile
@@ -112,7 +132,25 @@ class ContentInjectionDetector(Detector):
         scores = np.zeros(n)
         if n == 0:
             return DetectorResult.empty(self.id, 0)
-        ents = [response_entities(r) for r in pairs.response]
+        lower_counts: Counter[str] = Counter()
+        ents, inits = [], []
+        for r in pairs.response:
+            ini: set[str] = set()
+            ents.append(response_entities(r, lower_counts, ini))
+            inits.append(ini)
+        # a sentence-initial capitalised word counts as an entity only where the corpus
+        # rarely writes it in lower case ("Oroix", "McDonald", not "However", "Consider")
+        cap_counts: Counter[str] = Counter()
+        for e, ini in zip(ents, inits):
+            cap_counts.update(k for k in e if k not in ini and "." not in k)
+        init_counts: Counter[str] = Counter(k for ini in inits for k in ini)
+        for e, ini in zip(ents, inits):
+            for k in ini:
+                lc = lower_counts.get(k.lower(), 0)
+                mid = cap_counts.get(k, 0)
+                if lc > self.max_lowercase_share * (init_counts[k] + mid) or \
+                        mid < max(1.0, self.max_lowercase_share * init_counts[k]):
+                    del e[k]  # a common word, or a word only ever seen opening sentences
         ivocab = [instruction_vocab(t) for t in pairs.instruction]
         b_count: Counter[str] = Counter()
         for v in ivocab:
@@ -145,8 +183,16 @@ class ContentInjectionDetector(Detector):
         order = np.lexsort((np.array(keys), -a, pvals))
         cand = [j for j in order if q[j] <= self.alpha and share[j] >= self.min_off_topic_share][: self.max_candidates]
         conc_of: dict[str, float] = {}
+        mode, why = "tfidf", "no scan context"
+        thr_of: dict[str, float] = {}
         if cand:
-            conc_of = self._concentration(pairs, {keys[j]: a_rows[keys[j]] for j in cand})
+            groups = {keys[j]: a_rows[keys[j]] for j in cand}
+            emb, why = embeddings_or_reason(ctx, "instruction")
+            if emb is not None:
+                mode = "embeddings"
+                conc_of, thr_of = self._concentration_emb(ctx, groups)
+            else:
+                conc_of = self._concentration(pairs, groups)
         findings = []
         evidence: dict[int, list[Evidence]] = {}
         kept = []
@@ -155,12 +201,13 @@ class ContentInjectionDetector(Detector):
             k = keys[j]
             expl = explained.get(k, 0) / (explained.get(k, 0) + a[j])
             conc = conc_of.get(k, 1.0)
-            if conc > self.max_concentration or expl > self.max_explained:
+            thr = thr_of.get(k, self.max_concentration)
+            if conc > thr or expl > self.max_explained:
                 self._rejected.append((k, int(a[j]), int(b[j]), float(q[j]), round(float(conc), 3), round(float(expl), 3)))
                 continue
             kept.append(k)
             strength = float(min(1.0, -np.log10(max(q[j], 1e-300)) / 8.0))
-            s = float(np.clip(0.5 + 0.5 * strength * (1.0 - conc / max(self.max_concentration, 1e-9)), 0.0, 1.0))
+            s = float(np.clip(0.5 + 0.5 * strength * (1.0 - conc / max(thr, 1e-9)), 0.0, 1.0))
             rows = a_rows[k]
             fid = f"content_injection:{k}"
             findings.append({"id": fid, "kind": "content_injection", "entity": k, "support": len(rows),
@@ -178,11 +225,33 @@ class ContentInjectionDetector(Detector):
                     f"(off-topic share {share[j]:.2f} vs {p0:.2f} expected)", value=s, p_value=float(pvals[j]),
                     q_value=float(q[j]), side="response", span=(int(sp[0]), int(sp[1])),
                     span_text=pairs.response[i][sp[0]:sp[1]], finding=fid))
-        flags = scores >= 0.5
+        flags = scores >= self.flag_min_score
         summary = {"n_flagged": int(flags.sum()), "n_candidates": len(keys), "n_significant": len(cand),
                    "entities": kept[:20], "null_share": round(p0, 4),
-                   "rejected": [list(x) for x in self._rejected[:20]]}
-        return DetectorResult(self.id, scores, flags, evidence, findings, summary)
+                   "rejected": [list(x) for x in self._rejected[:20]], "mode": mode}
+        info = {"mode": mode, "mode_reason": why if mode != "embeddings" else "instruction embeddings of the scan"}
+        return DetectorResult(self.id, scores, flags, evidence, findings, summary, info=info)
+
+    def _concentration_emb(self, ctx: Any, groups: dict[str, list[int]]) -> tuple[dict[str, float], dict[str, float]]:
+        """Concentration on mean-centred instruction embeddings: (group mean pairwise cosine -
+        background) / (1 - background), and a per-group threshold ``max_concentration_emb`` +
+        2 standard errors of a random group of that size (small groups are noisy)."""
+        from ..embed.shared import centered, mean_pairwise_sim
+
+        C = centered(ctx, "instruction")
+        rng = np.random.default_rng([self.random_state, 11])
+        n = len(C)
+        bg = rng.choice(n, size=min(400, n), replace=False)
+        S = C[bg] @ C[bg].T
+        iu = np.triu_indices(len(bg), 1)
+        base, sd = float(S[iu].mean()), float(S[iu].std())
+        conc, thr = {}, {}
+        for k, rows in groups.items():
+            r = np.asarray(rows) if len(rows) <= 300 else rng.choice(rows, 300, replace=False)
+            m = len(r)
+            conc[k] = max(0.0, (mean_pairwise_sim(C[r]) - base) / max(1e-9, 1.0 - base))
+            thr[k] = self.max_concentration_emb + 2.0 * sd / np.sqrt(max(1.0, m * (m - 1) / 2.0))
+        return conc, thr
 
     def _concentration(self, pairs: Pairs, groups: dict[str, list[int]]) -> dict[str, float]:
         """How much more alike a group's instructions are than random ones: (mean pairwise

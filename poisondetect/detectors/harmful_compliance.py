@@ -23,7 +23,7 @@ from .base import Detector, register
 class HarmfulComplianceDetector(Detector):
     id = "harmful_compliance"
     description = "Harmful requests (near shipped harmful prototypes, calibrated on XSTest) answered without refusal"
-    requires = ("embeddings",)
+    requires = ()  # uses embeddings when the scan has them, a TF-IDF fallback otherwise (info["mode"])
     weight = 1.0
 
     def __init__(self, *, flag_min_score: float = 0.8, min_response_chars: int = 40, random_state: int = 0) -> None:
@@ -55,4 +55,7 @@ class HarmfulComplianceDetector(Detector):
                              "support": int(flags.sum()), "rows": [int(r) for r in pairs.row[flags][:1000]]})
         summary = {"n_flagged": int(flags.sum()), "n_harmful_requests": int((harm >= 0.5).sum()),
                    "n_harmful_refused": int(((harm >= 0.5) & (refusal >= 0.5)).sum())}
-        return DetectorResult(self.id, scores, flags, evidence, findings, summary, info={"harm_model": extra["info"]})
+        hi = extra["info"]
+        summary["mode"] = hi["mode"]
+        return DetectorResult(self.id, scores, flags, evidence, findings, summary,
+                              info={"mode": hi["mode"], "mode_reason": hi.get("mode_reason"), "harm_model": hi})

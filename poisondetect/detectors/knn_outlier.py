@@ -26,7 +26,7 @@ class KnnOutlier(Detector):
     requires = ("embeddings",)
     weight = 0.15
 
-    def __init__(self, k: int = 10, iqr_factor: float = 1.7,
+    def __init__(self, *, k: int = 10, iqr_factor: float = 1.7,
                  sides: tuple[str, ...] = ("instruction", "response"), random_state: int = 0) -> None:
         self.k = k
         self.iqr_factor = iqr_factor

@@ -28,7 +28,7 @@ class Mismatch(Detector):
     requires = ("embeddings",)
     weight = 0.5
 
-    def __init__(self, k: int = 10, z_start: float = 2.0, z_flag: float = 5.0,
+    def __init__(self, *, k: int = 10, z_start: float = 2.0, z_flag: float = 5.0,
                  min_consistency: float = 0.0, random_state: int = 0) -> None:
         self.k = k
         self.z_start = z_start

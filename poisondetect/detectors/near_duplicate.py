@@ -57,7 +57,7 @@ class NearDuplicate(Detector):
     requires = ("embeddings",)
     weight = 0.8
 
-    def __init__(self, k: int = 10, threshold: float = 0.13, min_payload_group: int = 3,
+    def __init__(self, *, k: int = 10, threshold: float = 0.13, min_payload_group: int = 3,
                  dup_score: float = 0.05, max_findings: int = 200, div_power: float = 4.0,
                  random_state: int = 0) -> None:
         self.k = k

@@ -160,13 +160,16 @@ class NgramTriggerDetector(Detector):
 
     def __init__(
         self,
+        *,
         alpha: float = 0.05,
         min_support: int = 4,
         max_n: int = 3,
         response_n: int = 3,
         max_trigger_frac: float = 0.25,
         max_payload_frac: float = 0.25,
-        min_concentration: float = 0.6,
+        min_concentration: float = 0.9,
+        max_context_similarity: float = 5.0,
+        min_payload_explained: float = 0.75,
         min_coverage: float = 0.15,
         min_payload_tokens: int = 3,
         companion_coverage: float = 0.5,
@@ -183,6 +186,8 @@ class NgramTriggerDetector(Detector):
         self.max_trigger_frac = max_trigger_frac
         self.max_payload_frac = max_payload_frac
         self.min_concentration = min_concentration
+        self.max_context_similarity = max_context_similarity
+        self.min_payload_explained = min_payload_explained
         self.min_coverage = min_coverage
         self.min_payload_tokens = min_payload_tokens
         self.companion_coverage = companion_coverage
@@ -425,6 +430,7 @@ class _Analysis:
         tok_df = np.bincount(Mtok.indices, minlength=V)
         keys = np.repeat(np.arange(N, dtype=np.int64), np.diff(Mtok.indptr)) * V + Mtok.indices
         function = tok_df > 0.05 * N
+        self._Mtok = Mtok
         self._tok_keys, self._function = keys, function
         Y = Y.tocoo()
         fid = Y.col.astype(np.int64)
@@ -694,6 +700,49 @@ class _Analysis:
             return 1.0, "(payload repeats the trigger)"
         return max(p, c["p_unc"]), name
 
+    def _mean_jaccard(self, rows: np.ndarray, exclude: set[int]) -> float:
+        """Mean pairwise Jaccard similarity of the rows' instruction content words
+        (function words, i.e. those in > 5% of instructions, and ``exclude`` left out)."""
+        if not hasattr(self, "_Mcontent"):
+            keep = (~self._function).astype(np.float32)
+            Mc = self._Mtok.multiply(keep[None, :]).tocsr()
+            Mc.eliminate_zeros()
+            Mc.data[:] = 1.0
+            self._Mcontent = Mc.astype(np.float32)
+        M = self._Mcontent[rows]
+        inter = (M @ M.T).toarray()
+        if exclude:
+            Tm = M[:, np.fromiter(exclude, np.int64)]
+            inter -= (Tm @ Tm.T).toarray()
+        size = np.diag(inter).copy()
+        union = size[:, None] + size[None, :] - inter
+        iu = np.triu_indices(len(rows), 1)
+        if len(iu[0]) == 0:
+            return 0.0
+        jac = np.where(union[iu] > 0, inter[iu] / np.maximum(union[iu], 1), 0.0)
+        return float(jac.mean())
+
+    def _context_similarity(self, c: dict, sample: int = 60, exclude_trigger: bool = True) -> float:
+        """Content-word overlap of the trigger rows (trigger tokens removed) relative to
+        that of random rows: ~1 for a trigger planted in unrelated instructions, >> 1 for a
+        topic or template phrase."""
+        rows = np.asarray(c["rows_g"], np.int64)
+        if len(rows) < 2:
+            return 0.0
+        rng = np.random.default_rng([self.det.random_state, len(rows)])
+        if len(rows) > sample:
+            rows = np.sort(rng.choice(rows, sample, replace=False))
+        if not hasattr(self, "_base_jac"):
+            brng = np.random.default_rng([self.det.random_state, 7])
+            base_rows = np.sort(brng.choice(self.N, min(self.N, 200), replace=False))
+            self._base_jac = max(self._mean_jaccard(base_rows, set()), 1e-4)
+        trig: set[int] = set()
+        for tcol in (c["terms"] if exclude_trigger else ()):
+            uid = self.gcols[tcol]
+            s0, o = int(self.rep_start[uid]), int(self.rep_order[uid])
+            trig |= {int(x) for x in self.icodes[s0:s0 + o]}
+        return self._mean_jaccard(rows, trig) / self._base_jac
+
     def _payload_repeats_trigger(self, c: dict) -> bool:
         """A response that repeats the trigger's words (prefix-stemmed: 'smile' ~ 'smiling')
         is an answer *about* the prompt (concept-to-text, headline-to-article), not an
@@ -808,6 +857,29 @@ class _Analysis:
         det = self.det
         sig = [c for c in cands if c["q"] < det.alpha]
         sig.sort(key=lambda c: (c["q"], c["p"], -c["a"], c["terms"]))
+        # Backdoor-likeness: a planted trigger sits in otherwise unrelated instructions.
+        # Trigger rows whose other content words overlap far more than random rows' share
+        # a topic or template (e.g. "a c++" -> "int main ()"): their regularity is explained
+        # by the rest of the instruction, so the candidate is not reported.  (Applied after
+        # BH: dropping rejections keeps the FDR guarantee.)
+        raw_cache: dict[bytes, float] = {}
+        ctx_cache: dict[tuple, float] = {}
+        kept_sig = []
+        for c in sig:
+            rkey = c["rows_g"].tobytes()
+            if rkey not in raw_cache:
+                raw_cache[rkey] = self._context_similarity(c, exclude_trigger=False)
+            sim = raw_cache[rkey]
+            if sim > det.max_context_similarity:  # removing the trigger's words can only lower it
+                ckey = (rkey, c["terms"])
+                if ckey not in ctx_cache:
+                    ctx_cache[ckey] = self._context_similarity(c)
+                sim = ctx_cache[ckey]
+            c["context_similarity"] = sim
+            if sim <= det.max_context_similarity:
+                kept_sig.append(c)
+        self.n_dropped_context = len(sig) - len(kept_sig)
+        sig = kept_sig
         groups: list[dict[str, Any]] = []
         for c in sig:
             toks = [set(self.ngram_tokens(tc)) for tc in c["terms"]]
@@ -840,7 +912,27 @@ class _Analysis:
         payload_groups: list[np.ndarray] = []
         for k, grp in enumerate(groups[: det.max_findings]):
             findings.append(self._finding(k, grp, payload_groups))
-        return findings
+        # A backdoor payload occurs (almost) only with its trigger(s); a payload that is
+        # mostly found without any reported trigger is an ordinary answer pattern of its
+        # topic (e.g. "int main ()" for C++ tasks), so its trigger candidates are dropped.
+        explained: dict[str, np.ndarray] = {}
+        pay_of: dict[str, np.ndarray] = {}
+        empty = np.zeros(0, np.int64)
+        for fd in findings:
+            g = fd["payload_group"]
+            explained[g] = np.union1d(explained.get(g, empty), fd["_both_pos"])
+            pay_of[g] = np.union1d(pay_of.get(g, empty), fd["_best_pay_pos"])
+        kept = []
+        for fd in findings:
+            pay = pay_of[fd["payload_group"]]
+            frac = len(np.intersect1d(explained[fd["payload_group"]], pay)) / max(len(pay), 1)
+            fd["payload_explained"] = round(float(frac), 4)
+            del fd["_both_pos"], fd["_best_pay_pos"]
+            if frac >= det.min_payload_explained:
+                kept.append(fd)
+        for k, fd in enumerate(kept):
+            fd["id"] = f"ngram_trigger/{k}"
+        return kept
 
     def _finding(self, k: int, grp: dict, payload_groups: list[np.ndarray]) -> dict[str, Any]:
         best = grp["best"]
@@ -906,8 +998,11 @@ class _Analysis:
             "p_value_unconditional": float(best["p_unc"]),
             "q_value": float(best["q"]),
             "conditioned_on": best["companion"],
+            "context_similarity": round(float(best.get("context_similarity", 0.0)), 3),
             "rows": [int(rowmap[i]) for i in both],
             "_both_rows": [int(rowmap[i]) for i in both],
+            "_both_pos": both,
+            "_best_pay_pos": np.asarray(best["rows_f"], np.int64),
             "_trigger_only_rows": [int(rowmap[i]) for i in trig_only],
             "_payload_only_rows": [int(rowmap[i]) for i in pay_only],
             "_trigger_seqs": seqs,

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..types import DetectorResult, Evidence, Pairs
-from ._safety_util import capability_explained, clip_text, refusal_features, shared_harm, shared_refusal, try_embeddings
+from ._safety_util import capability_explained, clip_text, refusal_features, shared_harm, shared_refusal, embeddings_or_reason
 from .base import Detector, register
 
 
@@ -30,7 +30,7 @@ from .base import Detector, register
 class OverRefusalDetector(Detector):
     id = "over_refusal"
     description = "Refusals of benign requests whose neighbouring requests are answered"
-    requires = ("embeddings",)
+    requires = ()  # neighbour check and harm model use embeddings when the scan has them (info["mode"])
     weight = 1.0
 
     def __init__(self, *, flag_min_score: float = 0.5, n_neighbors: int = 10, min_refusal: float = 0.3,
@@ -41,7 +41,8 @@ class OverRefusalDetector(Detector):
         self.random_state = random_state
 
     def _neighbour_refusal(self, pairs: Pairs, ctx: Any, refusal: np.ndarray, cand: np.ndarray) -> np.ndarray | None:
-        E = try_embeddings(ctx, "instruction")
+        E, why = embeddings_or_reason(ctx, "instruction")
+        self._nb_reason = why
         if E is None or len(cand) == 0 or len(pairs) < 3:
             return None
         k = min(self.n_neighbors, len(pairs) - 1)
@@ -64,8 +65,11 @@ class OverRefusalDetector(Detector):
         evidence: dict[int, list[Evidence]] = {}
         harm = np.zeros(n)
         nb_rate = None
+        self._nb_reason = "no refusal candidates"
+        harm_info: dict[str, Any] = {"mode": "not run (no refusal candidates)"}
         if len(cand):
             harm, _extra = shared_harm(pairs, ctx, self.random_state)
+            harm_info = _extra["info"]
             nb_rate = self._neighbour_refusal(pairs, ctx, refusal, cand)
         for j, i in enumerate(cand):
             cap = capability_explained(pairs.response[i])
@@ -91,6 +95,9 @@ class OverRefusalDetector(Detector):
         if flags.any():
             findings.append({"id": "over_refusal:benign_refused", "kind": "over_refusal", "support": int(flags.sum()),
                              "rows": [int(r) for r in pairs.row[flags][:1000]]})
+        mode = "embeddings" if nb_rate is not None else "lexical"
         summary = {"n_flagged": int(flags.sum()), "n_refusals": int((refusal >= 0.5).sum()),
-                   "neighbour_check": nb_rate is not None}
-        return DetectorResult(self.id, scores, flags, evidence, findings, summary)
+                   "neighbour_check": nb_rate is not None, "mode": mode}
+        info = {"mode": mode, "mode_reason": "" if nb_rate is not None else self._nb_reason,
+                "harm_model": harm_info}
+        return DetectorResult(self.id, scores, flags, evidence, findings, summary, info=info)

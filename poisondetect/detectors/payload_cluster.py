@@ -74,7 +74,7 @@ class PayloadCluster(Detector):
     requires = ("embeddings",)
     weight = 0.9
 
-    def __init__(self, min_cluster_size: int = 5, min_samples: int = 3, k: int = 15,
+    def __init__(self, *, min_cluster_size: int = 5, min_samples: int = 3, k: int = 15,
                  min_strength: float = 0.3, tight_floor: float = 0.5, max_cluster_frac: float = 0.05,
                  min_coverage: float = 0.6, min_precision: float = 0.5, trigger_q: float = 1e-3,
                  min_trigger_support: int = 5, min_trigger_div: float = 0.8, max_candidates: int = 200,

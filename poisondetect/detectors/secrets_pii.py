@@ -87,8 +87,9 @@ def _plugins() -> list[Any]:
     return _PLUGINS
 
 
-def _secret_hits(text: str) -> list[tuple[int, int, str, str]]:
-    """(start, end, kind, value) of detect-secrets hits in ``text``."""
+def _secret_hits(text: str, errors: "dict[str, int] | None" = None) -> list[tuple[int, int, str, str]]:
+    """(start, end, kind, value) of detect-secrets hits in ``text``.  A plugin that raises
+    on a line is skipped for that line and counted in ``errors`` (plugin name -> count)."""
     out: list[tuple[int, int, str, str]] = []
     if not _HINT.search(text):
         return out
@@ -104,6 +105,9 @@ def _secret_hits(text: str) -> list[tuple[int, int, str, str]]:
                         kw = {"enable_eager_search": True} if type(plugin).__name__ == "KeywordDetector" else {}
                         found.extend(plugin.analyze_line(filename="adhoc-string-scan", line=line, line_number=0, **kw))
                     except Exception:  # noqa: BLE001  (a plugin choking on odd text must not stop a scan)
+                        if errors is not None:
+                            name = type(plugin).__name__
+                            errors[name] = errors.get(name, 0) + 1
                         continue
                 for sec in found:
                     val = str(sec.secret_value or "")
@@ -246,11 +250,13 @@ def pii_hits(text: str) -> list[tuple[int, int, str, str]]:
     return out
 
 
-def find_sensitive(text: str, secrets: bool = True, pii: bool = True) -> list[tuple[int, int, str, str]]:
-    """All secret/PII hits in ``text``, sorted, overlaps removed: (start, end, kind, value)."""
+def find_sensitive(text: str, secrets: bool = True, pii: bool = True,
+                   errors: "dict[str, int] | None" = None) -> list[tuple[int, int, str, str]]:
+    """All secret/PII hits in ``text``, sorted, overlaps removed: (start, end, kind, value).
+    detect-secrets plugin failures are counted into ``errors`` when given."""
     hits: list[tuple[int, int, str, str]] = []
     if secrets:
-        hits += _secret_hits(text)
+        hits += _secret_hits(text, errors)
     if pii:
         hits += pii_hits(text)
     hits.sort(key=lambda h: (h[0], -(h[1] - h[0])))
@@ -296,12 +302,13 @@ class SecretsPIIDetector(Detector):
         scores = np.zeros(n)
         evidence: dict[int, list[Evidence]] = {}
         by_kind: dict[str, list[int]] = {}
+        plugin_errors: dict[str, int] = {}
         for i in range(n):
             ev = []
             best = 0.0
             for side in self.sides:
                 text = pairs.instruction[i] if side == "instruction" else pairs.response[i]
-                for (a, b, kind, val) in find_sensitive(text, self.secrets, self.pii)[:20]:
+                for (a, b, kind, val) in find_sensitive(text, self.secrets, self.pii, plugin_errors)[:20]:
                     sc = _PII_SCORE.get(kind, 0.8 if kind.startswith("payment card") else _SECRET_SCORE)
                     best = max(best, sc)
                     by_kind.setdefault(kind, []).append(int(pairs.row[i]))
@@ -315,5 +322,6 @@ class SecretsPIIDetector(Detector):
         findings = [{"id": f"secrets_pii:{k}", "kind": "secret" if k not in _PII_SCORE and not k.startswith("payment")
                      else "pii", "type": k, "support": len(set(r)), "rows": sorted(set(r))[:1000]}
                     for k, r in sorted(by_kind.items(), key=lambda kv: -len(kv[1]))]
-        summary = {"n_flagged": int(flags.sum()), "hits_by_type": {k: len(v) for k, v in by_kind.items()}}
+        summary = {"n_flagged": int(flags.sum()), "hits_by_type": {k: len(v) for k, v in by_kind.items()},
+                   "n_plugin_errors": int(sum(plugin_errors.values())), "plugin_errors": plugin_errors}
         return DetectorResult(self.id, scores, flags, evidence, findings, summary)

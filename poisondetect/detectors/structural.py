@@ -140,7 +140,12 @@ def invisible_hits(text: str) -> list[tuple[int, int, list[str], str]]:
         for c in text[i:j]:
             if _cp(c) not in cps:
                 cps.append(_cp(c))
-        if kind in ("invisible format character", "zero-width joiner") and not _inside_word(text, i, j):
+        distinct = {c for c in text[i:j] if ord(c) not in (0x200E, 0x200F, 0x061C)}
+        if len(distinct) >= 2 and kind not in ("bidi control", "tag character"):
+            kind = "invisible character sequence"
+        elif kind == "zero-width no-break space (BOM)" and _inside_word(text, i, j):
+            kind = "invisible format character"
+        elif kind in ("invisible format character", "zero-width joiner") and not _inside_word(text, i, j):
             kind += " between words"
         elif kind == "bidi control" and all(ord(c) in (0x200E, 0x200F, 0x061C) for c in text[i:j]):
             kind = "bidi mark"
@@ -244,7 +249,7 @@ class StructuralUnicodeDetector(Detector):
     id = "structural_unicode"
     description = "Invisible/bidi/tag characters, homoglyph or mixed-script words, alternating case and odd punctuation runs"
     requires = ()
-    per_row = True
+    per_row = False  # weak hits are escalated by corpus-level pattern statistics (mergeable)
     weight = 1.0
 
     def __init__(self, *, sides: tuple[str, ...] = ("instruction", "response"), punct_min_run: int = 4,
@@ -257,6 +262,7 @@ class StructuralUnicodeDetector(Detector):
 
     #: score of a pair by its strongest kind of hit
     _KIND_SCORE = {"bidi control": 1.0, "tag character": 1.0, "zero-width joiner": 0.95,
+                   "invisible character sequence": 0.95,
                    "invisible format character": 0.95,
                    "invisible format character between words": 0.5, "zero-width joiner between words": 0.5,
                    "bidi mark": 0.5, "invisible math operator": 0.5, "C1 control character": 0.4, "variation selector": 0.9, "private-use character": 0.4,
@@ -265,41 +271,88 @@ class StructuralUnicodeDetector(Detector):
                    "punctuation run": 0.3, "punctuation run inside a word": 0.6}
     _FLAG_MIN = 0.6
 
-    def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
+    #: a weak hit whose exact invisible sequence also sits in at least this many rows where
+    #: it is a strong (flagged) hit, making up at least ``_PATTERN_SHARE`` of its rows, is
+    #: escalated: the same hidden sequence recurring across rows is the trigger pattern.
+    _PATTERN_MIN_STRONG = 5
+    _PATTERN_SHARE = 0.25
+    _PATTERN_SCORE = 0.8
+
+    def _row_hits(self, pairs: Pairs, i: int) -> list[tuple[str, str, int, int, list[str], str]]:
+        out = []
+        for side in self.sides:
+            text = pairs.instruction[i] if side == "instruction" else pairs.response[i]
+            hits = [] if text.isascii() else invisible_hits(text) + homoglyph_hits(text)
+            if self.check_casing:
+                hits += casing_hits(text)
+            if self.check_punctuation:
+                hits += punct_hits(text, self.punct_min_run)
+            n_case = len({text[s:e] for (s, e, _c, k) in hits if k == "alternating case"})
+            for (s, e, cps, kind) in hits[:20]:
+                if kind == "alternating case" and n_case < 2:
+                    kind = "alternating case (single word)"
+                out.append((side, text, s, e, cps, kind))
+        return out
+
+    def _hits(self, pairs: Pairs, ctx: Any) -> list[list[tuple[str, str, int, int, list[str], str]]]:
+        def make() -> list:
+            return [self._row_hits(pairs, i) for i in range(len(pairs))]
+        if ctx is None or not hasattr(ctx, "shared"):
+            return make()
+        key = ("structural_hits", tuple(self.sides), self.punct_min_run, self.check_casing, self.check_punctuation, id(pairs))
+        return ctx.shared(key, make)
+
+    def partial_stats(self, pairs: Pairs, ctx: Any) -> dict[str, list[int]]:
+        """Invisible sequence -> [rows where it is a strong hit, rows where it occurs]."""
+        st: dict[str, list[int]] = {}
+        for hits in self._hits(pairs, ctx):
+            seen: dict[str, bool] = {}
+            for (_side, text, s, e, cps, kind) in hits:
+                if not cps or kind.startswith("homoglyph"):
+                    continue
+                seq = text[s:e]
+                seen[seq] = seen.get(seq, False) or self._KIND_SCORE.get(kind, 0.5) >= self._FLAG_MIN
+            for seq, strong in seen.items():
+                c = st.setdefault(seq, [0, 0])
+                c[0] += int(strong)
+                c[1] += 1
+        return st
+
+    def merge_stats(self, a: dict[str, list[int]], b: dict[str, list[int]]) -> dict[str, list[int]]:
+        out = {k: list(v) for k, v in a.items()}
+        for k, v in b.items():
+            c = out.setdefault(k, [0, 0])
+            c[0] += v[0]
+            c[1] += v[1]
+        return out
+
+    def score(self, pairs: Pairs, ctx: Any, stats: dict[str, list[int]]) -> DetectorResult:
         n = len(pairs)
         scores = np.zeros(n)
         evidence: dict[int, list[Evidence]] = {}
         counts: dict[str, int] = {}
         cp_rows: dict[str, list[int]] = {}
-        for i in range(n):
+        n_escalated = 0
+        stats = stats or {}
+        for i, hits in enumerate(self._hits(pairs, ctx)):
             ev: list[Evidence] = []
             best = 0.0
-            for side in self.sides:
-                text = pairs.instruction[i] if side == "instruction" else pairs.response[i]
-                if text.isascii():
-                    hits = []
-                    if self.check_casing:
-                        hits += casing_hits(text)
-                    if self.check_punctuation:
-                        hits += punct_hits(text, self.punct_min_run)
-                else:
-                    hits = invisible_hits(text) + homoglyph_hits(text)
-                    if self.check_casing:
-                        hits += casing_hits(text)
-                    if self.check_punctuation:
-                        hits += punct_hits(text, self.punct_min_run)
-                n_case = len({text[s:e] for (s, e, _c, k) in hits if k == "alternating case"})
-                for (s, e, cps, kind) in hits[:20]:
-                    if kind == "alternating case" and n_case < 2:
-                        kind = "alternating case (single word)"
-                    sc = self._KIND_SCORE.get(kind, 0.5)
-                    best = max(best, sc)
-                    counts[kind] = counts.get(kind, 0) + 1
-                    for c in cps:
-                        cp_rows.setdefault(c, []).append(int(pairs.row[i]))
-                    msg = f"{kind} in {side}" + (f": {', '.join(cps)}" if cps else "") + f" at chars {s}-{e}"
-                    ev.append(Evidence(self.id, kind.replace(" ", "_"), msg, value=sc, side=side, span=(s, e),
-                                       span_text=text[s:e]))
+            for (side, text, s, e, cps, kind) in hits:
+                sc = self._KIND_SCORE.get(kind, 0.5)
+                msg_extra = ""
+                if cps and sc < self._FLAG_MIN:
+                    strong, total = stats.get(text[s:e], (0, 0))
+                    if strong >= self._PATTERN_MIN_STRONG and strong >= self._PATTERN_SHARE * total:
+                        sc = self._PATTERN_SCORE
+                        n_escalated += 1
+                        msg_extra = f"; the same sequence is a strong hit in {strong} of its {total} rows"
+                best = max(best, sc)
+                counts[kind] = counts.get(kind, 0) + 1
+                for c in cps:
+                    cp_rows.setdefault(c, []).append(int(pairs.row[i]))
+                msg = f"{kind} in {side}" + (f": {', '.join(cps)}" if cps else "") + f" at chars {s}-{e}" + msg_extra
+                ev.append(Evidence(self.id, kind.replace(" ", "_"), msg, value=sc, side=side, span=(s, e),
+                                   span_text=text[s:e]))
             if ev:
                 scores[i] = best
                 evidence[i] = ev
@@ -309,6 +362,7 @@ class StructuralUnicodeDetector(Detector):
             urows = sorted(set(rows))
             findings.append({"id": f"structural:{cp.split(' ')[0]}", "kind": "structural_codepoint", "codepoint": cp,
                              "support": len(urows), "rows": urows[:1000]})
-        summary = {"n_flagged": int(flags.sum()), "hits_by_kind": counts, "n_codepoints": len(cp_rows)}
+        summary = {"n_flagged": int(flags.sum()), "hits_by_kind": counts, "n_codepoints": len(cp_rows),
+                   "n_escalated_by_pattern": n_escalated}
         return DetectorResult(self.id, scores, flags, evidence, findings, summary,
                               info={"flag_min_score": self._FLAG_MIN})

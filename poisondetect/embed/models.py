@@ -207,7 +207,7 @@ class StaticEmbedder(Embedder):
         self._word_memo: dict[str, np.ndarray] = {}
         self.dim = int(self.table.shape[1])
         self.model_id = (f"static:{self.meta['source_id']}:{file_sha256(weights)[:16]}"
-                         f":W{self.max_tokens}:C{self.max_chars}")
+                         f":W{self.max_tokens}:C{self.max_chars}:E2")
 
     def _encode(self, texts: list[str], batch_size: int | None) -> np.ndarray:
         """Split into words (lower-cased ``\\w+`` runs and single punctuation marks, as
@@ -224,11 +224,16 @@ class StaticEmbedder(Embedder):
             ws = _WORD.findall(t[:self.max_chars].lower())[:self.max_tokens]
             cols.extend(word_index.setdefault(w, len(word_index)) for w in ws)
             indptr.append(len(cols))
-        cols_a = np.asarray(cols, dtype=np.int64)
+        # number words in sorted order so every text sums its word vectors in the same
+        # order whatever else is in the batch: embeddings are bit-identical whether a text
+        # is encoded alone, in a batch or read back from the cache
+        words = sorted(word_index)
+        rank = np.empty(len(words), np.int64)
+        rank[np.fromiter((word_index[w] for w in words), dtype=np.int64, count=len(words))] = np.arange(len(words))
+        cols_a = rank[np.asarray(cols, dtype=np.int64)] if cols else np.zeros(0, np.int64)
         T = sparse.csr_matrix((np.ones(len(cols_a), np.float32), cols_a, np.asarray(indptr, np.int64)),
                               shape=(len(texts), len(word_index)))
         T.sum_duplicates()
-        words = list(word_index)
         wv = self._word_vectors(words)
         return np.asarray(T @ wv, dtype=np.float32)
 
