@@ -271,9 +271,25 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[
     if state:
         log(f"  clean kNN graph for the cleanlab baseline: {time.perf_counter() - t0:.1f}s")
     fams = list(ATTACKS) if cfg.families is None else list(cfg.families)
-    runs = []
+    runs: list[dict[str, Any]] = []
+    sweep: list[dict[str, Any]] = []
+
+    def _result(partial: bool) -> dict[str, Any]:
+        return {
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": cfg.command, "config": _strip_private(asdict(cfg)), "machine": machine_info(),
+            "data": data_info, "detectors_registered": det_present,
+            "detectors_run": res_clean.params.get("detectors", []),
+            "clean": clean_rec, "runs": runs, "sweep": sweep,
+            "total_wall_s": round(time.perf_counter() - t_start, 1),
+            **({"partial": f"{len(runs)} of the configured runs done (run still in progress or cut off)"}
+               if partial else {}),
+        }
+
     for fam in fams:
         runs.append(run_one(clean, fam, cfg.rate, cfg, requests, log=log, state=state))
+        if cfg.out:  # results so far, so that a long run cut off still leaves its numbers
+            write_outputs(_result(partial=True), cfg)
     for fam in cfg.payload_variants:
         if fam not in TRIGGER_FAMILIES:
             continue
@@ -281,21 +297,13 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[
         for mode in ("fixed", "templated", "appended"):
             if mode != default:
                 runs.append(run_one(clean, fam, cfg.rate, cfg, requests, payload_mode=mode, log=log, state=state))
-    sweep = []
     for fam in cfg.sweep_families:
         for r in cfg.sweep_rates:
             rec = run_one(clean, fam, r, cfg, requests, with_baselines=False, log=log)
             sweep.append({"family": fam, "rate": r, "n_poisoned": rec["truth"]["n_poisoned"],
                           "fused": rec["fused"], "trigger_recovery": rec["trigger_recovery"],
                           "per_detector": {d: v["alone"] for d, v in rec["per_detector"].items()}})
-    result = {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": cfg.command, "config": _strip_private(asdict(cfg)), "machine": machine_info(),
-        "data": data_info, "detectors_registered": det_present,
-        "detectors_run": res_clean.params.get("detectors", []),
-        "clean": clean_rec, "runs": runs, "sweep": sweep,
-        "total_wall_s": round(time.perf_counter() - t_start, 1),
-    }
+    result = _result(partial=False)
     write_outputs(result, cfg)
     return result
 

@@ -172,11 +172,15 @@ def _load_sentence_transformer(model_dir: str, device: str) -> Any:
     key = ("st", os.path.abspath(model_dir), device)
     with _lock:
         if key not in _model_cache:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            local = os.path.isdir(model_dir)
+            if local:  # a folder on disk never needs the hub; a hub name may (network allowing)
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+            hf_logging.disable_progress_bar()  # no "Loading weights" bars: the CLI owns the terminal
             _model_cache[key] = SentenceTransformer(
-                model_dir, device=device, local_files_only=True,
+                model_dir, device=device, local_files_only=local,
                 model_kwargs={"use_safetensors": True})
         return _model_cache[key]
 
