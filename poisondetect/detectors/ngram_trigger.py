@@ -177,6 +177,7 @@ class NgramTriggerDetector(Detector):
         max_conjunction_terms: int = 12,
         max_conjunction_payloads: int = 200,
         max_findings: int = 100,
+        max_live: int = 20000,
         random_state: int = 0,
     ) -> None:
         self.alpha = alpha
@@ -195,6 +196,7 @@ class NgramTriggerDetector(Detector):
         self.max_conjunction_terms = max_conjunction_terms
         self.max_conjunction_payloads = max_conjunction_payloads
         self.max_findings = max_findings
+        self.max_live = max_live
         self.random_state = random_state
 
     # ------------------------------------------------------------------ statistics
@@ -275,7 +277,9 @@ class NgramTriggerDetector(Detector):
         return DetectorResult(
             self.id, np.clip(scores, 0.0, 1.0), flags, evidence=evidence, findings=findings,
             summary={"n_triggers": len(findings), "n_tested": float(an.m_single + an.m_conj),
-                     "n_candidates": int(an.n_candidates)},
+                     "n_candidates": int(an.n_candidates),
+                     "n_significant_unconditional": int(getattr(an, "n_unc_sig", 0)),
+                     "n_tested_conditionally": int(getattr(an, "n_live", 0))},
             info={"params": self.get_params(), "n_instruction_ngrams": int(an.G), "n_response_features": int(an.F),
                   "timings": an.timings},
         )
@@ -511,7 +515,7 @@ class _Analysis:
         N = self.N
         if self.G == 0 or self.F == 0:
             return []
-        J = (self.X.T.tocsr() @ self.Y).tocoo()
+        J = self._joint_counts()
         a = J.data.astype(np.int64)
         g, f = J.row.astype(np.int64), J.col.astype(np.int64)
         ng, nf = self.df_g[g], self.df_f[f]
@@ -535,6 +539,23 @@ class _Analysis:
         q_unc = self._bh(all_p, len(p_unc))
         live: list[dict[str, Any]] = []
         lk = np.flatnonzero(q_unc[: len(p_unc)] < det.alpha)
+        # Candidates whose trigger n-grams have the very same rows (the pieces of one
+        # template or phrase) and the same payload are one test: keep one representative
+        # each (row sets compared by a random-weight signature), at most max_live of them,
+        # most significant first.  The others keep p = 1 (conservative: fewer rejections).
+        n_unc_sig = len(lk)
+        if len(lk):
+            wsig = np.asarray(self.X.T @ np.random.default_rng([det.random_state, 11]).random(N)).ravel()
+            keyv = np.stack([np.round(wsig[g[lk]], 8), ng[lk].astype(float), f[lk].astype(float)], axis=1)
+            _, first = np.unique(keyv, axis=0, return_index=True)
+            reps = lk[np.sort(first)]
+            reps = reps[np.argsort(p_unc[reps], kind="stable")[: det.max_live]]
+            dropped = np.setdiff1d(lk, reps)
+            p_unc = p_unc.copy()
+            p_unc[dropped] = 1.0
+            all_p = np.concatenate([p_unc, [c["p_unc"] for c in conj]])
+            lk = np.sort(reps)
+        self.n_unc_sig, self.n_live = n_unc_sig, len(lk)
         for k in lk:
             live.append({"terms": (int(g[k]),), "f": int(f[k]), "a": int(a[k]), "ng": int(ng[k]),
                          "nf": int(nf[k]), "p_unc": float(p_unc[k])})
@@ -569,6 +590,30 @@ class _Analysis:
         findings = self._findings(live)
         self._tick("findings", t)
         return findings
+
+    def _joint_counts(self, block: int = 4096) -> sp.coo_matrix:
+        """Instruction n-gram x response feature co-occurrence counts, computed in column
+        blocks and pruned block by block to the entries any later step can use (joint
+        support >= min_support and either a concentrated trigger or half a payload's
+        rows), so memory stays bounded on templated corpora (55k T0 rows)."""
+        det = self.det
+        XT = self.X.T.tocsr()
+        rows, cols, vals = [], [], []
+        for b0 in range(0, self.F, block):
+            Jb = (XT @ self.Y[:, b0:b0 + block]).tocoo()
+            a = Jb.data
+            keep = a >= det.min_support
+            if keep.any():
+                g, f, a = Jb.row[keep], Jb.col[keep], a[keep]
+                conc = a / self.df_g[g]
+                half = a / self.df_f[f + b0] >= 0.5
+                keep2 = (conc >= det.min_concentration) | half
+                rows.append(g[keep2]); cols.append(f[keep2] + b0); vals.append(a[keep2])
+            del Jb
+        if not rows:
+            return sp.coo_matrix((self.G, self.F))
+        return sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(self.G, self.F))
 
     def _bh(self, p: np.ndarray, n_single: int) -> np.ndarray:
         """BH within the single-n-gram family (G x F tests) and within the conjunction
