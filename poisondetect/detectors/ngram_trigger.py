@@ -546,6 +546,8 @@ class _Analysis:
         n_unc_sig = len(lk)
         if len(lk):
             wsig = np.asarray(self.X.T @ np.random.default_rng([det.random_state, 11]).random(N)).ravel()
+            # the longest n-gram of a row-set group represents it (the whole phrase)
+            lk = lk[np.argsort(-self.rep_order[self.gcols[g[lk]]], kind="stable")]
             keyv = np.stack([np.round(wsig[g[lk]], 8), ng[lk].astype(float), f[lk].astype(float)], axis=1)
             _, first = np.unique(keyv, axis=0, return_index=True)
             reps = lk[np.sort(first)]
@@ -786,6 +788,15 @@ class _Analysis:
             uid = self.gcols[tcol]
             s0, o = int(self.rep_start[uid]), int(self.rep_order[uid])
             trig |= {int(x) for x in self.icodes[s0:s0 + o]}
+            # the whole inserted phrase around the n-gram (same neighbours in >= 90% of rows)
+            code_of = self.__dict__.setdefault("_code_of_token", {})
+            if not code_of:
+                vocab = self.st["vocab"]
+                for code, h in enumerate(self.tok_hash_of_code.tolist()):
+                    code_of.setdefault(vocab.get(int(h), ""), code)
+            phrase = self.maximal_phrase(tcol, np.asarray(c["rows_g"], np.int64))
+            if len(phrase) <= 10:  # longer shared chunks are templates or duplicates
+                trig |= {code_of[t] for t in phrase if t in code_of}
         return self._mean_jaccard(rows, trig) / self._base_jac
 
     def _payload_repeats_trigger(self, c: dict) -> bool:
