@@ -795,7 +795,7 @@ class _Analysis:
                 for code, h in enumerate(self.tok_hash_of_code.tolist()):
                     code_of.setdefault(vocab.get(int(h), ""), code)
             phrase = self.maximal_phrase(tcol, np.asarray(c["rows_g"], np.int64))
-            if len(phrase) <= 10:  # longer shared chunks are templates or duplicates
+            if len(phrase) <= 5:  # longer shared chunks are templates or duplicates
                 trig |= {code_of[t] for t in phrase if t in code_of}
         return self._mean_jaccard(rows, trig) / self._base_jac
 
