@@ -169,7 +169,7 @@ class NgramTriggerDetector(Detector):
         max_payload_frac: float = 0.25,
         min_concentration: float = 0.9,
         max_context_similarity: float = 5.0,
-        min_payload_explained: float = 0.75,
+        min_payload_explained: float = 0.6,
         min_coverage: float = 0.15,
         min_payload_tokens: int = 3,
         companion_coverage: float = 0.5,
