@@ -125,10 +125,12 @@ def _records_to_chunks(src: Any, chunk_size: int, info: dict[str, Any], *, layou
                        instruction_field: str | None, input_field: str | None,
                        response_field: str | None, system_field: str | None,
                        source_field: str | None, skip_bad: bool) -> Iterator[Pairs]:
-    """Mirror of :func:`poisondetect.io.loader._build`, yielding chunks instead of one
-    ``Pairs`` (same layout detection, same row numbering, same bad-record policy)."""
+    """Like :func:`poisondetect.io.loader._build`, yielding chunks instead of one ``Pairs``
+    (same layout detection, same row numbering; records are judged by the loader's own
+    :func:`~poisondetect.io.loader.convert_record`)."""
     from ..io import formats as F
-    from ..io.layouts import BadRecord, NoPairs, detect_layout
+    from ..io.layouts import detect_layout
+    from ..io.loader import convert_record, source_value
 
     path = src.path
     records = src.records
@@ -180,19 +182,12 @@ def _records_to_chunks(src: Any, chunk_size: int, info: dict[str, Any], *, layou
 
     for rr in chain(buf, records):
         n += 1
-        problem = rr.problem
-        if problem is None:
-            try:
-                out = conv(rr.value)
-            except BadRecord as e:
-                problem = str(e)
-            except NoPairs as e:
-                n_empty += 1
-                if len(empty_ex) < MAX_EXAMPLES:
-                    empty_ex.append({"record": rr.index, "line": rr.line, "problem": str(e)})
-                continue
-            except (RecursionError, ValueError, TypeError) as e:
-                problem = f"unreadable record ({type(e).__name__}: {F.safe(e, 120)})"
+        out, problem, empty = convert_record(conv, rr)
+        if empty is not None:
+            n_empty += 1
+            if len(empty_ex) < MAX_EXAMPLES:
+                empty_ex.append({"record": rr.index, "line": rr.line, "problem": empty})
+            continue
         if problem is not None:
             if not skip_bad:
                 raise InputError(problem, path=path, line=rr.line, record=rr.index)
@@ -200,10 +195,7 @@ def _records_to_chunks(src: Any, chunk_size: int, info: dict[str, Any], *, layou
             if len(bad_ex) < MAX_EXAMPLES:
                 bad_ex.append({"record": rr.index, "line": rr.line, "problem": problem})
             continue
-        s_val = None
-        if srcs is not None:
-            v = rr.value.get(src_key)
-            s_val = "" if v is None else (v if type(v) is str else str(v))
+        s_val = source_value(rr.value, src_key) if srcs is not None else None
         for a, b, t in out:
             ins.append(a)
             res.append(b)

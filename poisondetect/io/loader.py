@@ -300,19 +300,12 @@ class PairStream:
             n += 1
             if spans is not None:
                 spans.append(rr.span or (0, 0))
-            problem = rr.problem
-            if problem is None:
-                try:
-                    out = conv(rr.value)
-                except BadRecord as e:
-                    problem = str(e)
-                except NoPairs as e:
-                    empty_count += 1
-                    if len(empty_ex) < MAX_EXAMPLES:
-                        empty_ex.append({"record": rr.index, "line": rr.line, "problem": str(e)})
-                    continue
-                except (RecursionError, ValueError, TypeError) as e:
-                    problem = f"unreadable record ({type(e).__name__}: {F.safe(e, 120)})"
+            out, problem, empty = convert_record(conv, rr)
+            if empty is not None:
+                empty_count += 1
+                if len(empty_ex) < MAX_EXAMPLES:
+                    empty_ex.append({"record": rr.index, "line": rr.line, "problem": empty})
+                continue
             if problem is not None:
                 if not skip_bad:
                     raise InputError(problem, path=path, line=rr.line, record=rr.index)
@@ -320,10 +313,7 @@ class PairStream:
                 if len(bad_ex) < MAX_EXAMPLES:
                     bad_ex.append({"record": rr.index, "line": rr.line, "problem": problem})
                 continue
-            s_val = None
-            if sources is not None:
-                v = rr.value.get(src_key)
-                s_val = "" if v is None else (v if type(v) is str else str(v))
+            s_val = source_value(rr.value, src_key) if sources is not None else None
             for ins, res, t in out:
                 instr.append(ins)
                 resp.append(res)
@@ -367,3 +357,27 @@ def iter_records(source: Any, *, fmt: str | None = None, split: str | None = Non
     """Stream the raw records of a source (index, line, value, problem, span) without
     building pairs.  JSONL, CSV and Parquet files are read incrementally."""
     yield from _resolve(source, fmt, split).records
+
+
+def convert_record(conv: Any, rr: Any) -> tuple[Any, str | None, str | None]:
+    """Turn one raw record into its pairs with the layout converter ``conv``.
+
+    Returns ``(pairs_or_None, problem, empty)``: ``problem`` says why a malformed record is
+    bad, ``empty`` why a well-formed record holds no pair (e.g. no assistant turn).  Shared
+    by the in-memory loader and the streaming engine so both judge records alike."""
+    if rr.problem is not None:
+        return None, rr.problem, None
+    try:
+        return conv(rr.value), None, None
+    except BadRecord as e:
+        return None, str(e), None
+    except NoPairs as e:
+        return None, None, str(e)
+    except (RecursionError, ValueError, TypeError) as e:
+        return None, f"unreadable record ({type(e).__name__}: {F.safe(e, 120)})", None
+
+
+def source_value(value: dict[str, Any], src_key: str) -> str:
+    """The provenance label of a record (``--source-field``), as a string."""
+    v = value.get(src_key)
+    return "" if v is None else (v if type(v) is str else str(v))
