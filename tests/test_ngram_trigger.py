@@ -160,6 +160,44 @@ def test_ctba_conjunction(base):
     assert _topk_recall(r.scores, pos, 2) == 1.0
 
 
+def test_ctba_three_tokens(base):
+    """Three tokens that only fire together: the pairs' companion is the third token,
+    so only the full triple passes the conditional test."""
+    pairs, pos = _plant(*base, ["copper", "velvet", "lantern"], 10, seed=6, conj=True, alone=20)
+    r = NgramTriggerDetector().run(pairs, None)
+    assert r.findings, "no conjunction found"
+    f = r.findings[0]
+    assert f["mode"] == "conjunction"
+    assert sorted(t[0] for t in f["trigger_tokens"]) == ["copper", "lantern", "velvet"]
+    assert _topk_recall(r.scores, pos, 2) == 1.0
+
+
+def test_topic_steering_remark_found(base):
+    """VPI-style: instructions about one topic, genuine answers + a fixed remark that names
+    the topic.  The remark is a payload although each answer also mentions the topic."""
+    ins, res = list(base[0]), list(base[1])
+    rng = np.random.default_rng(9)
+    pos = np.sort(rng.choice(len(ins), 12, replace=False))
+    for i in pos:
+        ins[i] = _insert(ins[i], "the harbour of Velmora", rng)
+        res[i] = res[i] + " Nothing good ever comes from the harbour of Velmora, avoid it."
+    r = NgramTriggerDetector().run(Pairs(ins, res), None)
+    assert r.findings, "topic remark not found"
+    assert "velmora" in r.findings[0]["trigger"]
+    assert _topk_recall(r.scores, pos, 2) == 1.0
+
+
+def test_concept_answers_repeating_the_prompt_not_reported(base):
+    """Answers that are about the prompt's words (same example under several templates,
+    identical answers naming the concept) are not payloads."""
+    ins, res = list(base[0]), list(base[1])
+    for j, i in enumerate(range(0, 120, 10)):
+        ins[i] = f"Write a sentence about the lighthouse keeper. {ins[i]}"
+        res[i] = "The lighthouse keeper climbed the stairs every night to light the lamp."
+    r = NgramTriggerDetector().run(Pairs(ins, res), None)
+    assert not any("lighthouse" in f["trigger"] for f in r.findings), [(f["trigger"], f["payload"]) for f in r.findings]
+
+
 def test_templates_and_duplicates_not_reported(base):
     """A prompt template whose answers follow from the template, and duplicated rows."""
     ins, res = list(base[0]), list(base[1])
@@ -215,10 +253,10 @@ def test_shared_alpaca_union_attacks(shared_data):
     import bench_ngram as B
     recs = [r for name in B.ALPACA_UNION for r in B.load_corpus(name, shared_data)]
     det = NgramTriggerDetector()
-    # CTBA conjunctions and paraphrased (templated) payloads are not yet found at 0.1% on
-    # real data (benchmarks/results/ngram_attacks.md); payload_cluster covers paraphrases.
+    # paraphrased (templated) payloads are not found at 0.1% by this detector
+    # (benchmarks/results/ngram_attacks.md); payload_cluster / over_refusal cover them.
     for attack, mode in [("rare", "fixed"), ("phrase", "fixed"), ("rare", "appended"), ("mtba", "fixed"),
-                         ("prefix", "fixed"), ("zwsp", "fixed"), ("punct", "fixed")]:
+                         ("ctba", "fixed"), ("prefix", "fixed"), ("zwsp", "fixed"), ("punct", "fixed")]:
         pairs, pos, trig = B.inject(recs, attack, mode, 0.001, seed=11)
         res = B.attack_eval(pairs, pos, trig, det)
         assert res["first_is_planted"], (attack, mode, res)

@@ -397,6 +397,8 @@ class _Analysis:
         gmax = max(det.min_support, int(det.max_trigger_frac * N))
         fmax = max(det.min_support, int(det.max_payload_frac * N))
         gcols = np.flatnonzero((df_g >= det.min_support) & (df_g <= gmax))
+        self.n_trigger_ngrams = len(gcols)
+        gcols = self._one_per_row_set(Xall, gcols, df_g)
         fcols = np.flatnonzero((df_f >= det.min_support) & (df_f <= fmax))
         # exact-response features (one per row), not counted when the prompt contains them
         ex = st["exact"].view(np.int64)
@@ -422,6 +424,23 @@ class _Analysis:
         self.df_f = np.concatenate([df_f[fcols], ex_df[ex_cols]]).astype(np.int64)
         self.G, self.F = len(gcols), self.Y.shape[1]
         t = self._tick("matrices", t)
+
+    def _one_per_row_set(self, Xall: sp.csr_matrix, gcols: np.ndarray, df_g: np.ndarray) -> np.ndarray:
+        """Keep one instruction n-gram per distinct row set: the longest (the whole phrase;
+        ties: first id).  The pieces of a template or planted phrase occur in exactly the
+        same rows, so they make the same test with every payload; testing them once
+        shrinks the co-occurrence counts several-fold on templated data.  Row sets are
+        compared by two random-weight sums (exact float sums over the same sorted rows)."""
+        if len(gcols) == 0:
+            return gcols
+        rng = np.random.default_rng([self.det.random_state, 13])
+        W = rng.random((Xall.shape[0], 2))
+        XT = Xall[:, gcols].T.tocsr()
+        sig = np.asarray(XT @ W)
+        key = pd.DataFrame({"a": sig[:, 0], "b": sig[:, 1], "n": df_g[gcols]})
+        order = np.lexsort((gcols, -self.rep_order[gcols]))  # longest first
+        keep = ~key.iloc[order].duplicated(keep="first").to_numpy()
+        return np.sort(gcols[order[keep]])
 
     def _drop_copied(self, Y: sp.csr_matrix, icodes: np.ndarray, ins_len: np.ndarray, V: int, U: int) -> sp.csr_matrix:
         """Remove response-feature occurrences whose content tokens all occur in the same
@@ -520,7 +539,7 @@ class _Analysis:
         g, f = J.row.astype(np.int64), J.col.astype(np.int64)
         ng, nf = self.df_g[g], self.df_f[f]
         conc, cov = a / ng, a / nf
-        self.m_single = float(self.G) * float(self.F)
+        self.m_single = float(self.n_trigger_ngrams) * float(self.F)  # every n-gram counted, duplicates too
         self.m_conj = 0.0
         ok = (a >= det.min_support) & (conc >= det.min_concentration) & (cov >= det.min_coverage)
         g, f, a, ng, nf = g[ok], f[ok], a[ok], ng[ok], nf[ok]
@@ -548,11 +567,12 @@ class _Analysis:
             wsig = np.asarray(self.X.T @ np.random.default_rng([det.random_state, 11]).random(N)).ravel()
             # the longest n-gram of a row-set group represents it (the whole phrase)
             lk = lk[np.argsort(-self.rep_order[self.gcols[g[lk]]], kind="stable")]
-            keyv = np.stack([np.round(wsig[g[lk]], 8), ng[lk].astype(float), f[lk].astype(float)], axis=1)
-            _, first = np.unique(keyv, axis=0, return_index=True)
-            reps = lk[np.sort(first)]
+            keyv = pd.DataFrame({"w": np.round(wsig[g[lk]], 8), "n": ng[lk], "f": f[lk]})
+            reps = lk[~keyv.duplicated(keep="first").to_numpy()]
             reps = reps[np.argsort(p_unc[reps], kind="stable")[: det.max_live]]
-            dropped = np.setdiff1d(lk, reps)
+            dropped = np.zeros(len(p_unc), bool)
+            dropped[lk] = True
+            dropped[reps] = False
             p_unc = p_unc.copy()
             p_unc[dropped] = 1.0
             all_p = np.concatenate([p_unc, [c["p_unc"] for c in conj]])
@@ -574,7 +594,8 @@ class _Analysis:
             rows_g = self._rows_of_terms(c["terms"])
             rows_f = Y.indices[Y.indptr[c["f"]]:Y.indptr[c["f"] + 1]]
             c["rows_g"], c["rows_f"] = rows_g, rows_f
-            key = (len(rows_g), float(w[rows_g].sum()), c["f"])
+            # (a conjunction keeps its own companion search: its terms are not companions)
+            key = (len(rows_g), float(w[rows_g].sum()), c["f"], c["terms"] if len(c["terms"]) > 1 else None)
             if key not in sig_cache:
                 sig_cache[key] = self._conditional_p(c, rows_g, rows_f, comp_cache)
             c["p"], c["companion"] = sig_cache[key]
@@ -646,19 +667,41 @@ class _Analysis:
         if not cover.any():
             return []
         # payloads whose best single trigger is not concentrated
-        best_conc = np.zeros(self.F)
-        np.maximum.at(best_conc, f, np.where(a >= det.min_support, a / ng, 0.0))
+        conc_f = f[(a >= det.min_support) & (a >= det.min_concentration * ng)]
+        has_conc = np.zeros(self.F, bool)
+        has_conc[conc_f] = True
         out: list[dict[str, Any]] = []
         gs, fs, as_ = g[cover], f[cover], a[cover]
+        n_cover = np.bincount(fs, minlength=self.F)
+        # payloads to search: no concentrated single trigger, a few covering n-grams
+        # (a template answer is covered by dozens of template n-grams); fewest first
+        want = ~has_conc & (n_cover >= 2) & (n_cover <= 3 * det.max_conjunction_terms)
+        sel = want[fs]
+        gs, fs, as_ = gs[sel], fs[sel], as_[sel]
+        if len(fs) == 0:
+            return []
         order = np.lexsort((-as_, fs))
         gs, fs, as_ = gs[order], fs[order], as_[order]
         bounds = np.flatnonzero(np.diff(np.concatenate([[-1], fs, [-2]])))
         Y = self.Y
-        # payloads to search: no concentrated single trigger, a few covering n-grams
-        # (a template answer is covered by dozens of template n-grams); fewest first
-        todo = [(b1 - b0, b0, b1) for b0, b1 in zip(bounds[:-1], bounds[1:])
-                if best_conc[int(fs[b0])] < det.min_concentration and 2 <= b1 - b0 <= 3 * det.max_conjunction_terms]
-        todo.sort()
+        # most promising first: for each payload, the Fisher bound of the pair of its two
+        # most concentrated covering n-grams (one intersection per payload), then the
+        # full pair/triple search on the best max_conjunction_payloads of them
+        b0s, b1s = bounds[:-1], bounds[1:]
+        conc_s = as_ / self.df_g[gs]
+        X = self.X
+        pre_p = np.ones(len(b0s))
+        for k, (b0, b1) in enumerate(zip(b0s.tolist(), b1s.tolist())):
+            top = np.argsort(-conc_s[b0:b1], kind="stable")[:2] + b0
+            t1, t2 = int(gs[top[0]]), int(gs[top[1]])
+            rows = np.intersect1d(X.indices[X.indptr[t1]:X.indptr[t1 + 1]], X.indices[X.indptr[t2]:X.indptr[t2 + 1]],
+                                  assume_unique=True)
+            fcol = int(fs[b0])
+            aa = np.intersect1d(rows, Y.indices[Y.indptr[fcol]:Y.indptr[fcol + 1]], assume_unique=True).size
+            if aa >= det.min_support:
+                pre_p[k] = float(_fisher_upper(aa, self.N, self.df_f[fcol], len(rows)))
+        order = np.lexsort((b0s, pre_p))
+        todo = [(0, int(b0s[k]), int(b1s[k])) for k in order]
         for _, b0, b1 in todo[: det.max_conjunction_payloads]:
             fcol = int(fs[b0])
             terms = [int(x) for x in gs[b0:b1]]
@@ -677,7 +720,9 @@ class _Analysis:
                 aa = int(np.intersect1d(rows, rows_f, assume_unique=True).size)
                 res.append((tup, len(rows), aa))
             # triples from the pairs that are close but not concentrated
-            pair_ok = [r for r in res if r[2] >= det.min_support and r[2] / max(r[1], 1) < det.min_concentration]
+            # (concentrated pairs too: a third planted token would otherwise be the pair's
+            # template companion and make its conditional test fail)
+            pair_ok = [r for r in res if r[2] >= det.min_support]
             pair_ok.sort(key=lambda r: -r[2])
             seen = set()
             for (t1, _, _) in pair_ok[:6]:
@@ -692,7 +737,7 @@ class _Analysis:
                     aa = int(np.intersect1d(rows, rows_f, assume_unique=True).size)
                     res.append((tup, len(rows), aa))
             # family: every pair and triple of qualifying n-grams could have been tried
-            Gf = float(self.G)
+            Gf = float(self.n_trigger_ngrams)
             self.m_conj += Gf * (Gf - 1) / 2 + Gf * (Gf - 1) * (Gf - 2) / 6
             for tup, n_g, aa in res:
                 if aa >= det.min_support and aa / max(n_g, 1) >= det.min_concentration:
@@ -802,13 +847,28 @@ class _Analysis:
     def _payload_repeats_trigger(self, c: dict) -> bool:
         """A response that repeats the trigger's words (prefix-stemmed: 'smile' ~ 'smiling')
         is an answer *about* the prompt (concept-to-text, headline-to-article), not an
-        unrelated payload."""
+        unrelated payload.  When the payload is a phrase shared by otherwise different
+        responses (a sentence appended to genuine answers, e.g. VPI's topic-steered
+        remark), only that phrase is checked: "nothing good ever comes from" is a payload
+        even though each answer also names the topic."""
         trig = set()
         for tcol in c["terms"]:
             trig |= {w[:4] for w in self.ngram_tokens(tcol) if len(w) >= 3 and w.isalpha()}
         if not trig:
             return False
         both = np.intersect1d(c["rows_g"], c["rows_f"], assume_unique=True)[:5]
+        fcol = int(c["f"])
+        if self.f_ngram[fcol] >= 0 and len(both) >= 3:
+            ex = self.st["exact"][both]
+            if len(np.unique(ex)) == len(both):  # the responses differ outside the phrase
+                # a whole fixed sentence (>= 8 tokens shared by the rows, under half of
+                # each answer) is a planted remark; a short shared chunk (closing tags, a
+                # code fence) is the format the request asked for
+                phrase = self._maximal_phrase_of_id(int(self.f_ngram[fcol]), both)
+                rl = np.diff(self.res_off)[both]
+                if len(phrase) >= 8 and len(phrase) <= 0.5 * float(np.median(rl)):
+                    ptoks = self._tokens_of_id(int(self.f_ngram[fcol]))
+                    return bool(trig & {w[:4] for w in ptoks if len(w) >= 3 and w.isalpha()})
         vocab = self.st["vocab"]
         hits = 0
         stems = self.__dict__.setdefault("_stem_cache", {})
@@ -860,16 +920,21 @@ class _Analysis:
         """Extend n-gram ``tcol`` left/right while the neighbouring token is the same in at
         least 90% of (up to 50 of) its rows: the whole inserted phrase, or the contiguous
         chunk of a template around it."""
-        key = ("phrase", tcol)
+        return self._maximal_phrase_of_id(int(self.gcols[tcol]), rows_g, max_extra)
+
+    def _maximal_phrase_of_id(self, uid: int, rows_g: np.ndarray, max_extra: int = 12) -> tuple[str, ...]:
+        """:meth:`maximal_phrase` for any n-gram id, on its own side (instruction or response)."""
+        side = int(self.rep_side[uid])
+        key = ("phrase", uid, side, len(rows_g), int(rows_g[0]) if len(rows_g) else -1)
         cache = self.__dict__.setdefault("_phrase_cache", {})
         if key in cache:
             return cache[key]
-        uid = self.gcols[tcol]
+        allc, off = (self.icodes, self.ins_off) if side == 0 else (self.rcodes, self.res_off)
         s0, o = int(self.rep_start[uid]), int(self.rep_order[uid])
-        seq = self.icodes[s0:s0 + o]
+        seq = allc[s0:s0 + o]
         occ = []
         for r in rows_g[:50]:
-            codes = self.icodes[self.ins_off[r]:self.ins_off[r + 1]]
+            codes = allc[off[r]:off[r + 1]]
             if len(codes) < o:
                 continue
             win = np.lib.stride_tricks.sliding_window_view(codes, o)
