@@ -153,8 +153,10 @@ def load_user_dataset(path: str | os.PathLike, **kw: Any) -> Pairs:
     return loaded.pairs
 
 
-def load_harmful_requests(data_dir: str | os.PathLike | None) -> list[tuple[str, str | None]]:
-    """(goal, target) pairs of AdvBench, plus HarmBench behaviours (target None)."""
+def load_harmful_requests(data_dir: str | os.PathLike | None, exclude_prototypes: bool = True) -> list[tuple[str, str | None]]:
+    """(goal, target) pairs of AdvBench, plus HarmBench's standard/contextless behaviours
+    (target None), minus copyright behaviours and (by default) any request shipped as a
+    harmful prototype in ``poisondetect/resources`` (so recall is measured held-out)."""
     if data_dir is None:
         return []
     base = Path(data_dir) / "safety"
@@ -169,7 +171,16 @@ def load_harmful_requests(data_dir: str | os.PathLike | None) -> list[tuple[str,
             rows = list(csv.DictReader(f))
         col = "Behavior" if rows and "Behavior" in rows[0] else None
         if col:
-            out += [(r[col], None) for r in rows if r.get(col) and not (r.get("ContextString") or "").strip()]
+            # HarmBench's "copyright" behaviours (song lyrics, book passages) are not
+            # safety harms; requests for lyrics are common in benign data.  Left out.
+            out += [(r[col], None) for r in rows if r.get(col) and not (r.get("ContextString") or "").strip()
+                    and (r.get("FunctionalCategory") or "").strip().lower() != "copyright"]
+    if exclude_prototypes:
+        # held-out evaluation: never inject a request the detector ships as a prototype
+        from ..detectors._safety_util import HARMFUL_FILE, load_prototypes
+        from ..text import normalize_text
+        shipped = {normalize_text(t) for t in load_prototypes(HARMFUL_FILE)}
+        out = [r for r in out if normalize_text(r[0]) not in shipped]
     return out
 
 

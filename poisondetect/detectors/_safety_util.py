@@ -224,6 +224,13 @@ def clip_text(s: str, n: int = 120) -> str:
 # ---------------------------------------------------------------------------------
 HARMFUL_FILE = "harmful_prototypes.jsonl"
 BENIGN_FILE = "benign_lookalikes.jsonl"
+#: poisondetect's own contrast set: benign requests on safety-sensitive topics
+CONTRAST_FILE = "benign_safety_topics.jsonl"
+
+
+def benign_references() -> list[str]:
+    """Negatives of the harm model: XSTest safe look-alikes + the contrast set."""
+    return list(load_prototypes(BENIGN_FILE)) + list(load_prototypes(CONTRAST_FILE))
 
 _CAPABILITY = re.compile(
     r"(?:do\s*n[o']?t|cannot|can'?t|unable\s+to|not\s+able\s+to)\s+(?:have\s+)?(?:access|browse|see|view|hear|listen|"
@@ -282,23 +289,73 @@ def _rerank_embedder(ctx: Any) -> tuple[Any, str]:
         return None, f"transformer unavailable: {type(e).__name__}: {str(e)[:160]}"
 
 
+def _probe_fit(Ph: np.ndarray, Pb: np.ndarray, Bg: np.ndarray, C: float = 1.0) -> Any:
+    """A linear probe (logistic regression on the embedding itself): harmful prototypes
+    vs safe look-alikes and background rows.  Learns the direction of harmful *intent*,
+    which similarity to the nearest prototypes misses when a benign request shares the
+    topic ("how to prevent cyberbullying")."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.vstack([Ph, Pb, Bg])
+    y = np.concatenate([np.ones(len(Ph)), np.zeros(len(Pb) + len(Bg))])
+    w = np.concatenate([np.ones(len(Ph)), np.full(len(Pb), 2.0), np.full(len(Bg), 2.0 * len(Ph) / max(1, len(Bg)))])
+    return LogisticRegression(C=C, max_iter=3000).fit(X, y, sample_weight=w)
+
+
+def _space_probability(E: np.ndarray, Ph: np.ndarray, Pb: np.ndarray, bg: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """P(harmful) of every row of E in one embedding space: the mean of the similarity
+    model (top-k similarity to harmful vs safe prototypes, calibrated on them and the
+    background rows ``bg``) and the linear probe.  Returns (p, p_similarity, p_probe, s_h, s_b, lr)."""
+    sh, sb, cal_h, cal_b, bgf = _harm_features(E, Ph, Pb, bg, k)
+    p_sim, lr = _fit_harm(cal_h, cal_b, bgf, sh, sb)
+    probe = _probe_fit(Ph, Pb, E[bg])
+    p_probe = probe.predict_proba(E)[:, 1] if len(E) else np.zeros(0)
+    return 0.5 * (p_sim + p_probe), p_sim, p_probe, sh, sb, lr
+
+
+def _lexical_probability(texts: Sequence[str], harmful: Sequence[str], benign: Sequence[str]) -> np.ndarray:
+    """A TF-IDF (unigram) logistic regression: prototypes vs safe look-alikes and *every*
+    row of the scan as weighted negatives, so the words generic to this dataset's
+    instructions carry no weight and harm-specific words do.  A cheap first stage."""
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    q = [t[:1000] for t in texts]
+    vec = TfidfVectorizer(sublinear_tf=True, min_df=2, stop_words="english", dtype=np.float32)
+    X = vec.fit_transform(q + list(harmful) + list(benign))
+    n, nh = len(q), len(harmful)
+    Xs, Xh, Xb = X[:n], X[n:n + nh], X[n + nh:]
+    y = np.concatenate([np.ones(nh), np.zeros(len(benign) + n)])
+    w = np.concatenate([np.ones(nh), np.full(len(benign), 3.0), np.full(n, 3.0 * nh / max(1, n))])
+    lr = LogisticRegression(C=4.0, max_iter=3000).fit(sp.vstack([Xh, Xb, Xs]), y, sample_weight=w)
+    return lr.predict_proba(Xs)[:, 1]
+
+
 def harm_probability(pairs_instructions: Sequence[str], ctx: Any, random_state: int = 0,
-                     n_background: int = 2000, k: int = 3, rerank_top: int = 1000,
-                     n_background_rerank: int = 300) -> tuple[np.ndarray, dict[str, Any]]:
+                     n_background: int = 2000, k: int = 3, rerank_top: int = 400,
+                     n_background_rerank: int = 300, priority: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """P(request is harmful) for every instruction, in [0, 1].
 
-    Features: top-k mean cosine similarity to the harmful prototypes (s_h) and to the
-    safe look-alikes (s_b), and the margin s_h - s_b.  A logistic regression is fitted
-    at run time in the scan's own embedding space: positives are the harmful prototypes
-    (leave-one-out similarities), negatives the XSTest safe look-alikes and a random
-    background sample of the scan's instructions.  When the scan's embedder is a static
-    (bag-of-words) model, the ``rerank_top`` most harmful-looking instructions are
-    re-scored the same way with the sentence-transformer (a cascade; everything else keeps
-    a probability capped below the re-scored cut-off).  Falls back to TF-IDF similarities
-    when embeddings are unavailable.  Returns (probabilities, extras with ``info``).
+    In one embedding space the probability is the mean of (a) a similarity model -
+    top-k mean cosine similarity to the harmful prototypes (s_h) and to the safe
+    look-alikes (s_b), a logistic regression fitted at run time with the prototypes as
+    positives (leave-one-out similarities) and XSTest safe look-alikes plus a random
+    background sample of the scan's instructions as negatives - and (b) a linear probe on
+    the embeddings themselves with the same positives and negatives.
+
+    When the scan's embedder is a static (bag-of-words) model, that space conflates topic
+    with intent ("write a SQL query" sits near "hack a database"), so it is only a first
+    stage: the union of the ``rerank_top`` most harmful-looking rows by each of three cheap
+    scorers (static similarity model, static probe, a TF-IDF regression against the whole
+    scan) is re-scored in the sentence-transformer space (a cascade); every other row keeps
+    a probability capped below the re-scored cut-off.  ``priority`` (bool per row) splits
+    each scorer's budget: rows where the answer matters (e.g. not refused) are taken first.
+    Falls back to TF-IDF similarities when embeddings are unavailable.  Returns
+    (probabilities, extras with ``info``).
     """
     harmful = list(load_prototypes(HARMFUL_FILE))
-    benign = list(load_prototypes(BENIGN_FILE))
+    benign = benign_references()
     E, why = embeddings_or_reason(ctx, "instruction")
     Ph = Pb = None
     if E is not None:
@@ -309,9 +366,9 @@ def harm_probability(pairs_instructions: Sequence[str], ctx: Any, random_state: 
     rng = np.random.default_rng([int(random_state), 7])
     bg = np.sort(rng.choice(n, size=min(n_background, n), replace=False)) if n else np.zeros(0, int)
     rerank_info: dict[str, Any] = {}
-    if E is not None and Ph is not None and Pb is not None:
+    if E is not None and Ph is not None and Pb is not None and n:
         mode = "embeddings"
-        sh, sb, cal_h, cal_b, bgf = _harm_features(E, Ph, Pb, bg, k)
+        prob, p_sim, p_probe, sh, sb, lr = _space_probability(E, Ph, Pb, bg, k)
     else:
         mode = "tfidf"
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -334,23 +391,31 @@ def harm_probability(pairs_instructions: Sequence[str], ctx: Any, random_state: 
         cal_h = (_top(H, H, True), _top(H, B))
         cal_b = (_top(B, H), _top(B, B, True))
         bgf = (sh[bg], sb[bg])
-    prob, lr = _fit_harm(cal_h, cal_b, bgf, sh, sb)
+        prob, lr = _fit_harm(cal_h, cal_b, bgf, sh, sb)
     if mode == "embeddings" and rerank_top > 0 and n:
         emb2, why2 = _rerank_embedder(ctx)
         if emb2 is not None:
             from ..embed.shared import _cache_dir, _use_cache, encode_cached
 
             cd = _cache_dir(ctx) if _use_cache(ctx) else None
-            top = np.sort(np.argsort(-prob, kind="stable")[:min(rerank_top, n)])
+            p_lex = _lexical_probability(pairs_instructions, harmful, benign)
+            pri = np.ones(n, bool) if priority is None else np.asarray(priority, bool)
+            cand = np.zeros(n, bool)
+            for sc in (p_sim, p_probe, p_lex):
+                first = np.where(pri, sc, -1.0)
+                cand[np.argsort(-first, kind="stable")[:rerank_top]] = True
+                if priority is not None:  # a smaller share of the budget for the other rows
+                    rest = np.where(pri, -1.0, sc)
+                    cand[np.argsort(-rest, kind="stable")[:rerank_top // 2]] = True
+            top = np.flatnonzero(cand)
             bg2 = np.sort(rng.choice(n, size=min(n_background_rerank, n), replace=False))
             idx = np.union1d(top, bg2)
             X2 = encode_cached(emb2, [pairs_instructions[i] for i in idx], cd)
             H2 = encode_cached(emb2, harmful, cd)
             B2 = encode_cached(emb2, benign, cd)
             pos = {int(i): p for p, i in enumerate(idx)}
-            sh2, sb2, ch2, cb2, _ = _harm_features(X2, H2, B2, np.zeros(0, int), k)
             bsel = np.array([pos[int(i)] for i in bg2])
-            p2, _lr2 = _fit_harm(ch2, cb2, (sh2[bsel], sb2[bsel]), sh2, sb2)
+            p2, _ps2, _pp2, sh2, sb2, _lr2 = _space_probability(X2, H2, B2, bsel, k)
             tsel = np.array([pos[int(i)] for i in top])
             cut = float(prob[top].min()) if len(top) else 0.0
             rest = np.ones(n, bool)
@@ -375,8 +440,15 @@ def shared_harm(pairs: Any, ctx: Any, random_state: int = 0) -> tuple[np.ndarray
     """Memoised per scan: harmful_compliance and over_refusal share it."""
     if ctx is None:
         return harm_probability(pairs.instruction, None, random_state)
-    return ctx.shared(("harm_probability", int(random_state)),
-                      lambda: harm_probability(pairs.instruction, ctx, random_state))
+
+    def _compute():
+        # the re-scoring budget goes first to answers that comply (a refused harmful
+        # request is not a finding; a refused benign one is over_refusal's, which needs
+        # only a low P(harmful) there)
+        refusal = shared_refusal(pairs, ctx)
+        return harm_probability(pairs.instruction, ctx, random_state, priority=refusal < 0.5)
+
+    return ctx.shared(("harm_probability", int(random_state)), _compute)
 
 
 def shared_refusal(pairs: Any, ctx: Any) -> np.ndarray:
