@@ -35,14 +35,29 @@ class _Fixed(Detector):
 def test_fuse_noisy_or_monotone_and_bounded() -> None:
     a = DetectorResult("a", np.array([0.0, 0.5, 1.0, 0.2]), np.zeros(4, bool))
     b = DetectorResult("b", np.array([0.0, 0.5, 0.0, 0.9]), np.zeros(4, bool))
-    f = fuse_scores([a, b])
+    f = fuse_scores([a, b], gate_power=0)  # no flags anywhere: plain noisy-OR
     assert f[0] == 0.0
     assert f[1] == pytest.approx(0.75)
     assert 0.999 < f[2] <= 1.0
     assert f[3] > 0.9
     # weights scale a detector's contribution
-    g = fuse_scores([a, b], {"a": 1.0, "b": 0.0})
+    g = fuse_scores([a, b], {"a": 1.0, "b": 0.0}, gate_power=0)
     np.testing.assert_allclose(g[[0, 1, 3]], [0.0, 0.5, 0.2])
+
+
+def test_fuse_flag_gate() -> None:
+    """Scores below a detector's own flag threshold are shrunk: a row another detector
+    flags outranks a row with a higher but unflagged score."""
+    a = DetectorResult("a", np.array([0.9, 0.0, 0.7, 0.3]), np.array([True, False, False, False]))
+    b = DetectorResult("b", np.array([0.0, 0.6, 0.0, 0.0]), np.array([False, True, False, False]))
+    plain = fuse_scores([a, b], gate_power=0)
+    gated = fuse_scores([a, b])
+    assert plain[2] > plain[1]
+    assert gated[1] > gated[2]
+    assert gated[0] == pytest.approx(0.9) and gated[1] == pytest.approx(0.6)  # flagged rows unchanged
+    assert gated[2] == pytest.approx(0.7 * (0.7 / 0.9) ** 2)
+    # monotone in each score, in [0, 1]
+    assert gated[3] < gated[2] and np.all((gated >= 0) & (gated <= 1))
 
 
 def test_rank_order_ties_broken_by_row() -> None:

@@ -56,18 +56,34 @@ def _as_uint64_hash(strings: list[str]) -> np.ndarray:
     return T.hash_strings(strings)
 
 
-def _tokenize_side(texts: list[str]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-    """Token hashes (flat uint64), per-doc lengths, vocab hash -> lower-cased token."""
-    flat, lens = T.tokenize_many(texts)
-    if not flat:
+def _tokenize_side(texts: list[str], chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Token hashes (flat uint64), per-doc lengths, vocab hash -> lower-cased token.
+    Tokenised ``chunk`` texts at a time, so the Python token strings of only one chunk
+    are alive at once (they cost ~60 bytes each; the hashes 8)."""
+    vocab: dict[int, str] = {}
+    hash_of: dict[str, int] = {}
+    parts, lens_all = [], []
+    for s0 in range(0, len(texts), chunk):
+        flat, lens = T.tokenize_many(texts[s0:s0 + chunk])
+        lens_all.append(lens)
+        if not flat:
+            continue
+        arr = np.empty(len(flat), dtype=object)
+        arr[:] = flat
+        codes, uniq = pd.factorize(arr)
+        del flat, arr
+        new = [u for u in uniq if u not in hash_of]
+        if new:
+            low = [u.lower() for u in new]
+            for u, lw, h in zip(new, low, _as_uint64_hash(low).tolist()):
+                hash_of[u] = h
+                vocab[h] = lw
+        uh = np.fromiter((hash_of[u] for u in uniq), dtype=np.uint64, count=len(uniq))
+        parts.append(uh[codes])
+    lens = np.concatenate(lens_all) if lens_all else np.zeros(0, np.int64)
+    if not parts:
         return np.zeros(0, np.uint64), lens, {}
-    arr = np.empty(len(flat), dtype=object)
-    arr[:] = flat
-    codes, uniq = pd.factorize(arr)
-    low = [u.lower() for u in uniq]
-    uh = _as_uint64_hash(low)
-    vocab = {int(h): s for h, s in zip(uh.tolist(), low)}
-    return uh[codes], lens, vocab
+    return np.concatenate(parts), lens, vocab
 
 
 def _exact_hashes(texts: list[str]) -> np.ndarray:
@@ -81,9 +97,10 @@ def _exact_hashes(texts: list[str]) -> np.ndarray:
 def _ngram_ids(codes: np.ndarray, lens: np.ndarray, max_n: int, V: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Integer ids of all 1..max_n-grams (unique across orders), their doc, start and order."""
     N = len(lens)
-    doc = np.repeat(np.arange(N, dtype=np.int64), lens)
+    pos_t = np.int32 if len(codes) < 2**31 - 1 else np.int64  # doc/start arrays: half the memory
+    doc = np.repeat(np.arange(N, dtype=pos_t), lens)
     c = codes.astype(np.int64)
-    ids, docs, starts, orders = [c], [doc], [np.arange(len(c), dtype=np.int64)], [np.ones(len(c), np.int8)]
+    ids, docs, starts, orders = [c], [doc], [np.arange(len(c), dtype=pos_t)], [np.ones(len(c), np.int8)]
     acc = c
     offset = 0
     width = V
@@ -96,7 +113,7 @@ def _ngram_ids(codes: np.ndarray, lens: np.ndarray, max_n: int, V: int) -> tuple
         width *= V
         ids.append(acc[same] + offset)
         docs.append(doc[: len(c) - n + 1][same])
-        starts.append(np.arange(len(c) - n + 1, dtype=np.int64)[same])
+        starts.append(np.arange(len(c) - n + 1, dtype=pos_t)[same])
         orders.append(np.full(int(same.sum()), n, np.int8))
     return np.concatenate(ids), np.concatenate(docs), np.concatenate(starts), np.concatenate(orders)
 
@@ -364,9 +381,13 @@ class _Analysis:
         t = self._tick("ngrams", t)
 
         both = np.concatenate([gid_raw, fid_raw])
+        n_g_occ = len(gid_raw)
+        del gid_raw, fid_raw  # the big intermediates go as soon as they are used (peak RSS)
         ids, uniq_ng = pd.factorize(both)
+        del both
         U = len(uniq_ng)
-        gids, fids = ids[: len(gid_raw)], ids[len(gid_raw):]
+        del uniq_ng
+        gids, fids = ids[:n_g_occ], ids[n_g_occ:]
         # representative occurrence of each id (for decoding)
         self.rep_start = np.full(U, -1, np.int64)
         self.rep_order = np.zeros(U, np.int8)
@@ -377,6 +398,7 @@ class _Analysis:
         self.rep_start[gids[::-1]] = gstart[::-1]
         self.rep_order[gids[::-1]] = gord[::-1]
         self.rep_side[gids] = 0
+        del gstart, gord, fstart, ford
         t = self._tick("factorize_ngrams", t)
 
         # document frequencies; prune before building the big matrices
@@ -390,6 +412,7 @@ class _Analysis:
         tf_f = np.bincount(fids, minlength=U)
         pre_f = tf_f[fids] >= det.min_support
         Yall = _binary_csr(fdoc[pre_f], fids[pre_f], (N, U))
+        del gdoc, gids, fdoc, fids, ids, pre, pre_f, tf_g, tf_f
         Yall = self._drop_copied(Yall, icodes, st["ins_len"], V, U)
         df_f = np.asarray(Yall.sum(axis=0)).ravel()
         t = self._tick("response_df", t)
@@ -535,14 +558,16 @@ class _Analysis:
         if self.G == 0 or self.F == 0:
             return []
         J = self._joint_counts()
-        a = J.data.astype(np.int64)
-        g, f = J.row.astype(np.int64), J.col.astype(np.int64)
+        # filter before widening the arrays (J has ~18M entries on T0)
+        ok = J.data >= det.min_support
+        ok &= J.data / self.df_g[J.row] >= det.min_concentration
+        ok &= J.data / self.df_f[J.col] >= det.min_coverage
+        a = J.data[ok].astype(np.int64)
+        g, f = J.row[ok].astype(np.int64), J.col[ok].astype(np.int64)
+        del ok
         ng, nf = self.df_g[g], self.df_f[f]
-        conc, cov = a / ng, a / nf
         self.m_single = float(self.n_trigger_ngrams) * float(self.F)  # every n-gram counted, duplicates too
         self.m_conj = 0.0
-        ok = (a >= det.min_support) & (conc >= det.min_concentration) & (cov >= det.min_coverage)
-        g, f, a, ng, nf = g[ok], f[ok], a[ok], ng[ok], nf[ok]
         t = self._tick("joint_counts", t)
 
         p_unc = _fisher_upper(a, N, nf, ng) if len(g) else np.zeros(0)
@@ -659,19 +684,19 @@ class _Analysis:
         """Pairs/triples of n-grams that together cover a payload's rows while none of
         them alone is concentrated enough (CTBA)."""
         det = self.det
-        a = J.data.astype(np.int64)
-        g, f = J.row.astype(np.int64), J.col.astype(np.int64)
-        nf = self.df_f[f]
-        ng = self.df_g[g]
-        cover = (a >= det.min_support) & (a / nf >= 0.5) & (a / ng < det.min_concentration)
+        a, g, f = J.data, J.row, J.col  # (float32 / int32: no widened copies of ~18M entries)
+        sup = a >= det.min_support
+        conc_ok = a / self.df_g[g] >= det.min_concentration
+        cover = sup & ~conc_ok
+        cover &= a / self.df_f[f] >= 0.5
         if not cover.any():
             return []
         # payloads whose best single trigger is not concentrated
-        conc_f = f[(a >= det.min_support) & (a >= det.min_concentration * ng)]
         has_conc = np.zeros(self.F, bool)
-        has_conc[conc_f] = True
+        has_conc[f[sup & conc_ok]] = True
+        del sup, conc_ok
         out: list[dict[str, Any]] = []
-        gs, fs, as_ = g[cover], f[cover], a[cover]
+        gs, fs, as_ = g[cover].astype(np.int64), f[cover].astype(np.int64), a[cover].astype(np.int64)
         n_cover = np.bincount(fs, minlength=self.F)
         # payloads to search: no concentrated single trigger, a few covering n-grams
         # (a template answer is covered by dozens of template n-grams); fewest first
