@@ -333,7 +333,7 @@ def _lexical_probability(texts: Sequence[str], harmful: Sequence[str], benign: S
 
 
 def harm_probability(pairs_instructions: Sequence[str], ctx: Any, random_state: int = 0,
-                     n_background: int = 2000, k: int = 3, rerank_top: int = 400,
+                     n_background: int = 2000, k: int = 3, rerank_top: int = 500,
                      n_background_rerank: int = 300, priority: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """P(request is harmful) for every instruction, in [0, 1].
 
@@ -347,8 +347,8 @@ def harm_probability(pairs_instructions: Sequence[str], ctx: Any, random_state: 
     When the scan's embedder is a static (bag-of-words) model, that space conflates topic
     with intent ("write a SQL query" sits near "hack a database"), so it is only a first
     stage: the union of the ``rerank_top`` most harmful-looking rows by each of three cheap
-    scorers (static similarity model, static probe, a TF-IDF regression against the whole
-    scan) is re-scored in the sentence-transformer space (a cascade); every other row keeps
+    scorers (the static probe, a TF-IDF regression against the whole scan, and their
+    geometric mean) is re-scored in the sentence-transformer space (a cascade); every other row keeps
     a probability capped below the re-scored cut-off.  ``priority`` (bool per row) splits
     each scorer's budget: rows where the answer matters (e.g. not refused) are taken first.
     Falls back to TF-IDF similarities when embeddings are unavailable.  Returns
@@ -401,7 +401,9 @@ def harm_probability(pairs_instructions: Sequence[str], ctx: Any, random_state: 
             p_lex = _lexical_probability(pairs_instructions, harmful, benign)
             pri = np.ones(n, bool) if priority is None else np.asarray(priority, bool)
             cand = np.zeros(n, bool)
-            for sc in (p_sim, p_probe, p_lex):
+            # (the static similarity model is the weakest of the three at finding them:
+            # its ranks only set the probability of the rows left out)
+            for sc in (p_probe, p_lex, np.sqrt(p_probe * p_lex)):
                 first = np.where(pri, sc, -1.0)
                 cand[np.argsort(-first, kind="stable")[:rerank_top]] = True
                 if priority is not None:  # a smaller share of the budget for the other rows

@@ -287,7 +287,9 @@ class SecretsPIIDetector(Detector):
     requires = ()
     per_row = True
     masks_span_text = True
-    weight = 1.0
+    # a leak is a finding of its own (reported and flagged in full), not evidence of
+    # poisoning: it ranks below the poisoning detectors' findings in the fused score
+    weight = 0.4
 
     def __init__(self, *, sides: tuple[str, ...] = ("instruction", "response"), secrets: bool = True, pii: bool = True,
                  flag_min_score: float = 0.5, random_state: int = 0) -> None:

@@ -31,7 +31,10 @@ class SourceSkewDetector(Detector):
     id = "source_skew"
     description = "Sources (--source-field) with more flagged rows than the others explain (Fisher exact, BH)"
     requires = ("prior_flags",)  # runs last, on the other detectors' flags
-    weight = 0.5
+    # a property of a whole source: it lifts that source's rows a little, so that among
+    # otherwise equal rows those of a skewed source come first; it does not outrank
+    # row-level evidence
+    weight = 0.2
 
     def __init__(self, *, alpha: float = 0.01, min_source_size: int = 5, embedding_test: bool = False,
                  random_state: int = 0) -> None:
