@@ -691,9 +691,11 @@ class _Analysis:
         cover &= a / self.df_f[f] >= 0.5
         if not cover.any():
             return []
-        # payloads whose best single trigger is not concentrated
+        # payloads that no concentrated single trigger explains (a concentrated n-gram
+        # covering half the payload's rows makes a conjunction search pointless; one on a
+        # few rows - a trigger token next to the same word by chance - does not)
         has_conc = np.zeros(self.F, bool)
-        has_conc[f[sup & conc_ok]] = True
+        has_conc[f[sup & conc_ok & (a / self.df_f[f] >= 0.5)]] = True
         del sup, conc_ok
         out: list[dict[str, Any]] = []
         gs, fs, as_ = g[cover].astype(np.int64), f[cover].astype(np.int64), a[cover].astype(np.int64)
@@ -885,13 +887,12 @@ class _Analysis:
         fcol = int(c["f"])
         if self.f_ngram[fcol] >= 0 and len(both) >= 3:
             ex = self.st["exact"][both]
-            if len(np.unique(ex)) == len(both):  # the responses differ outside the phrase
-                # a whole fixed sentence (>= 8 tokens shared by the rows, under half of
-                # each answer) is a planted remark; a short shared chunk (closing tags, a
-                # code fence) is the format the request asked for
-                phrase = self._maximal_phrase_of_id(int(self.f_ngram[fcol]), both)
-                rl = np.diff(self.res_off)[both]
-                if len(phrase) >= 8 and len(phrase) <= 0.5 * float(np.median(rl)):
+            if len(np.unique(ex)) >= 0.8 * len(both):  # the responses differ outside the phrase
+                # a whole fixed sentence (>= 8 tokens shared by the rows) is a planted
+                # remark; a short shared chunk (closing tags, a code fence) is the format
+                # the request asked for
+                phrase = self._maximal_phrase_of_id(int(self.f_ngram[fcol]), both, side=1)
+                if len(phrase) >= 8:
                     ptoks = self._tokens_of_id(int(self.f_ngram[fcol]))
                     return bool(trig & {w[:4] for w in ptoks if len(w) >= 3 and w.isalpha()})
         vocab = self.st["vocab"]
@@ -947,16 +948,17 @@ class _Analysis:
         chunk of a template around it."""
         return self._maximal_phrase_of_id(int(self.gcols[tcol]), rows_g, max_extra)
 
-    def _maximal_phrase_of_id(self, uid: int, rows_g: np.ndarray, max_extra: int = 12) -> tuple[str, ...]:
-        """:meth:`maximal_phrase` for any n-gram id, on its own side (instruction or response)."""
-        side = int(self.rep_side[uid])
+    def _maximal_phrase_of_id(self, uid: int, rows_g: np.ndarray, max_extra: int = 12,
+                              side: int = 0) -> tuple[str, ...]:
+        """:meth:`maximal_phrase` for any n-gram id, in the instructions (side 0) or the
+        responses (side 1) of ``rows_g``."""
         key = ("phrase", uid, side, len(rows_g), int(rows_g[0]) if len(rows_g) else -1)
         cache = self.__dict__.setdefault("_phrase_cache", {})
         if key in cache:
             return cache[key]
-        allc, off = (self.icodes, self.ins_off) if side == 0 else (self.rcodes, self.res_off)
         s0, o = int(self.rep_start[uid]), int(self.rep_order[uid])
-        seq = allc[s0:s0 + o]
+        seq = (self.icodes if int(self.rep_side[uid]) == 0 else self.rcodes)[s0:s0 + o]
+        allc, off = (self.icodes, self.ins_off) if side == 0 else (self.rcodes, self.res_off)
         occ = []
         for r in rows_g[:50]:
             codes = allc[off[r]:off[r + 1]]
