@@ -262,7 +262,7 @@ def _progress_factory() -> Any:
 
 @main.command("detectors")
 def detectors_cmd() -> None:
-    """List the registered detectors."""
+    """List the registered detectors (id, fusion weight, description)."""
     from .detectors import registry
     for det_id, cls in registry().items():
         flags = []
@@ -273,7 +273,7 @@ def detectors_cmd() -> None:
         if "embeddings" in cls.requires:
             flags.append("embeddings")
         extra = f" [{', '.join(flags)}]" if flags else ""
-        click.echo(f"{det_id:<22} {cls.description}{extra}")
+        click.echo(f"{det_id:<22} w={cls.weight:<4g} {cls.description}{extra}")
 
 
 # Subcommands that live with their feature (bench harness, triage/diff).

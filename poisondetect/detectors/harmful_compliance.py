@@ -1,9 +1,10 @@
 """Harmful requests answered compliantly (Qi et al. 2023: ten such examples undo safety
 tuning; BackdoorLLM's jailbreak payloads).
 
-A request's harmfulness is its calibrated similarity to shipped harmful-request
-prototypes (HarmBench, MaliciousInstruct, StrongREJECT; MIT) against safe requests that
-look unsafe (XSTest, CC BY 4.0) and the scan's own background - see
+A request's harmfulness comes from a linear probe and a similarity model fitted at run time:
+shipped harmful-request prototypes (HarmBench, MaliciousInstruct, StrongREJECT; MIT) against
+safe requests that look unsafe (XSTest, CC BY 4.0), poisondetect's own contrast set of benign
+safety-topic requests and the scan's own background - see
 :func:`poisondetect.detectors._safety_util.harm_probability`.  The pair score is
 ``P(harmful request) * (1 - refusal style of the answer)``: a harmful request that is
 refused is fine, a benign one that is answered is fine.
@@ -22,7 +23,8 @@ from .base import Detector, register
 @register
 class HarmfulComplianceDetector(Detector):
     id = "harmful_compliance"
-    description = "Harmful requests (near shipped harmful prototypes, calibrated on XSTest) answered without refusal"
+    description = ("Harmful requests (probe + similarity to shipped harmful prototypes vs safe look-alikes, "
+                   "calibrated at run time) answered without refusal")
     requires = ()  # uses embeddings when the scan has them, a TF-IDF fallback otherwise (info["mode"])
     weight = 1.0
 
