@@ -168,12 +168,15 @@ class Layout:
                 if s is not None:
                     if type(s) is not str:
                         raise BadRecord(_not_string(S, s))
+                    _check_text(s, S)
                     if s.strip():
                         pre.append(("system", s))
             if T is not None:
                 t = rec.get(T)
                 if t:
-                    pre.append(("tools", t if isinstance(t, str) else _dumps(t, T)))
+                    t = t if isinstance(t, str) else _dumps(t, T)
+                    _check_text(t, T)
+                    pre.append(("tools", t))
             norm = [_norm_turn(t, j) for j, t in enumerate(turns)]
             return turns_to_pairs(pre + norm, empty_msg="the conversation is empty" if not turns else None)
         return conv
