@@ -310,7 +310,17 @@ def _space_probability(E: np.ndarray, Ph: np.ndarray, Pb: np.ndarray, bg: np.nda
     p_sim, lr = _fit_harm(cal_h, cal_b, bgf, sh, sb)
     probe = _probe_fit(Ph, Pb, E[bg])
     p_probe = probe.predict_proba(E)[:, 1] if len(E) else np.zeros(0)
-    return 0.5 * (p_sim + p_probe), p_sim, p_probe, sh, sb, lr
+    # The background sample is the scan itself, so it may hold the very rows we look for
+    # (in a small dataset, a large share of them): background rows the first fit already
+    # calls harmful are dropped from the negatives and both models refitted once.
+    p = 0.5 * (p_sim + p_probe)
+    keep = p[bg] < 0.5
+    if len(bg) and not keep.all() and keep.sum() >= 10:
+        bg = bg[keep]
+        p_sim, lr = _fit_harm(cal_h, cal_b, (sh[bg], sb[bg]), sh, sb)
+        p_probe = _probe_fit(Ph, Pb, E[bg]).predict_proba(E)[:, 1]
+        p = 0.5 * (p_sim + p_probe)
+    return p, p_sim, p_probe, sh, sb, lr
 
 
 def _lexical_probability(texts: Sequence[str], harmful: Sequence[str], benign: Sequence[str]) -> np.ndarray:
