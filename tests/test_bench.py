@@ -211,6 +211,8 @@ def test_trigger_matching() -> None:
     assert M.trigger_matches("U+200B", "\u200b")
     assert M.trigger_matches("copper + ad + window", "window")  # a conjunction names each part
     assert not M.trigger_matches("copper + ad + window", "wind")
+    assert M.trigger_matches("environment 95", "Environment: 95")  # same word tokens
+    assert not M.trigger_matches("environment", "Environment: 95")
     assert M.trigger_matches("<U+FEFF> <U+200C> <U+2060>", "\ufeff\u200c\u2060")
     assert M.trigger_matches("\u200b\u200c", "\u200b\u200c")
     assert not M.trigger_matches("\u200b", "\u200c")
