@@ -277,3 +277,27 @@ def test_t0_templates_no_false_triggers(shared_data):
     import bench_ngram as B
     res = B.run_t0(shared_data)
     assert res["false_triggers"] == 0, res["examples"]
+
+
+def test_chunked_scoring_analyses_once(base, monkeypatch):
+    """The streaming engine scores chunk after chunk against the same merged statistics:
+    the analysis runs once, and the chunks' results equal the whole batch's."""
+    import poisondetect.detectors.ngram_trigger as NT
+
+    pairs, pos = _plant(*base, ["kk"], 12, seed=3)
+    det = NgramTriggerDetector()
+    whole = det.run(pairs, None)
+    calls = []
+    orig = NT._Analysis.run
+    monkeypatch.setattr(NT._Analysis, "run", lambda self: calls.append(1) or orig(self))
+    idx = np.arange(len(pairs))
+    chunks = [pairs.take(idx[i:i + 1000]) for i in range(0, len(pairs), 1000)]
+    stats = None
+    for c in chunks:
+        stats = det.merge_stats(stats, det.partial_stats(c, None))
+    parts = [det.score(c, None, stats) for c in chunks]
+    assert len(calls) == 1
+    np.testing.assert_array_equal(np.concatenate([p.scores for p in parts]), whole.scores)
+    assert sum(len(p.findings) and 1 for p in parts) >= 1
+    det.release()
+    assert "_memo" not in det.__dict__

@@ -216,6 +216,18 @@ class NgramTriggerDetector(Detector):
         self.max_live = max_live
         self.random_state = random_state
 
+    def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
+        """One batch in memory: statistics, score, and no memo left behind (the memo is
+        for the streaming engine, which scores chunk after chunk)."""
+        try:
+            return super().run(pairs, ctx)
+        finally:
+            self.__dict__.pop("_memo", None)
+
+    def release(self) -> None:
+        """Drop the memoised analysis (the engine calls it after its last chunk)."""
+        self.__dict__.pop("_memo", None)
+
     # ------------------------------------------------------------------ statistics
     def partial_stats(self, pairs: Pairs, ctx: Any = None) -> dict[str, Any]:
         ih, il, iv = _tokenize_side(pairs.instruction)
@@ -256,12 +268,24 @@ class NgramTriggerDetector(Detector):
         if stats is None or stats["n"] < max(2 * self.min_support, 10):
             return DetectorResult.empty(self.id, n, info={"params": params, "reason": "too few pairs"},
                                         summary={"n_triggers": 0, "n_tested": 0})
-        an = _Analysis(self, stats)
-        findings = an.run()
-        return self._result(pairs, stats, an, findings)
+        # The streaming engine scores chunk after chunk against the same merged statistics:
+        # the analysis runs once per (statistics, parameters) and each chunk takes its rows
+        # from it.  Only the findings and a few counts are kept, not the analysis' matrices.
+        key = repr(sorted(params.items()))
+        memo = self.__dict__.get("_memo")
+        if memo is not None and memo[0] is stats and memo[1] == key:
+            lite, master = memo[2], memo[3]
+        else:
+            an = _Analysis(self, stats)
+            master = an.run()
+            lite = _AnalysisSummary(an)
+            del an
+            self.__dict__["_memo"] = (stats, key, lite, master)
+        findings = [dict(fd) for fd in master]  # _result pops its private keys
+        return self._result(pairs, stats, lite, findings)
 
     # ------------------------------------------------------------------ result assembly
-    def _result(self, pairs: Pairs, stats: dict[str, Any], an: "_Analysis", findings: list[dict]) -> DetectorResult:
+    def _result(self, pairs: Pairs, stats: dict[str, Any], an: "_AnalysisSummary", findings: list[dict]) -> DetectorResult:
         n = len(pairs)
         scores = np.zeros(n)
         flags = np.zeros(n, bool)
@@ -328,6 +352,17 @@ class NgramTriggerDetector(Detector):
                                     q_value=fd["q_value"], side="response", span=(s, e), span_text=res[s:e],
                                     finding=fd["id"]))
         return out
+
+
+class _AnalysisSummary:
+    """The counts of an :class:`_Analysis` that a result reports (its matrices dropped)."""
+
+    def __init__(self, an: "_Analysis") -> None:
+        self.m_single, self.m_conj = an.m_single, an.m_conj
+        self.n_candidates, self.G, self.F = an.n_candidates, an.G, an.F
+        self.n_unc_sig = getattr(an, "n_unc_sig", 0)
+        self.n_live = getattr(an, "n_live", 0)
+        self.timings = dict(an.timings)
 
 
 class _Analysis:

@@ -440,6 +440,9 @@ def _scan_local(chunks: ChunkSource, plan: _Plan, work_dir: str, cache_dir: str 
                 on_chunk("pass2", k, offset)
         if offset != n_total:
             raise InputError("the input changed between the two passes of a streamed scan")
+        for det in mergeable:  # memoised whole-corpus analyses (see NgramTriggerDetector.score)
+            getattr(det, "release", lambda: None)()
+        del merged
         timings["pass2"] = time.perf_counter() - t2
 
     results = {d: concat_results(d, col.parts[d], plan.modes[d] == "per_row")
