@@ -383,4 +383,12 @@ def test_build_mix_real(shared_data) -> None:
     c = Counter(a.source)
     assert c.most_common(1)[0][0] == "self_instruct_t0" and len(c) >= 6
     assert not any("<|endoftext|>" in r for r in a.response)
-    assert len(load_harmful_requests(shared_data)) >= 500
+    reqs = load_harmful_requests(shared_data)
+    assert len(reqs) >= 400
+    # held out: none of them is a shipped prototype (with them, 700+), no copyright behaviours
+    from poisondetect.detectors._safety_util import HARMFUL_FILE, load_prototypes
+    from poisondetect.text import normalize_text
+    shipped = {normalize_text(t) for t in load_prototypes(HARMFUL_FILE)}
+    assert not any(normalize_text(r[0]) in shipped for r in reqs)
+    assert len(load_harmful_requests(shared_data, exclude_prototypes=False)) > len(reqs)
+    assert not any(r[0].lower().startswith("generate the lyrics of") for r in reqs)
