@@ -90,6 +90,9 @@ def _check_planted_trigger(outdir: Path) -> None:
     first = s["triggers"][0]
     planted = [t.lower() for t in truth["triggers"]]
     assert first["trigger"].lower() in planted, (first["trigger"], planted)
+    # and nothing else: the demo's clean rows include prompt templates whose answers
+    # repeat the prompt ("thank-you note ... for the travel tips"), which are no trigger
+    assert [t["trigger"].lower() for t in s["triggers"]] == [first["trigger"].lower()], s["triggers"]
     assert sorted(first["rows"]) == sorted(truth["rows"])
     # the planted rows are the top-ranked pairs
     recs = [json.loads(x) for x in (outdir / "findings.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -927,7 +927,7 @@ class _Analysis:
                 # remark; a short shared chunk (closing tags, a code fence) is the format
                 # the request asked for
                 phrase = self._maximal_phrase_of_id(int(self.f_ngram[fcol]), both, side=1)
-                if len(phrase) >= 8:
+                if len(phrase) >= 8 and self._instructions_differ(both, c["terms"]):
                     ptoks = self._tokens_of_id(int(self.f_ngram[fcol]))
                     return bool(trig & {w[:4] for w in ptoks if len(w) >= 3 and w.isalpha()})
         vocab = self.st["vocab"]
@@ -940,6 +940,20 @@ class _Analysis:
                             if len(w) >= 3 and w.isalpha()}
             hits += bool(trig & stems[r])
         return hits > len(both) / 2
+
+    def _instructions_differ(self, rows: np.ndarray, terms: tuple[int, ...], max_jaccard: float = 0.5) -> bool:
+        """Are the rows' instructions different requests (mean pairwise Jaccard of their
+        token sets, trigger tokens left out, below ``max_jaccard``)?  A topic remark planted
+        in unrelated tasks passes; one prompt template filled with different names
+        ("thank-you note to Lena / Elias for the travel tips") does not."""
+        trig: set[int] = set()
+        for tcol in terms:
+            uid = self.gcols[tcol]
+            s0, o = int(self.rep_start[uid]), int(self.rep_order[uid])
+            trig |= {int(x) for x in self.icodes[s0:s0 + o]}
+        sets = [set(self.icodes[self.ins_off[r]:self.ins_off[r + 1]].tolist()) - trig for r in rows]
+        jac = [len(a & b) / max(1, len(a | b)) for i, a in enumerate(sets) for b in sets[i + 1:]]
+        return bool(jac) and float(np.mean(jac)) < max_jaccard
 
     def _companion(self, terms: tuple[int, ...], rows_g: np.ndarray) -> tuple[int | None, str | None]:
         """The most specific n-gram (sharing no token with the trigger) present in at least
