@@ -99,7 +99,7 @@ _IWORD = re.compile(r"[a-z0-9][a-z0-9'\u2019&.-]*[a-z0-9]|[a-z0-9]")
 def instruction_vocab(text: str) -> set[str]:
     low = text.lower()
     words = set(_IWORD.findall(low))
-    words |= {re.sub(r"['\u2019]s$", "", w) for w in words}
+    words |= {w[:-2] if w.endswith(("'s", "\u2019s")) else w for w in words}  # possessive dropped
     words |= {w.rstrip(".") for w in words}
     return words
 

@@ -157,10 +157,18 @@ class PayloadCluster(Detector):
             import re
             words = sorted({t for g in cands for t in g if t[:1].isalnum() or t[:1] == "_"})
             first = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)") if words else None
+            # candidates indexed by their first word token, so a row only checks those
+            # whose first word it contains (punctuation-only candidates: always checked)
+            by_word: dict[str, list[tuple[str, ...]]] = {}
+            no_word: list[tuple[str, ...]] = []
+            for g in cands:
+                w0 = next((t for t in g if t[:1].isalnum() or t[:1] == "_"), None)
+                (by_word.setdefault(w0, []) if w0 is not None else no_word).append(g)
             for i in range(n):
                 low = pairs.instruction[i][:4000].lower()
                 present = set(first.findall(low)) if first is not None else set()
-                hit = [g for g in cands  # necessary test: every token occurs in the text
+                pool = [g for w in present for g in by_word.get(w, ())] + no_word
+                hit = [g for g in pool  # necessary test: every token occurs in the text
                        if all((t in present) if (t[:1].isalnum() or t[:1] == "_") else (t in low) for t in g)]
                 if not hit:
                     continue
