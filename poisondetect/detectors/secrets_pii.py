@@ -47,13 +47,27 @@ _HINT_WORDS = ("passw", "pwd", "secret", "token", "api_key", "apikey", "api-key"
 
 class _Hint:
     @staticmethod
-    def search(s: str) -> bool:
+    def keyword(s: str) -> bool:
         low = s.lower()
-        if any(k in low for k in _HINT_WORDS) or ("://" in low and "@" in low):
-            return True
+        return any(k in low for k in _HINT_WORDS) or ("://" in low and "@" in low)
+
+    @staticmethod
+    def long_token(s: str) -> bool:
+        """A token of >= 20 key characters with a digit in it (what every token-format
+        plugin below needs)."""
         if _HINT_LONG.search(s) is None:  # most texts: no 20-character token at all
             return False
         return any(_DIGIT.search(t) for t in _HINT_LONG.findall(s))
+
+    @classmethod
+    def search(cls, s: str) -> bool:
+        return cls.keyword(s) or cls.long_token(s)
+
+
+#: plugins that can fire without a long token (keyword context, URL credentials, PEM
+#: headers, Artifactory's short tokens): run on every hinted line; the others (fixed token
+#: formats of >= 20 characters) only on lines with a long token
+_CONTEXT_PLUGINS = {"KeywordDetector", "BasicAuthDetector", "PrivateKeyDetector", "ArtifactoryDetector"}
 
 
 _HINT = _Hint()
@@ -102,7 +116,10 @@ def _secret_hits(text: str, errors: "dict[str, int] | None" = None) -> list[tupl
         for line in lines:
             if len(line) <= 4000 and _HINT.search(line):
                 found = []
+                tokens_too = _HINT.long_token(line)
                 for plugin in plugins:
+                    if not tokens_too and type(plugin).__name__ not in _CONTEXT_PLUGINS:
+                        continue
                     try:
                         kw = {"enable_eager_search": True} if type(plugin).__name__ == "KeywordDetector" else {}
                         found.extend(plugin.analyze_line(filename="adhoc-string-scan", line=line, line_number=0, **kw))
