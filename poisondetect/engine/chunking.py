@@ -5,9 +5,9 @@ or a zero-argument callable returning an iterator of ``Pairs``) into a re-iterab
 :class:`ChunkSource`: every ``iter()`` streams the input again as ``Pairs`` chunks of
 about ``chunk_size`` pairs (records are never split across chunks, so a chunk can hold a
 few more pairs than ``chunk_size`` for multi-turn records).  Files are read incrementally
-through :func:`poisondetect.io.iter_records` and the same layout converters as
-:func:`poisondetect.io.load`, so a streamed scan sees exactly the pairs ``load`` builds,
-with the same row numbers, without ever holding the whole dataset.
+by :class:`poisondetect.io.PairStream`, the loader itself, so a streamed scan sees exactly
+the pairs ``load`` builds, with the same row numbers and bad-record accounting, without
+ever holding the whole dataset.
 
 Also here: the content hash of a chunk (checkpoint keys) and merging per-chunk
 :class:`DetectorResult` objects back into one.
@@ -16,16 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from itertools import chain
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import InputError
 from ..types import DetectorResult, Evidence, Pairs
-
-MAX_EXAMPLES = 50
-_SAMPLE_RECORDS = 1000
 
 
 class ChunkSource:
@@ -103,117 +98,49 @@ def _rechunk(parts: Iterator[Pairs], chunk_size: int) -> Iterator[Pairs]:
         yield Pairs.concat(buf)
 
 
-def _file_source(path: str, chunk_size: int, *, fmt: str | None = None, layout: str | None = None,
-                 instruction_field: str | None = None, input_field: str | None = None,
-                 response_field: str | None = None, system_field: str | None = None,
-                 source_field: str | None = None, skip_bad: bool = False,
-                 split: str | None = None) -> ChunkSource:
-    opts = dict(layout=layout, instruction_field=instruction_field, input_field=input_field,
-                response_field=response_field, system_field=system_field, source_field=source_field,
-                skip_bad=skip_bad)
+def _file_source(path: str, chunk_size: int, *, fmt: str | None = None, split: str | None = None,
+                 **load_kwargs: Any) -> ChunkSource:
+    """A file read incrementally by :class:`poisondetect.io.PairStream` (the loader's own
+    format sniffing, layout detection, record judging and row numbering), re-cut into
+    chunks of about ``chunk_size`` pairs at record boundaries."""
     holder = ChunkSource(lambda: iter(()), {"path": path})
 
     def gen() -> Iterator[Pairs]:
-        from ..io import loader as L
-        src = L._resolve(path, fmt, split)  # same opening/format sniffing as io.load
-        return _records_to_chunks(src, chunk_size, holder.info, **opts)
+        from ..io.loader import PairStream
+        stream = PairStream(path, fmt=fmt, split=split, chunk_records=chunk_size, **load_kwargs)
+        n_pairs = 0
+        for chunk in _cut_at_records(iter(stream), chunk_size):
+            n_pairs += len(chunk)
+            yield chunk
+        if n_pairs == 0:
+            stream._raise_empty()
+        info = stream.info()
+        info["n_pairs"] = n_pairs  # the stream's own dataset holds no pairs: they were handed out
+        holder.info.update(info)
     holder._factory = gen
     return holder
 
 
-def _records_to_chunks(src: Any, chunk_size: int, info: dict[str, Any], *, layout: str | None,
-                       instruction_field: str | None, input_field: str | None,
-                       response_field: str | None, system_field: str | None,
-                       source_field: str | None, skip_bad: bool) -> Iterator[Pairs]:
-    """Like :func:`poisondetect.io.loader._build`, yielding chunks instead of one ``Pairs``
-    (same layout detection, same row numbering; records are judged by the loader's own
-    :func:`~poisondetect.io.loader.convert_record`)."""
-    from ..io import formats as F
-    from ..io.layouts import detect_layout
-    from ..io.loader import convert_record, source_value
-
-    path = src.path
-    records = src.records
-    buf: list[Any] = []
-    sample: list[dict] = []
-    for rr in records:
-        buf.append(rr)
-        if rr.problem is None and isinstance(rr.value, dict):
-            sample.append(rr.value)
-            if len(sample) >= _SAMPLE_RECORDS:
+def _cut_at_records(parts: Iterator[Pairs], chunk_size: int) -> Iterator[Pairs]:
+    """Re-cut batches of whole records into chunks of the fewest whole records holding at
+    least ``chunk_size`` pairs (a multi-turn record is never split across chunks)."""
+    buf: list[Pairs] = []
+    have = 0
+    for p in parts:
+        start, n = 0, len(p)
+        while start < n:
+            end = start + (chunk_size - have)
+            if end > n:
+                buf.append(p.take(np.arange(start, n)) if start else p)
+                have += n - start
                 break
-    if not buf:
-        raise InputError("no records found", path=path)
-    if not sample:
-        first = buf[0]
-        if first.problem is not None and not skip_bad:
-            raise InputError(first.problem, path=path, line=first.line, record=first.index)
-        raise InputError("no record is a JSON object with fields", path=path)
-    lay = detect_layout(sample, layout=layout, instruction_field=instruction_field, input_field=input_field,
-                        response_field=response_field, system_field=system_field, path=path)
-    src_key = None
-    if source_field is not None:
-        keys = {k for r in sample for k in r}
-        src_key = source_field if source_field in keys else \
-            {k.lower(): k for k in keys if isinstance(k, str)}.get(source_field.lower())
-        if src_key is None:
-            raise InputError(f"no field '{F.safe(source_field)}' for the source", path=path)
-    conv = lay.converter()
-    fields = lay.fields_used()
-    if src_key is not None:
-        fields["source"] = src_key
-    info.update({"path": path, "format": src.format, "compression": src.compression,
-                 "layout": lay.reported_name(), "fields": fields, "sha256": src.sha256})
-    ins: list[str] = []
-    res: list[str] = []
-    rows: list[int] = []
-    turns: list[int] = []
-    srcs: list[str] | None = [] if src_key is not None else None
-    bad_ex: list[dict[str, Any]] = []
-    empty_ex: list[dict[str, Any]] = []
-    n = n_bad = n_empty = n_pairs = 0
-
-    def flush() -> Pairs:
-        nonlocal ins, res, rows, turns, srcs
-        p = Pairs(ins, res, row=np.asarray(rows, np.int64), turn=np.asarray(turns, np.int32), source=srcs)
-        ins, res, rows, turns = [], [], [], []
-        srcs = [] if src_key is not None else None
-        return p
-
-    for rr in chain(buf, records):
-        n += 1
-        out, problem, empty = convert_record(conv, rr)
-        if empty is not None:
-            n_empty += 1
-            if len(empty_ex) < MAX_EXAMPLES:
-                empty_ex.append({"record": rr.index, "line": rr.line, "problem": empty})
-            continue
-        if problem is not None:
-            if not skip_bad:
-                raise InputError(problem, path=path, line=rr.line, record=rr.index)
-            n_bad += 1
-            if len(bad_ex) < MAX_EXAMPLES:
-                bad_ex.append({"record": rr.index, "line": rr.line, "problem": problem})
-            continue
-        s_val = source_value(rr.value, src_key) if srcs is not None else None
-        for a, b, t in out:
-            ins.append(a)
-            res.append(b)
-            rows.append(rr.index)
-            turns.append(t)
-            if srcs is not None:
-                srcs.append(s_val)
-        if len(ins) >= chunk_size:
-            n_pairs += len(ins)
-            yield flush()
-    if ins:
-        n_pairs += len(ins)
-        yield flush()
-    if n_pairs == 0:
-        raise InputError(f"no pairs: none of the {n} records holds an assistant turn / response", path=path)
-    info.update({"n_records": n, "n_pairs": n_pairs,
-                 "bad_records": {"count": n_bad, "examples": bad_ex},
-                 "empty_records": {"count": n_empty, "examples": empty_ex}})
+            while end < n and p.row[end] == p.row[end - 1]:  # finish the record
+                end += 1
+            buf.append(p.take(np.arange(start, end)) if (start or end < n) else p)
+            yield Pairs.concat(buf)
+            buf, have, start = [], 0, end
+    if buf:
+        yield Pairs.concat(buf)
 
 
 # --------------------------------------------------------------------------------------
