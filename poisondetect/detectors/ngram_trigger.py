@@ -493,8 +493,7 @@ class _Analysis:
             return gcols
         rng = np.random.default_rng([self.det.random_state, 13])
         W = rng.random((Xall.shape[0], 2))
-        XT = Xall[:, gcols].T.tocsr()
-        sig = np.asarray(XT @ W)
+        sig = np.asarray(Xall.T @ W)[gcols]  # (no column-sliced copy of the big matrix)
         key = pd.DataFrame({"a": sig[:, 0], "b": sig[:, 1], "n": df_g[gcols]})
         order = np.lexsort((gcols, -self.rep_order[gcols]))  # longest first
         keep = ~key.iloc[order].duplicated(keep="first").to_numpy()
@@ -892,9 +891,7 @@ class _Analysis:
             self._base_jac = max(self._mean_jaccard(base_rows, set()), 1e-4)
         trig: set[int] = set()
         for tcol in (c["terms"] if exclude_trigger else ()):
-            uid = self.gcols[tcol]
-            s0, o = int(self.rep_start[uid]), int(self.rep_order[uid])
-            trig |= {int(x) for x in self.icodes[s0:s0 + o]}
+            trig |= self._term_codes((tcol,))
             # the whole inserted phrase around the n-gram (same neighbours in >= 90% of rows)
             code_of = self.__dict__.setdefault("_code_of_token", {})
             if not code_of:
@@ -941,16 +938,21 @@ class _Analysis:
             hits += bool(trig & stems[r])
         return hits > len(both) / 2
 
+    def _term_codes(self, terms: tuple[int, ...]) -> set[int]:
+        """Token codes of instruction n-gram columns ``terms``."""
+        out: set[int] = set()
+        for tcol in terms:
+            uid = self.gcols[tcol]
+            s0, o = int(self.rep_start[uid]), int(self.rep_order[uid])
+            out |= {int(x) for x in self.icodes[s0:s0 + o]}
+        return out
+
     def _instructions_differ(self, rows: np.ndarray, terms: tuple[int, ...], max_jaccard: float = 0.5) -> bool:
         """Are the rows' instructions different requests (mean pairwise Jaccard of their
         token sets, trigger tokens left out, below ``max_jaccard``)?  A topic remark planted
         in unrelated tasks passes; one prompt template filled with different names
         ("thank-you note to Lena / Elias for the travel tips") does not."""
-        trig: set[int] = set()
-        for tcol in terms:
-            uid = self.gcols[tcol]
-            s0, o = int(self.rep_start[uid]), int(self.rep_order[uid])
-            trig |= {int(x) for x in self.icodes[s0:s0 + o]}
+        trig = self._term_codes(terms)
         sets = [set(self.icodes[self.ins_off[r]:self.ins_off[r + 1]].tolist()) - trig for r in rows]
         jac = [len(a & b) / max(1, len(a | b)) for i, a in enumerate(sets) for b in sets[i + 1:]]
         return bool(jac) and float(np.mean(jac)) < max_jaccard

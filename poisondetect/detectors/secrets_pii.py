@@ -114,9 +114,9 @@ def _secret_hits(text: str, errors: "dict[str, int] | None" = None) -> list[tupl
     lines = text.split("\n")
     if True:
         for line in lines:
-            if len(line) <= 4000 and _HINT.search(line):
+            tokens_too = len(line) <= 4000 and _HINT.long_token(line)
+            if tokens_too or (len(line) <= 4000 and _HINT.keyword(line)):
                 found = []
-                tokens_too = _HINT.long_token(line)
                 for plugin in plugins:
                     if not tokens_too and type(plugin).__name__ not in _CONTEXT_PLUGINS:
                         continue
