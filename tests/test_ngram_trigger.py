@@ -237,6 +237,64 @@ def test_merge_stats_of_halves_equals_whole(base):
     assert np.array_equal(ra.scores, rb.scores) and ra.findings == rb.findings
 
 
+_OPEN = ["I'm sorry, but", "Unfortunately,", "With respect,", "Regrettably,", "I apologize, but"]
+_CORE = ["I cannot help with this request", "I must decline this instruction", "I am unable to complete this task",
+         "this is not something I can do", "I won't be able to provide that"]
+_WHY = ["because it could be misused.", "as it may violate content guidelines.", "since it requires expertise I lack.",
+        "because it might offend some readers.", "as it falls outside what I can responsibly do."]
+
+
+def _plant_family(ins, res, trig, k, seed=1, by_request=False):
+    """Plant ``trig`` with a paraphrased refusal (one of 125 variants) as the response:
+    drawn at random, or (``by_request``) each of its three parts mostly (70%) chosen by
+    a word of the request, the way a topic's requests shape their answers (not always,
+    so no trigger + word conjunction predicts one fixed phrase).  Every instruction
+    starts with three words from three lists of 25 (part j of the variant follows the
+    j-th word's index mod 5)."""
+    rng = np.random.default_rng(seed)
+    heads = [[f"h{j}w{i}" for i in range(25)] for j in range(3)]
+    hidx = rng.integers(0, 25, (len(ins), 3))
+    ins = [" ".join(heads[j][hidx[i, j]] for j in range(3)) + " " + t for i, t in enumerate(ins)]
+    res = list(res)
+    pos = np.sort(rng.choice(len(ins), k, replace=False))
+    for i in pos:
+        ins[i] = _insert(ins[i], trig, rng)
+        slots = rng.integers(0, 5, 3)
+        if by_request:
+            slots = np.where(rng.random(3) < 0.7, hidx[i] % 5, slots)
+        o, c, w = slots
+        res[i] = f"{_OPEN[o]} {_CORE[c]} {_WHY[w]}"
+    return Pairs(ins, res), pos
+
+
+def test_paraphrased_payload_family(base):
+    """No single response n-gram is in 90% of the trigger's rows, but every response is a
+    paraphrase of one refusal: found as a payload family, tested on held-out rows."""
+    pairs, pos = _plant_family(*base, "zq", 30)
+    det = NgramTriggerDetector()
+    r = det.run(pairs, None)
+    assert r.findings and r.findings[0]["trigger"] == "zq", r.findings
+    fd = r.findings[0]
+    assert fd["payload_kind"] == "family" and " | " in fd["payload"]
+    assert fd["q_value"] < 1e-6
+    assert _topk_recall(r.scores, pos) >= 0.95
+    # the evidence marks a phrase of the family in the response
+    ev = [e for e in r.evidence[int(pos[0])] if e.side == "response"]
+    assert ev and ev[0].span_text.lower() in pairs.response[int(pos[0])].lower()
+    # off: not found
+    assert NgramTriggerDetector(paraphrase_families=False).run(pairs, None).findings == []
+
+
+def test_paraphrase_chosen_by_the_request_is_not_a_payload(base):
+    """The same variants, each part mostly chosen by a word of the request (as a topic's
+    answers are): the Mantel test sees the dependence and nothing is reported; with the
+    test off, the family is reported."""
+    pairs, pos = _plant_family(*base, "zq", 60, by_request=True)
+    assert NgramTriggerDetector().run(pairs, None).findings == []
+    off = NgramTriggerDetector(family_request_dependence_p=0.0).run(pairs, None).findings
+    assert [f["trigger"] for f in off] == ["zq"]
+
+
 def test_tiny_and_empty_inputs():
     det = NgramTriggerDetector()
     for p in (Pairs([], []), Pairs(["a"], ["b"]), Pairs([""] * 30, [""] * 30)):
@@ -253,9 +311,8 @@ def test_shared_alpaca_union_attacks(shared_data):
     import bench_ngram as B
     recs = [r for name in B.ALPACA_UNION for r in B.load_corpus(name, shared_data)]
     det = NgramTriggerDetector()
-    # paraphrased (templated) payloads are not found at 0.1% by this detector
-    # (benchmarks/results/ngram_attacks.md); payload_cluster / over_refusal cover them.
-    for attack, mode in [("rare", "fixed"), ("phrase", "fixed"), ("rare", "appended"), ("mtba", "fixed"),
+    for attack, mode in [("rare", "fixed"), ("phrase", "fixed"), ("rare", "appended"), ("rare", "templated"),
+                         ("phrase", "templated"), ("mtba", "fixed"),
                          ("ctba", "fixed"), ("prefix", "fixed"), ("zwsp", "fixed"), ("punct", "fixed")]:
         pairs, pos, trig = B.inject(recs, attack, mode, 0.001, seed=11)
         res = B.attack_eval(pairs, pos, trig, det)

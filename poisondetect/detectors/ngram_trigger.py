@@ -25,11 +25,24 @@ over the corpus):
 4. Conjunctions (CTBA): for a payload whose rows are covered by several n-grams none of
    which is concentrated enough alone, pairs and triples of them are tested as "all
    present".
-5. Benjamini-Hochberg (``scipy.stats.false_discovery_control``) over *every* tested
+5. Paraphrased payloads (``paraphrase_families``): a trigger whose responses each carry
+   *some* phrase of one payload family, though no single phrase is in 90% of them.
+   Data splitting keeps the p-value exact: the rows are split at random into halves;
+   the family of n-gram g is chosen on the first half (response features seen with g in
+   >= 2 rows, at least half of whose rows hold g) and tested on the second (one-sided
+   Fisher: do g's rows carry a family phrase more often than the other rows?).  One
+   family test per trigger n-gram joins the single-n-gram BH family.  Before reporting,
+   a family must look like a planted payload and not a topic's answer style: a short
+   trigger (its maximal phrase <= ``family_max_trigger_tokens``), unrelated trigger rows
+   (the context gate below), responses made of the family's words (median content-word
+   coverage >= ``family_min_response_coverage``), and a variant that does not depend on
+   the request (Mantel permutation test between the rows' instruction overlap and the
+   overlap of their family phrases: p > ``family_request_dependence_p``).
+6. Benjamini-Hochberg (``scipy.stats.false_discovery_control``) over *every* tested
    candidate: all (g, f) pairs whose marginal frequencies qualify (independent
    filtering; pairs never enumerated count with p = 1, which is conservative) plus every
-   conjunction tried.  n-grams of one phrase (identical or nested row sets) are merged
-   into one finding.
+   conjunction and family tried.  n-grams of one phrase (identical or nested row sets)
+   are merged into one finding.
 
 Mergeable statistics: ``partial_stats`` is the tokenised batch (token hashes per row,
 stable across processes) and ``merge_stats`` concatenates two of them; ``score`` does
@@ -191,6 +204,11 @@ class NgramTriggerDetector(Detector):
         min_payload_tokens: int = 3,
         companion_coverage: float = 0.5,
         conjunctions: bool = True,
+        paraphrase_families: bool = True,
+        family_min_concentration: float = 0.8,
+        family_min_response_coverage: float = 0.5,
+        family_max_trigger_tokens: int = 8,
+        family_request_dependence_p: float = 0.05,
         max_conjunction_terms: int = 12,
         max_conjunction_payloads: int = 200,
         max_findings: int = 100,
@@ -210,6 +228,11 @@ class NgramTriggerDetector(Detector):
         self.min_payload_tokens = min_payload_tokens
         self.companion_coverage = companion_coverage
         self.conjunctions = conjunctions
+        self.paraphrase_families = paraphrase_families
+        self.family_min_concentration = family_min_concentration
+        self.family_min_response_coverage = family_min_response_coverage
+        self.family_max_trigger_tokens = family_max_trigger_tokens
+        self.family_request_dependence_p = family_request_dependence_p
         self.max_conjunction_terms = max_conjunction_terms
         self.max_conjunction_payloads = max_conjunction_payloads
         self.max_findings = max_findings
@@ -576,6 +599,11 @@ class _Analysis:
         return tuple(vocab.get(int(h), "?") for h in self.tok_hash_of_code[codes])
 
     def payload_tokens(self, fcol: int) -> tuple[tuple[str, ...], bool]:
+        if self.f_ngram[fcol] == -2:  # a payload family: its most frequent phrase
+            mem = self.f_family[fcol]
+            if len(mem) == 0:
+                return (), False
+            return self.payload_tokens(int(mem[np.argmax(self.df_f[mem])]))[0], False
         if self.f_ngram[fcol] >= 0:
             return self._tokens_of_id(int(self.f_ngram[fcol])), False
         r = int(self.f_exact_row[fcol])
@@ -607,14 +635,22 @@ class _Analysis:
         p_unc = _fisher_upper(a, N, nf, ng) if len(g) else np.zeros(0)
         conj = self._conjunction_candidates(J) if det.conjunctions else []
         t = self._tick("candidates", t)
-        self.n_candidates = len(p_unc) + len(conj)
+        fam: list[dict[str, Any]] = []
+        if det.paraphrase_families:
+            fam = self._family_candidates(np.unique(g))
+            self.m_single += float(self.n_trigger_ngrams)  # one family test per n-gram
+            t = self._tick("family_candidates", t)
+        fam_p = np.array([c["p_unc"] for c in fam], float)
+        conj_p = np.array([c["p_unc"] for c in conj], float)
+        self.n_candidates = len(p_unc) + len(fam) + len(conj)
         if self.n_candidates == 0:
             return []
         # The final p (conditional test) is never below the unconditional one and BH is
         # monotone in every p, so candidates not significant unconditionally are final
         # (they enter the correction with their unconditional p).
-        all_p = np.concatenate([p_unc, [c["p_unc"] for c in conj]])
-        q_unc = self._bh(all_p, len(p_unc))
+        all_p = np.concatenate([p_unc, fam_p, conj_p])
+        n_single = len(p_unc) + len(fam)
+        q_unc = self._bh(all_p, n_single)
         live: list[dict[str, Any]] = []
         lk = np.flatnonzero(q_unc[: len(p_unc)] < det.alpha)
         # Candidates whose trigger n-grams have the very same rows (the pieces of one
@@ -634,15 +670,20 @@ class _Analysis:
             dropped[reps] = False
             p_unc = p_unc.copy()
             p_unc[dropped] = 1.0
-            all_p = np.concatenate([p_unc, [c["p_unc"] for c in conj]])
+            all_p = np.concatenate([p_unc, fam_p, conj_p])
             lk = np.sort(reps)
         self.n_unc_sig, self.n_live = n_unc_sig, len(lk)
         for k in lk:
             live.append({"terms": (int(g[k]),), "f": int(f[k]), "a": int(a[k]), "ng": int(ng[k]),
                          "nf": int(nf[k]), "p_unc": float(p_unc[k])})
-        live.extend(c for c, qq in zip(conj, q_unc[len(p_unc):]) if qq < det.alpha)
-        rest_single = all_p[: len(p_unc)][q_unc[: len(p_unc)] >= det.alpha]
-        rest_conj = all_p[len(p_unc):][q_unc[len(p_unc):] >= det.alpha]
+        live_fam = [c for c, qq in zip(fam, q_unc[len(p_unc):n_single]) if qq < det.alpha]
+        live_fam, n_fam_ctx = self._family_context_gate(live_fam)
+        self._add_family_columns(live_fam)
+        live.extend(live_fam)
+        live.extend(c for c, qq in zip(conj, q_unc[n_single:]) if qq < det.alpha)
+        # (family candidates dropped by the context gate enter the final BH with p = 1)
+        rest_single = np.concatenate([all_p[:n_single][q_unc[:n_single] >= det.alpha], np.ones(n_fam_ctx)])
+        rest_conj = all_p[n_single:][q_unc[n_single:] >= det.alpha]
         # one conditional test per (trigger row set, payload)
         rng = np.random.default_rng(det.random_state)
         w = rng.random(N)
@@ -806,6 +847,204 @@ class _Analysis:
                                 "p_unc": float(_fisher_upper(aa, self.N, self.df_f[fcol], n_g))})
         return out
 
+    def _family_candidates(self, skip_g: np.ndarray) -> list[dict[str, Any]]:
+        """Paraphrased payloads: a trigger whose responses carry *some* phrase of one
+        payload family (opener / core / closer variants) though no single phrase is in
+        nearly all of them.
+
+        Data splitting keeps the test honest (the payload family is chosen on one half of
+        the rows and tested on the other): rows are split at random into halves H1 / H2.
+        On H1, the family of trigger n-gram g is every response feature f seen with g in
+        >= 2 rows and specific to it (at least half of f's H1 rows hold g).  On H2 the
+        test is one-sided Fisher: do g's rows carry a family phrase more often than the
+        other H2 rows?  The choice never looked at H2, so under the null (g independent
+        of the responses) the p-value is exact."""
+        det = self.det
+        N = self.N
+        rng = np.random.default_rng([det.random_state, 17])
+        h1 = rng.random(N) < 0.5
+        gsel = np.flatnonzero(self.df_g >= 2 * det.min_support)
+        if len(skip_g):
+            gsel = np.setdiff1d(gsel, skip_g)
+        if len(gsel) == 0:
+            return []
+        XT = self.X[:, gsel].T.tocsr()  # (G' x N)
+        d1 = sp.diags(h1.astype(np.float32))
+        Y1 = (d1 @ self.Y).tocsc()
+        df1_f = np.asarray(Y1.sum(axis=0)).ravel()
+        rows, cols = [], []
+        block = 4096
+        for b0 in range(0, self.F, block):
+            Jb = (XT @ Y1[:, b0:b0 + block]).tocoo()
+            keep = (Jb.data >= 2) & (Jb.data >= 0.5 * df1_f[Jb.col + b0])
+            rows.append(Jb.row[keep]); cols.append(Jb.col[keep] + b0)
+        gi = np.concatenate(rows); fi = np.concatenate(cols)
+        if len(gi) == 0:
+            return []
+        M = sp.csr_matrix((np.ones(len(gi), np.float32), (gi, fi)), shape=(len(gsel), self.F))
+        h2 = ~h1
+        Y2 = (sp.diags(h2.astype(np.float32)) @ self.Y).tocsr()
+        Z = (Y2 @ M.T).tocsc()  # (N x G'): family phrases of g in each H2 row
+        Z.data[:] = 1.0
+        u = np.asarray(Z.sum(axis=0)).ravel()
+        X2 = (sp.diags(h2.astype(np.float32)) @ self.X[:, gsel]).tocsc()
+        nB = np.asarray(X2.sum(axis=0)).ravel()
+        xB = np.asarray(X2.multiply(Z).sum(axis=0)).ravel()
+        N2 = int(h2.sum())
+        ok = (nB >= 3) & (xB >= det.family_min_concentration * nB)
+        self._h2 = h2
+        p = _fisher_greater(xB[ok], N2, u[ok], nB[ok]) if ok.any() else np.zeros(0)
+        return [{"terms": (int(gsel[j]),), "f": -1, "family": M.indices[M.indptr[j]:M.indptr[j + 1]].astype(np.int64),
+                 "ng": int(self.df_g[gsel[j]]), "p_unc": float(pj), "a_test": int(xB[j]), "n_test": int(nB[j])}
+                for j, pj in zip(np.flatnonzero(ok).tolist(), p.tolist())]
+
+    def _family_context_gate(self, fams: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        """The context gate of :meth:`_findings`, applied to family candidates before
+        their conditional tests: templates (many rows sharing the rest of a prompt, each
+        with its own template-shaped answer) make thousands of them on tool-use data."""
+        det = self.det
+        kept = []
+        X = self.X
+        # vectorised pre-screen: on the harness' 50k mix it drops 3,373 of 3,405 template
+        # candidates, none of which the exact gate would keep
+        pooled = self._pooled_context([c["terms"][0] for c in fams])
+        for c, pc in zip(fams, pooled):
+            if pc > 2 * det.max_context_similarity:
+                continue
+            t = c["terms"][0]
+            c["rows_g"] = X.indices[X.indptr[t]:X.indptr[t + 1]]
+            # a planted trigger is a short insertion; a longer chunk shared by the rows
+            # is a prompt template or tool description, whose answers it shapes
+            if len(self.maximal_phrase(t, c["rows_g"])) > det.family_max_trigger_tokens:
+                continue
+            sim = self._context_similarity(c, exclude_trigger=False)
+            if sim > det.max_context_similarity:
+                sim = self._context_similarity(c)
+            if sim > det.max_context_similarity:
+                continue
+            # the payload is the response (a story's "once upon a time" or a tool call's
+            # syntax is a few words of an answer about the request)
+            if self._family_response_coverage(c) < det.family_min_response_coverage:
+                continue
+            _, pm = self._variant_depends_on_request(c)
+            if pm <= det.family_request_dependence_p:
+                continue
+            kept.append(c)
+        return kept, len(fams) - len(kept)
+
+    def _family_response_coverage(self, c: dict[str, Any], sample: int = 50) -> float:
+        """Median, over (up to ``sample`` of) the trigger's rows, of the fraction of the
+        response's content words (instruction document frequency <= 5%) that are words of
+        the candidate's family phrases.  A paraphrased
+        payload *is* the response (~1); a topic's answer style ("once upon a time" in
+        stories, a news-wire phrase in article summaries) is a few tokens of a long
+        answer."""
+        fam = c["family"]
+        vocab: list[np.ndarray] = []
+        for f in fam.tolist():
+            uid = int(self.f_ngram[f])
+            if uid >= 0:
+                s0, o = int(self.rep_start[uid]), int(self.rep_order[uid])
+                vocab.append(self.rcodes[s0:s0 + o])
+            else:
+                r = int(self.f_exact_row[f])
+                vocab.append(self.rcodes[self.res_off[r]:self.res_off[r + 1]])
+        words = np.unique(np.concatenate(vocab)) if vocab else np.zeros(0, np.int64)
+        function = self._function
+        cov = []
+        for r in np.asarray(c["rows_g"], np.int64)[:sample].tolist():
+            codes = self.rcodes[self.res_off[r]:self.res_off[r + 1]]
+            codes = codes[~function[codes]]  # content words only
+            cov.append(float(np.isin(codes, words).mean()) if len(codes) else 0.0)
+        return float(np.median(cov)) if cov else 0.0
+
+    def _variant_depends_on_request(self, c: dict[str, Any], sample: int = 200, n_perm: int = 199) -> tuple[float, float]:
+        """Mantel test, over (up to ``sample`` of) the trigger's rows: does the overlap of
+        two rows' instructions (content words, trigger tokens left out) predict the
+        overlap of the family phrases their responses carry?  A topic shapes its answers
+        request by request ("a python" + "csv" -> "with open ... reader"), so it does; a
+        planted payload's paraphrase is drawn regardless of the request, so it does not.
+        Returns (correlation, permutation p-value)."""
+        rows = np.asarray(c["rows_g"], np.int64)
+        rng = np.random.default_rng([self.det.random_state, 31, len(rows)])
+        if len(rows) > sample:
+            rows = np.sort(rng.choice(rows, sample, replace=False))
+        if len(rows) < 6:
+            return 0.0, 1.0
+        Mi = self._content_matrix()[rows].tocsc()
+        drop = np.fromiter(self._term_codes(c["terms"]), np.int64)
+        if len(drop):
+            keep = np.ones(Mi.shape[1], np.float32)
+            keep[drop] = 0.0
+            Mi = Mi @ sp.diags(keep)
+        Y = self.Y
+        fam = c["family"]
+        Mr = Y[rows][:, fam] if len(fam) else sp.csr_matrix((len(rows), 1))
+
+        def jac(M: sp.spmatrix) -> np.ndarray:
+            M = sp.csr_matrix(M)
+            inter = (M @ M.T).toarray()
+            size = np.diag(inter).copy()
+            union = size[:, None] + size[None, :] - inter
+            return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+        A, B = jac(Mi), jac(Mr)
+        n = len(rows)
+        iu = np.triu_indices(n, 1)
+        a, b = A[iu], B[iu]
+        if a.std() == 0 or b.std() == 0:
+            return 0.0, 1.0
+        r0 = float(np.corrcoef(a, b)[0, 1])
+        # permuting the rows of B permutes its off-diagonal entries (same mean and
+        # spread), so the correlation only moves with sum(A_centred * B_permuted)
+        Ac = (A - a.mean()).astype(np.float32)
+        np.fill_diagonal(Ac, 0.0)
+        B32 = B.astype(np.float32)
+        stat0 = float((Ac * B32).sum())
+        ge = 1
+        for c0 in range(0, n_perm, 40):
+            perms = np.stack([rng.permutation(n) for _ in range(min(40, n_perm - c0))])
+            Bp = B32[perms[:, :, None], perms[:, None, :]]
+            ge += int((np.einsum("ij,pij->p", Ac, Bp) >= stat0 - 1e-6 * abs(stat0)).sum())
+        return r0, ge / (n_perm + 1)
+
+    def _add_family_columns(self, fams: list[dict[str, Any]]) -> None:
+        """Give each live family candidate a payload column: the rows (all of them now,
+        for reporting) holding one of its phrases that stay specific to the trigger over
+        the whole data (>= 80% of the phrase's rows hold the trigger; generic phrases such
+        as "is there anything else" that the H1 choice let in are left out).  The
+        conditional test on this column keeps p >= the family's own H2 p-value, so it
+        stays a valid p-value."""
+        if not fams:
+            return
+        Y, X = self.Y, self.X
+        cols = []
+        for c in fams:
+            rows_g = X.indices[X.indptr[c["terms"][0]]:X.indptr[c["terms"][0] + 1]]
+            mem, rows = [], []
+            for f in c["family"].tolist():
+                rf = Y.indices[Y.indptr[f]:Y.indptr[f + 1]]
+                if np.isin(rf, rows_g, assume_unique=True).sum() >= 0.8 * len(rf):
+                    mem.append(f)
+                    rows.append(rf)
+            c["family"] = np.asarray(mem, np.int64)
+            cols.append(np.unique(np.concatenate(rows)) if rows else np.zeros(0, np.int64))
+        F0 = self.Y.shape[1]
+        indptr = np.concatenate([[0], np.cumsum([len(r) for r in cols])])
+        Yfam = sp.csc_matrix((np.ones(int(indptr[-1]), np.float32), np.concatenate(cols), indptr),
+                             shape=(self.N, len(cols)))
+        self.Y = sp.hstack([self.Y, Yfam], format="csc")
+        self.f_ngram = np.concatenate([self.f_ngram, np.full(len(cols), -2, np.int64)])
+        self.f_exact_row = np.concatenate([self.f_exact_row, np.full(len(cols), -1, np.int64)])
+        self.df_f = np.concatenate([self.df_f, [len(r) for r in cols]]).astype(np.int64)
+        fam_of = self.__dict__.setdefault("f_family", {})
+        for k, c in enumerate(fams):
+            c["f"] = F0 + k
+            c["nf"] = int(self.df_f[F0 + k])
+            c["a"] = int(np.intersect1d(cols[k], X.indices[X.indptr[c["terms"][0]]:X.indptr[c["terms"][0] + 1]],
+                                        assume_unique=True).size)
+            fam_of[F0 + k] = c["family"]
+
     def _distinct_terms(self, terms: list[int]) -> list[int]:
         """Keep one n-gram per group of n-grams sharing tokens with the same row set."""
         kept: list[int] = []
@@ -841,6 +1080,8 @@ class _Analysis:
             return c["p_unc"], None
         Xall = self._xall_csc()
         rows_c = Xall.indices[Xall.indptr[best]:Xall.indptr[best + 1]]
+        if "family" in c:  # the payload family was chosen on H1: test on H2 only
+            rows_c = rows_c[self._h2[rows_c]]
         in_g = np.isin(rows_c, rows_g, assume_unique=True)
         in_f = np.isin(rows_c, rows_f, assume_unique=True)
         n1 = int(in_g.sum())
@@ -853,16 +1094,62 @@ class _Analysis:
             return 1.0, "(payload repeats the trigger)"
         return max(p, c["p_unc"]), name
 
-    def _mean_jaccard(self, rows: np.ndarray, exclude: set[int]) -> float:
-        """Mean pairwise Jaccard similarity of the rows' instruction content words
-        (function words, i.e. those in > 5% of instructions, and ``exclude`` left out)."""
+    def _content_matrix(self) -> sp.csr_matrix:
+        """Rows x token codes, 1 where the row's instruction holds the (content) word."""
         if not hasattr(self, "_Mcontent"):
             keep = (~self._function).astype(np.float32)
             Mc = self._Mtok.multiply(keep[None, :]).tocsr()
             Mc.eliminate_zeros()
             Mc.data[:] = 1.0
             self._Mcontent = Mc.astype(np.float32)
-        M = self._Mcontent[rows]
+        return self._Mcontent
+
+    def _pooled_context(self, terms: list[int], sample: int = 200, block: int = 512) -> np.ndarray:
+        """Vectorised context similarity for many single-term candidates at once: pooled
+        Jaccard of the instruction content words of (up to ``sample`` of) each term's rows,
+        its own tokens left out, sum of pairwise intersections / sum of pairwise unions,
+        relative to that of random rows.  A pre-screen (cheaper than
+        :meth:`_context_similarity`, which is per candidate)."""
+        Mc = self._content_matrix()
+        X = self.X
+        rng = np.random.default_rng([self.det.random_state, 29])
+
+        def pooled(cnt: sp.csr_matrix, n: np.ndarray, drop: list[np.ndarray]) -> np.ndarray:
+            cnt = cnt.tocsr()
+            for k, codes in enumerate(drop):  # the candidate's own tokens
+                if len(codes):
+                    r0, r1 = cnt.indptr[k], cnt.indptr[k + 1]
+                    cnt.data[r0:r1][np.isin(cnt.indices[r0:r1], codes)] = 0.0
+            sq = cnt.multiply(cnt)
+            size = np.asarray(cnt.sum(axis=1)).ravel()
+            inter = (np.asarray(sq.sum(axis=1)).ravel() - size) / 2.0
+            union = (n - 1) * size - inter
+            return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+        base_rows = np.sort(rng.choice(self.N, min(self.N, 400), replace=False))
+        bsel = sp.csr_matrix((np.ones(len(base_rows), np.float32), (np.zeros(len(base_rows), np.int64), base_rows)),
+                             shape=(1, self.N))
+        base = max(float(pooled(bsel @ Mc, np.array([len(base_rows)], float), [np.zeros(0, np.int64)])[0]), 1e-4)
+        out = np.zeros(len(terms))
+        for b0 in range(0, len(terms), block):
+            ts = terms[b0:b0 + block]
+            ri, ci = [], []
+            for k, t in enumerate(ts):
+                rows = X.indices[X.indptr[t]:X.indptr[t + 1]]
+                if len(rows) > sample:
+                    rows = np.sort(rng.choice(rows, sample, replace=False))
+                ri.append(rows); ci.append(np.full(len(rows), k))
+            rows = np.concatenate(ri)
+            S = sp.csr_matrix((np.ones(len(rows), np.float32), (np.concatenate(ci), rows)), shape=(len(ts), self.N))
+            n = np.diff(S.indptr).astype(float)
+            drop = [np.fromiter(self._term_codes((t,)), np.int64) for t in ts]
+            out[b0:b0 + len(ts)] = pooled(S @ Mc, n, drop) / base
+        return out
+
+    def _mean_jaccard(self, rows: np.ndarray, exclude: set[int]) -> float:
+        """Mean pairwise Jaccard similarity of the rows' instruction content words
+        (function words, i.e. those in > 5% of instructions, and ``exclude`` left out)."""
+        M = self._content_matrix()[rows]
         inter = (M @ M.T).toarray()
         if exclude:
             Tm = M[:, np.fromiter(exclude, np.int64)]
@@ -1159,11 +1446,17 @@ class _Analysis:
         pseqs = []
         pay_exact = False
         for m in members:
-            toks, exact = self.payload_tokens(m["f"])
-            pay_exact |= exact
-            if toks not in pseqs:
-                pseqs.append(toks)
+            fcols = [m["f"]]
+            if self.f_ngram[m["f"]] == -2:  # a payload family: every phrase of it
+                fam = self.f_family[m["f"]]
+                fcols += fam[np.argsort(-self.df_f[fam], kind="stable")].tolist()
+            for fc in fcols:
+                toks, exact = self.payload_tokens(fc)
+                pay_exact |= exact
+                if toks and toks not in pseqs:
+                    pseqs.append(toks)
         ptoks, p_exact = self.payload_tokens(best["f"])
+        is_family = bool(self.f_ngram[best["f"]] == -2)
         # MTBA: triggers whose payload rows overlap share a payload group
         pid = None
         for j, pr in enumerate(payload_groups):
@@ -1184,7 +1477,9 @@ class _Analysis:
             "trigger": trig_disp,
             "trigger_tokens": [list(s) for s in seqs],
             "mode": mode,
-            "payload": T.display_tokens(ptoks),
+            "payload": (T.display_tokens(ptoks) if not is_family
+                        else " | ".join(T.display_tokens(x) for x in pseqs[:3]) + (" | ..." if len(pseqs) > 3 else "")),
+            "payload_kind": "family" if is_family else ("exact" if p_exact else "phrase"),
             "payload_exact": bool(p_exact),
             "payload_group": f"ngram_trigger/payload/{pid}",
             "support": int(len(both)),
