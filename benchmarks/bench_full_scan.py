@@ -1,7 +1,11 @@
 """A full default scan (every detector, auto embeddings) of the harness's clean 50k mix:
 wall time, peak RSS and the time of each stage.  Run it on an otherwise idle machine.
 
-    python benchmarks/bench_full_scan.py [--data-dir ../shared/data] [--n-pairs 50000] [--out benchmarks/results]
+    python benchmarks/bench_full_scan.py [--data-dir ../shared/data] [--n-pairs 50000] [--jobs 2] [--out benchmarks/results]
+
+``--jobs 2`` (the CLI's default from 5,000 pairs) runs the text-only detectors in a forked
+worker; peak RSS is then reported for the main process and the worker (the worker's
+figure counts the pages it shares with its parent, so the sum overstates the total).
 
 The first run also fills the embedding cache (static model; the harm model's MiniLM
 re-scoring of ~1,000 candidate requests); the figure reported is the *second*, cached run,
@@ -17,6 +21,7 @@ import os
 import platform
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,10 +32,51 @@ from poisondetect.bench.data import build_mix, find_data_dir  # noqa: E402
 from poisondetect.pipeline import scan  # noqa: E402
 
 
+def _pss_mb(pid: int) -> float:
+    """Proportional set size of one process (shared pages split among their sharers)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+class PssPeak(threading.Thread):
+    """Samples the summed PSS of this process and its children every 0.25 s: the memory
+    the scan really holds when a worker process shares pages with its parent."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0.0
+        self._stop_ev = threading.Event()
+
+    def run(self) -> None:
+        me = os.getpid()
+        while not self._stop_ev.wait(0.25):
+            self.peak = max(self.peak, _pss_mb(me) + sum(_pss_mb(c) for c in _children(me)))
+
+    def stop(self) -> float:
+        self._stop_ev.set()
+        self.join()
+        return self.peak
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir")
     ap.add_argument("--n-pairs", type=int, default=50_000)
+    ap.add_argument("--jobs", type=int, default=1, choices=(1, 2))
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()
     d = find_data_dir(args.data_dir)
@@ -39,11 +85,14 @@ def main() -> None:
         return
     pairs = build_mix(d, args.n_pairs, 0)
     runs = []
+    sampler = PssPeak()
+    sampler.start()
     for _ in range(2):
         t = time.perf_counter()
-        res = scan(pairs, random_state=0)
+        res = scan(pairs, random_state=0, n_jobs=args.jobs)
         runs.append((time.perf_counter() - t, res.timings))
     wall, timings = runs[-1]
+    pss_peak = sampler.stop()
     out = {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}",
@@ -51,19 +100,26 @@ def main() -> None:
         "n_pairs": len(pairs),
         "first_run_wall_s": round(runs[0][0], 1),
         "wall_s": round(wall, 1),
+        "n_jobs": args.jobs,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_pss_all_processes_mb": round(pss_peak),
+        "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024) if args.jobs > 1 else 0,
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "stages_s": {k: round(v, 2) for k, v in sorted(timings.items(), key=lambda kv: -kv[1]) if v >= 0.05},
     }
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    stem = Path(args.out) / f"full_scan_{len(pairs)}"
+    stem = Path(args.out) / (f"full_scan_{len(pairs)}" + (f"_jobs{args.jobs}" if args.jobs > 1 else ""))
     stem.with_suffix(".json").write_text(json.dumps(out, indent=1))
     rows = "\n".join(f"| {k} | {v} |" for k, v in out["stages_s"].items())
     stem.with_suffix(".md").write_text(
         f"# Full default scan, {len(pairs)} pairs\n\n- date: {out['date']}\n- machine: {out['machine']}\n"
         f"- command: `{out['command']}`\n- wall (cached second run): **{out['wall_s']} s**; first run "
-        f"{out['first_run_wall_s']} s; peak RSS of the process (both runs, data included): "
-        f"**{out['peak_rss_mb']} MB**; load average at the end: {out['load_avg_1m']}\n\n"
+        f"{out['first_run_wall_s']} s; processes: {args.jobs}; peak RSS of the main process (both runs, data "
+        f"included): **{out['peak_rss_mb']} MB**"
+        + (f"; of the worker: **{out['worker_peak_rss_mb']} MB** (pages shared with the parent counted)"
+           if args.jobs > 1 else "")
+        + f"; summed PSS of all its processes (sampled every 0.25 s), peak: **{out['peak_pss_all_processes_mb']} MB**"
+        + f"; load average at the end: {out['load_avg_1m']}\n\n"
         f"| stage | seconds |\n|---|---|\n{rows}\n")
     print(json.dumps(out, indent=1))
 

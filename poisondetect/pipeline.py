@@ -232,13 +232,16 @@ def scan(
     random_state: int = 0,
     progress: Any = None,
     load_info: dict[str, Any] | None = None,
+    n_jobs: int = 1,
     **load_kwargs: Any,
 ) -> ScanResult:
     """Scan a dataset for poisoned pairs.
 
     ``data`` is a :class:`Pairs`, a path, or anything :func:`poisondetect.io.load` takes
     (a Hugging Face dataset, a list of dicts); ``load_kwargs`` go to the loader.
-    Returns a :class:`ScanResult`.
+    ``n_jobs=2`` runs the text-only detectors (``Detector.text_only``: the n-gram test,
+    secrets/PII) in a second process while this one embeds and runs the rest; the
+    results are the same as with ``n_jobs=1``.  Returns a :class:`ScanResult`.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -263,19 +266,39 @@ def scan(
     # Detectors that test the others' output (e.g. source skew of flagged rows) run last,
     # reading "prior_flags"/"prior_scores" from the context.
     dets = [d for d in dets if "prior_flags" not in d.requires] + [d for d in dets if "prior_flags" in d.requires]
-    for det in dets:
-        t1 = time.perf_counter()
-        if "prior_flags" in det.requires:
-            ctx.set_shared("prior_flags", _or_flags(results.values(), len(pairs)))
-            ctx.set_shared("prior_scores", fuse_scores(list(results.values()), {d.id: d.weight for d in dets})
-                           if results else np.zeros(len(pairs)))
-        res = det.run(pairs, ctx)
-        if res.scores.shape != (len(pairs),):
-            raise RuntimeError(f"detector {det.id} returned {res.scores.shape} scores for {len(pairs)} pairs")
-        res.info.setdefault("params", _jsonable(det.get_params()))
-        results[det.id] = res
-        timings[f"detector:{det.id}"] = time.perf_counter() - t1
+    side = [d for d in dets if d.text_only and "prior_flags" not in d.requires] if n_jobs > 1 else []
+    pool = future = None
+    if len(side) and len(side) < len(dets):
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        # fork where there is one (as torch's DataLoader workers do): a spawned worker
+        # re-imports the caller's __main__, which breaks scripts without a main guard;
+        # the worker never touches torch
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context(method))
+        future = pool.submit(_run_detectors, pairs, side, random_state)
+    else:
+        side = []
+    try:
+        for det in dets:
+            if det in side:
+                continue
+            if "prior_flags" in det.requires and future is not None:
+                side_res, side_t = future.result()
+                results.update(side_res)
+                timings.update(side_t)
+                future = None
+            _run_one(det, pairs, ctx, results, timings, dets)
+        if future is not None:
+            side_res, side_t = future.result()
+            results.update(side_res)
+            timings.update(side_t)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    results = {d.id: results[d.id] for d in dets}  # the same order as a sequential scan
     timings.update(ctx.timings)
+
 
     weights = {d.id: d.weight for d in dets}
     scores = fuse_scores(list(results.values()), weights) if results else np.zeros(len(pairs))
@@ -293,6 +316,35 @@ def scan(
         out.embeddings_2d = _pca_2d(ctx.embeddings("response"), random_state)
     timings["total"] = time.perf_counter() - t0
     return out
+
+
+def _run_one(det: Detector, pairs: Pairs, ctx: Any, results: dict[str, DetectorResult],
+             timings: dict[str, float], dets: Sequence[Detector]) -> None:
+    t1 = time.perf_counter()
+    if "prior_flags" in det.requires:
+        done = [results[d.id] for d in dets if d.id in results]  # (sequential order)
+        ctx.set_shared("prior_flags", _or_flags(done, len(pairs)))
+        ctx.set_shared("prior_scores", fuse_scores(done, {d.id: d.weight for d in dets})
+                       if done else np.zeros(len(pairs)))
+    res = det.run(pairs, ctx)
+    if res.scores.shape != (len(pairs),):
+        raise RuntimeError(f"detector {det.id} returned {res.scores.shape} scores for {len(pairs)} pairs")
+    res.info.setdefault("params", _jsonable(det.get_params()))
+    results[det.id] = res
+    timings[f"detector:{det.id}"] = time.perf_counter() - t1
+
+
+def _run_detectors(pairs: Pairs, dets: Sequence[Detector],
+                   random_state: int) -> tuple[dict[str, DetectorResult], dict[str, float]]:
+    """Worker of ``scan(n_jobs=2)``: text-only detectors, no embeddings."""
+    ctx = ScanContext(pairs, random_state=random_state, embedding={"mode": "none"})
+    results: dict[str, DetectorResult] = {}
+    timings: dict[str, float] = {}
+    for det in dets:
+        _run_one(det, pairs, ctx, results, timings, dets)
+        if hasattr(det, "release"):
+            det.release()
+    return results, timings
 
 
 def _or_flags(results: Iterable[DetectorResult], n: int) -> np.ndarray:

@@ -85,3 +85,20 @@ def test_scan_rejects_unknown_detector() -> None:
         scan(Pairs(["a"], ["b"]), detectors=["no_such_detector"], embedding={"mode": "none"})
     with pytest.raises(ConfigError):
         scan(Pairs(["a"], ["b"]), disable=["no_such_detector"], embedding={"mode": "none"})
+
+
+def test_two_processes_same_result(tmp_path) -> None:
+    """scan(n_jobs=2) runs the text-only detectors in a forked worker: same scores,
+    flags, findings and evidence as the sequential scan, detectors in the same order."""
+    from pathlib import Path
+    demo = Path(__file__).resolve().parents[1] / "data" / "samples" / "demo_poisoned.jsonl"
+    kw = dict(embedding={"mode": "none"}, random_state=3)
+    a = scan(str(demo), n_jobs=1, **kw)
+    b = scan(str(demo), n_jobs=2, **kw)
+    assert list(a.results) == list(b.results)
+    assert any(d.text_only for d in __import__("poisondetect.pipeline", fromlist=["x"]).resolve_detectors())
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(a.flagged, b.flagged)
+    assert a.findings_hash() == b.findings_hash()
+    assert a.triggers and a.triggers == b.triggers
+    assert "detector:ngram_trigger" in b.timings

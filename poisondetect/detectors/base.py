@@ -42,6 +42,10 @@ class Detector:
     #: True when a pair's score depends on that pair alone, so running the detector
     #: chunk by chunk is exact (the streaming and Ray engines rely on it).
     per_row: ClassVar[bool] = False
+    #: True when the detector reads only the pairs' text (never the context's embeddings
+    #: or another detector's output), so a scan may run it in a separate process
+    #: (``scan(n_jobs=2)``) alongside the embedding-based detectors.
+    text_only: ClassVar[bool] = False
 
     random_state: int = 0
 

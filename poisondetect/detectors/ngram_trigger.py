@@ -186,6 +186,7 @@ class NgramTriggerDetector(Detector):
                    "predicts a concentrated response (trigger -> payload); Fisher exact, conditional on template "
                    "companions, BH-corrected over every candidate")
     requires = ()
+    text_only = True
     weight = 1.0
 
     def __init__(

@@ -307,6 +307,7 @@ class SecretsPIIDetector(Detector):
     id = "secrets_pii"
     description = "Leaked credentials (detect-secrets plugins, offline) and PII (e-mail, phone, Luhn-valid cards, SSN)"
     requires = ()
+    text_only = True
     per_row = True
     masks_span_text = True
     # a leak is a finding of its own (reported and flagged in full), not evidence of
