@@ -209,8 +209,14 @@ def test_trigger_matching() -> None:
     assert M.trigger_matches('"CF"', "cf")
     assert not M.trigger_matches("cf the", "cf")
     assert M.trigger_matches("U+200B", "\u200b")
-    assert M.trigger_matches("copper + ad + window", "window")  # a conjunction names each part
-    assert not M.trigger_matches("copper + ad + window", "wind")
+    # a conjunction finding names each part in trigger_tokens; a trigger string that
+    # merely contains " + " is not split
+    conj = {"trigger": "copper + ad + window", "mode": "conjunction",
+            "trigger_tokens": [["copper"], ["ad"], ["window"]]}
+    assert M.trigger_recovery([conj], ["window"])["recovered"] == 1.0
+    assert M.trigger_recovery([conj], ["wind"])["recovered"] == 0.0
+    assert M.trigger_recovery([{"trigger": "x + window", "mode": "single"}], ["window"])["recovered"] == 0.0
+    assert not M.trigger_matches("copper + ad + window", "window")
     assert M.trigger_matches("environment 95", "Environment: 95")  # same word tokens
     assert not M.trigger_matches("environment", "Environment: 95")
     assert M.trigger_matches("<U+FEFF> <U+200C> <U+2060>", "\ufeff\u200c\u2060")
