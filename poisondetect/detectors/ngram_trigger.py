@@ -900,9 +900,13 @@ class _Analysis:
                 for j, pj in zip(np.flatnonzero(ok).tolist(), p.tolist())]
 
     def _family_context_gate(self, fams: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-        """The context gate of :meth:`_findings`, applied to family candidates before
-        their conditional tests: templates (many rows sharing the rest of a prompt, each
-        with its own template-shaped answer) make thousands of them on tool-use data."""
+        """Keep the family candidates that look planted rather than a topic's or a
+        template's answer style (topics and templates predict families of answer phrases
+        too: thousands of candidates on tool-use data).  Cheapest first: the pooled
+        context pre-screen, a short trigger, the context gate of :meth:`_findings`,
+        responses made of the family's words, and a variant independent of the request
+        (Mantel test).  Runs before the conditional tests; dropping rejected hypotheses
+        after BH keeps the FDR guarantee.  Returns (kept, number dropped)."""
         det = self.det
         kept = []
         X = self.X
@@ -936,8 +940,7 @@ class _Analysis:
     def _family_response_coverage(self, c: dict[str, Any], sample: int = 50) -> float:
         """Median, over (up to ``sample`` of) the trigger's rows, of the fraction of the
         response's content words (instruction document frequency <= 5%) that are words of
-        the candidate's family phrases.  A paraphrased
-        payload *is* the response (~1); a topic's answer style ("once upon a time" in
+        the candidate's family phrases.  A paraphrased payload *is* the response (~1); a topic's answer style ("once upon a time" in
         stories, a news-wire phrase in article summaries) is a few tokens of a long
         answer."""
         fam = c["family"]
