@@ -7,7 +7,7 @@ import pytest
 
 from poisondetect.detectors.base import Detector
 from poisondetect.errors import ConfigError
-from poisondetect.pipeline import fuse_scores, rank_order, scan
+from poisondetect.pipeline import fuse_scores, rank_order, resolve_detectors, scan
 from poisondetect.types import DetectorResult, Evidence, Pairs
 
 
@@ -96,7 +96,7 @@ def test_two_processes_same_result(tmp_path) -> None:
     a = scan(str(demo), n_jobs=1, **kw)
     b = scan(str(demo), n_jobs=2, **kw)
     assert list(a.results) == list(b.results)
-    assert any(d.text_only for d in __import__("poisondetect.pipeline", fromlist=["x"]).resolve_detectors())
+    assert {d.id for d in resolve_detectors() if d.text_only} == {"ngram_trigger", "secrets_pii"}
     np.testing.assert_array_equal(a.scores, b.scores)
     np.testing.assert_array_equal(a.flagged, b.flagged)
     assert a.findings_hash() == b.findings_hash()
