@@ -14,85 +14,41 @@ shared data.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import os
 import platform
 import resource
 import sys
-import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from poisondetect.bench.data import build_mix, find_data_dir  # noqa: E402
+from poisondetect.bench import metrics as M  # noqa: E402
+from _common import data_root, parser  # noqa: E402
+from poisondetect.bench.data import build_mix  # noqa: E402
 from poisondetect.pipeline import scan  # noqa: E402
 
 
-def _pss_mb(pid: int) -> float:
-    """Proportional set size of one process (shared pages split among their sharers)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-class PssPeak(threading.Thread):
-    """Samples the summed PSS of this process and its children every 0.25 s: the memory
-    the scan really holds when a worker process shares pages with its parent."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.peak = 0.0
-        self._stop_ev = threading.Event()
-
-    def run(self) -> None:
-        me = os.getpid()
-        while not self._stop_ev.wait(0.25):
-            self.peak = max(self.peak, _pss_mb(me) + sum(_pss_mb(c) for c in _children(me)))
-
-    def stop(self) -> float:
-        self._stop_ev.set()
-        self.join()
-        return self.peak
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data-dir")
-    ap.add_argument("--n-pairs", type=int, default=50_000)
+    ap = parser(__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=1, choices=(1, 2))
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()
-    d = find_data_dir(args.data_dir)
+    d = data_root(args.data_dir)
     if d is None:
-        print("shared data not found: pass --data-dir or set POISONDETECT_DATA; skipping")
         return
     pairs = build_mix(d, args.n_pairs, 0)
     runs = []
-    sampler = PssPeak()
-    sampler.start()
-    for _ in range(2):
-        t = time.perf_counter()
-        res = scan(pairs, random_state=0, n_jobs=args.jobs)
-        runs.append((time.perf_counter() - t, res.timings))
+    with M.measure(interval=0.25, with_children=True) as cost:
+        for _ in range(2):
+            t = time.perf_counter()
+            res = scan(pairs, random_state=0, n_jobs=args.jobs)
+            runs.append((time.perf_counter() - t, res.timings))
     wall, timings = runs[-1]
-    pss_peak = sampler.stop()
+    pss_peak = cost.peak_pss_tree_mb
     out = {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}",

@@ -14,7 +14,6 @@ Writes benchmarks/results/safety_fp.json and .md.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import platform
@@ -27,10 +26,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import data_root, parser  # noqa: E402
 from build_safety_resources import advbench, xstest_split  # noqa: E402
 
 from poisondetect.bench.attacks import poison  # noqa: E402
-from poisondetect.bench.data import build_mix, find_data_dir  # noqa: E402
+from poisondetect.bench.data import build_mix  # noqa: E402
 from poisondetect.context import ScanContext  # noqa: E402
 from poisondetect.detectors.base import registry  # noqa: E402
 from poisondetect.types import Pairs  # noqa: E402
@@ -53,19 +53,15 @@ def make_ctx(P: Pairs, mode: str) -> ScanContext:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data-dir")
-    ap.add_argument("--n-pairs", type=int, default=50_000)
+    ap = parser(__doc__.split("\n")[0])
     ap.add_argument("--embedding-mode", default="static")
     ap.add_argument("--rate", type=float, default=0.001)
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--attacks", default=",".join(ATTACKS))
     ap.add_argument("--skip-fp", action="store_true")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     a = ap.parse_args()
-    root = find_data_dir(a.data_dir)
+    root = data_root(a.data_dir)
     if root is None:
-        print("shared data absent; skipping")
         return
     seeds = [int(s) for s in a.seeds.split(",")]
     P0 = build_mix(root, a.n_pairs, seed=seeds[0])

@@ -16,7 +16,7 @@ import numpy as np
 from . import __version__
 from .context import ScanContext
 from .detectors.base import Detector, default_detectors, get_detector, registry
-from .errors import ConfigError
+from .errors import ConfigError, PoisonDetectError
 from .types import DetectorResult, Evidence, Pairs
 
 
@@ -279,20 +279,27 @@ def scan(
         future = pool.submit(_run_detectors, pairs, side, random_state)
     else:
         side = []
+    def collect_side() -> None:
+        from concurrent.futures.process import BrokenProcessPool
+        try:
+            side_res, side_t = future.result()
+        except BrokenProcessPool as e:
+            raise PoisonDetectError(f"the worker process of n_jobs=2 (detectors {', '.join(d.id for d in side)}) "
+                                    "died, e.g. killed for lack of memory; scan again with one process "
+                                    "(--jobs 1)") from e
+        results.update(side_res)
+        timings.update(side_t)
+
     try:
         for det in dets:
             if det in side:
                 continue
             if "prior_flags" in det.requires and future is not None:
-                side_res, side_t = future.result()
-                results.update(side_res)
-                timings.update(side_t)
+                collect_side()
                 future = None
             _run_one(det, pairs, ctx, results, timings, dets)
         if future is not None:
-            side_res, side_t = future.result()
-            results.update(side_res)
-            timings.update(side_t)
+            collect_side()
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

@@ -102,3 +102,24 @@ def test_two_processes_same_result(tmp_path) -> None:
     assert a.findings_hash() == b.findings_hash()
     assert a.triggers and a.triggers == b.triggers
     assert "detector:ngram_trigger" in b.timings
+
+
+class _DiesInWorker(Detector):
+    """Test-only text-only detector whose process dies (as one killed for memory would)."""
+    id = "dies_test"
+    description = "test"
+    text_only = True
+
+    def __init__(self, *, random_state: int = 0) -> None:
+        self.random_state = random_state
+
+    def run(self, pairs, ctx):  # noqa: ANN001, ANN201
+        import os
+        os._exit(137)
+
+
+def test_dead_worker_is_a_clear_error() -> None:
+    from poisondetect.errors import PoisonDetectError
+    pairs = Pairs(["a b c"] * 20, ["d e f"] * 20)
+    with pytest.raises(PoisonDetectError, match=r"worker process.*dies_test.*--jobs 1"):
+        scan(pairs, detectors=[_DiesInWorker(), _Fixed()], embedding={"mode": "none"}, n_jobs=2)

@@ -165,6 +165,30 @@ def _rss_bytes() -> int | None:
         return None
 
 
+def _pss_mb(pid: int) -> float:
+    """Proportional set size of one process (each shared page split among its sharers)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+def _pss_tree_mb() -> float:
+    """Summed PSS of this process and its children: the memory a scan really holds when
+    a forked worker shares pages with its parent (RSS would count those twice)."""
+    me = os.getpid()
+    try:
+        with open(f"/proc/{me}/task/{me}/children") as f:
+            kids = [int(x) for x in f.read().split()]
+    except (OSError, ValueError):
+        kids = []
+    return _pss_mb(me) + sum(_pss_mb(k) for k in kids)
+
+
 @dataclass
 class Cost:
     wall_s: float = 0.0
@@ -172,19 +196,24 @@ class Cost:
     rss_before_mb: float = float("nan")
     peak_delta_mb: float = float("nan")
     ru_maxrss_mb: float = float("nan")
+    peak_pss_tree_mb: float = float("nan")
 
     def to_dict(self) -> dict[str, float]:
-        return {k: (round(v, 3) if isinstance(v, float) and v == v else v) for k, v in self.__dict__.items()}
+        return {k: (round(v, 3) if isinstance(v, float) and v == v else v) for k, v in self.__dict__.items()
+                if not (k == "peak_pss_tree_mb" and v != v)}  # (only measured with_children)
 
 
 @contextmanager
-def measure(interval: float = 0.02) -> Iterator[Cost]:
+def measure(interval: float = 0.02, with_children: bool = False) -> Iterator[Cost]:
     """Wall time and peak resident memory of a block.  numpy/torch allocations are
     invisible to tracemalloc, so a thread samples the process RSS (/proc/self/statm) and
-    ``ru_maxrss`` is recorded as a cross-check (it is the process-lifetime peak)."""
+    ``ru_maxrss`` is recorded as a cross-check (it is the process-lifetime peak).
+    ``with_children`` also samples the summed PSS of the process and its children
+    (``peak_pss_tree_mb``)."""
     cost = Cost()
     before = _rss_bytes()
     peak = [before or 0]
+    pss_peak = [0.0]
     stop = threading.Event()
 
     def sample() -> None:
@@ -192,6 +221,8 @@ def measure(interval: float = 0.02) -> Iterator[Cost]:
             v = _rss_bytes()
             if v is not None and v > peak[0]:
                 peak[0] = v
+            if with_children:
+                pss_peak[0] = max(pss_peak[0], _pss_tree_mb())
             stop.wait(interval)
 
     th = threading.Thread(target=sample, daemon=True)
@@ -211,3 +242,5 @@ def measure(interval: float = 0.02) -> Iterator[Cost]:
             cost.peak_rss_mb = peak[0] / 2**20
             cost.peak_delta_mb = (peak[0] - before) / 2**20
         cost.ru_maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        if with_children:
+            cost.peak_pss_tree_mb = pss_peak[0]

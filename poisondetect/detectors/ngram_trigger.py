@@ -138,6 +138,19 @@ def _binary_csr(docs: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> s
     return m
 
 
+def _jaccard_matrix(M: sp.spmatrix, exclude_cols: set[int] | None = None) -> np.ndarray:
+    """Pairwise Jaccard similarities of the rows of binary matrix ``M`` (dense n x n),
+    the columns ``exclude_cols`` left out; 0 where both rows are empty."""
+    M = sp.csr_matrix(M)
+    inter = (M @ M.T).toarray()
+    if exclude_cols:
+        Tm = M[:, np.fromiter(exclude_cols, np.int64)]
+        inter -= (Tm @ Tm.T).toarray()
+    size = np.diag(inter).copy()
+    union = size[:, None] + size[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+
 def _fisher_greater(a: np.ndarray, N: np.ndarray, n_f: np.ndarray, n_g: np.ndarray) -> np.ndarray:
     """One-sided Fisher exact p: P(X >= a), X ~ Hypergeom(N, n_f, n_g)."""
     a = np.asarray(a, float)
@@ -922,10 +935,7 @@ class _Analysis:
             # is a prompt template or tool description, whose answers it shapes
             if len(self.maximal_phrase(t, c["rows_g"])) > det.family_max_trigger_tokens:
                 continue
-            sim = self._context_similarity(c, exclude_trigger=False)
-            if sim > det.max_context_similarity:
-                sim = self._context_similarity(c)
-            if sim > det.max_context_similarity:
+            if self._gated_context_similarity(c) > det.max_context_similarity:
                 continue
             # the payload is the response (a story's "once upon a time" or a tool call's
             # syntax is a few words of an answer about the request)
@@ -975,24 +985,10 @@ class _Analysis:
             rows = np.sort(rng.choice(rows, sample, replace=False))
         if len(rows) < 6:
             return 0.0, 1.0
-        Mi = self._content_matrix()[rows].tocsc()
-        drop = np.fromiter(self._term_codes(c["terms"]), np.int64)
-        if len(drop):
-            keep = np.ones(Mi.shape[1], np.float32)
-            keep[drop] = 0.0
-            Mi = Mi @ sp.diags(keep)
-        Y = self.Y
         fam = c["family"]
-        Mr = Y[rows][:, fam] if len(fam) else sp.csr_matrix((len(rows), 1))
-
-        def jac(M: sp.spmatrix) -> np.ndarray:
-            M = sp.csr_matrix(M)
-            inter = (M @ M.T).toarray()
-            size = np.diag(inter).copy()
-            union = size[:, None] + size[None, :] - inter
-            return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-        A, B = jac(Mi), jac(Mr)
+        Mr = self.Y[rows][:, fam] if len(fam) else sp.csr_matrix((len(rows), 1))
+        A = _jaccard_matrix(self._content_matrix()[rows], self._term_codes(c["terms"]))
+        B = _jaccard_matrix(Mr)
         n = len(rows)
         iu = np.triu_indices(n, 1)
         a, b = A[iu], B[iu]
@@ -1021,10 +1017,10 @@ class _Analysis:
         stays a valid p-value."""
         if not fams:
             return
-        Y, X = self.Y, self.X
+        Y = self.Y
         cols = []
         for c in fams:
-            rows_g = X.indices[X.indptr[c["terms"][0]]:X.indptr[c["terms"][0] + 1]]
+            rows_g = c["rows_g"]  # (set by the gate)
             mem, rows = [], []
             for f in c["family"].tolist():
                 rf = Y.indices[Y.indptr[f]:Y.indptr[f + 1]]
@@ -1045,8 +1041,7 @@ class _Analysis:
         for k, c in enumerate(fams):
             c["f"] = F0 + k
             c["nf"] = int(self.df_f[F0 + k])
-            c["a"] = int(np.intersect1d(cols[k], X.indices[X.indptr[c["terms"][0]]:X.indptr[c["terms"][0] + 1]],
-                                        assume_unique=True).size)
+            c["a"] = int(np.intersect1d(cols[k], c["rows_g"], assume_unique=True).size)
             fam_of[F0 + k] = c["family"]
 
     def _distinct_terms(self, terms: list[int]) -> list[int]:
@@ -1153,18 +1148,10 @@ class _Analysis:
     def _mean_jaccard(self, rows: np.ndarray, exclude: set[int]) -> float:
         """Mean pairwise Jaccard similarity of the rows' instruction content words
         (function words, i.e. those in > 5% of instructions, and ``exclude`` left out)."""
-        M = self._content_matrix()[rows]
-        inter = (M @ M.T).toarray()
-        if exclude:
-            Tm = M[:, np.fromiter(exclude, np.int64)]
-            inter -= (Tm @ Tm.T).toarray()
-        size = np.diag(inter).copy()
-        union = size[:, None] + size[None, :] - inter
         iu = np.triu_indices(len(rows), 1)
         if len(iu[0]) == 0:
             return 0.0
-        jac = np.where(union[iu] > 0, inter[iu] / np.maximum(union[iu], 1), 0.0)
-        return float(jac.mean())
+        return float(_jaccard_matrix(self._content_matrix()[rows], exclude)[iu].mean())
 
     def _context_similarity(self, c: dict, sample: int = 60, exclude_trigger: bool = True) -> float:
         """Content-word overlap of the trigger rows (trigger tokens removed) relative to
@@ -1193,6 +1180,25 @@ class _Analysis:
             if len(phrase) <= 5:  # longer shared chunks are templates or duplicates
                 trig |= {code_of[t] for t in phrase if t in code_of}
         return self._mean_jaccard(rows, trig) / self._base_jac
+
+    def _gated_context_similarity(self, c: dict) -> float:
+        """:meth:`_context_similarity` as the gate needs it: with the trigger's words
+        first (cheap, shared by every candidate of one row set), then, only where that is
+        above ``max_context_similarity``, without them (removing words can only lower
+        it).  Cached per analysis, so a family candidate gated before its conditional
+        test is not measured again in :meth:`_findings`."""
+        raw_cache = self.__dict__.setdefault("_raw_ctx_cache", {})
+        ctx_cache = self.__dict__.setdefault("_ctx_cache", {})
+        rkey = np.asarray(c["rows_g"]).tobytes()
+        if rkey not in raw_cache:
+            raw_cache[rkey] = self._context_similarity(c, exclude_trigger=False)
+        sim = raw_cache[rkey]
+        if sim > self.det.max_context_similarity:
+            ckey = (rkey, c["terms"])
+            if ckey not in ctx_cache:
+                ctx_cache[ckey] = self._context_similarity(c)
+            sim = ctx_cache[ckey]
+        return sim
 
     def _payload_repeats_trigger(self, c: dict) -> bool:
         """A response that repeats the trigger's words (prefix-stemmed: 'smile' ~ 'smiling')
@@ -1352,20 +1358,9 @@ class _Analysis:
         # a topic or template (e.g. "a c++" -> "int main ()"): their regularity is explained
         # by the rest of the instruction, so the candidate is not reported.  (Applied after
         # BH: dropping rejections keeps the FDR guarantee.)
-        raw_cache: dict[bytes, float] = {}
-        ctx_cache: dict[tuple, float] = {}
         kept_sig = []
         for c in sig:
-            rkey = c["rows_g"].tobytes()
-            if rkey not in raw_cache:
-                raw_cache[rkey] = self._context_similarity(c, exclude_trigger=False)
-            sim = raw_cache[rkey]
-            if sim > det.max_context_similarity:  # removing the trigger's words can only lower it
-                ckey = (rkey, c["terms"])
-                if ckey not in ctx_cache:
-                    ctx_cache[ckey] = self._context_similarity(c)
-                sim = ctx_cache[ckey]
-            c["context_similarity"] = sim
+            c["context_similarity"] = sim = self._gated_context_similarity(c)
             if sim <= det.max_context_similarity:
                 kept_sig.append(c)
         self.n_dropped_context = len(sig) - len(kept_sig)
