@@ -266,9 +266,12 @@ def scan(
     # Detectors that test the others' output (e.g. source skew of flagged rows) run last,
     # reading "prior_flags"/"prior_scores" from the context.
     dets = [d for d in dets if "prior_flags" not in d.requires] + [d for d in dets if "prior_flags" in d.requires]
-    side = [d for d in dets if d.text_only and "prior_flags" not in d.requires] if n_jobs > 1 else []
+    last = [d for d in dets if "prior_flags" in d.requires]
+    side = [d for d in dets if d.text_only and d not in last] if n_jobs > 1 else []
+    if len(side) == len(dets) - len(last):
+        side = []  # nothing left to overlap with
     pool = future = None
-    if len(side) and len(side) < len(dets):
+    if side:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
         # fork where there is one (as torch's DataLoader workers do): a spawned worker
@@ -277,35 +280,27 @@ def scan(
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context(method))
         future = pool.submit(_run_detectors, pairs, side, random_state)
-    else:
-        side = []
-    def collect_side() -> None:
-        from concurrent.futures.process import BrokenProcessPool
-        try:
-            side_res, side_t = future.result()
-        except BrokenProcessPool as e:
-            raise PoisonDetectError(f"the worker process of n_jobs=2 (detectors {', '.join(d.id for d in side)}) "
-                                    "died, e.g. killed for lack of memory; scan again with one process "
-                                    "(--jobs 1)") from e
-        results.update(side_res)
-        timings.update(side_t)
-
     try:
         for det in dets:
-            if det in side:
-                continue
-            if "prior_flags" in det.requires and future is not None:
-                collect_side()
-                future = None
-            _run_one(det, pairs, ctx, results, timings, dets)
+            if det not in side and det not in last:
+                _run_one(det, pairs, ctx, results, timings, dets)
         if future is not None:
-            collect_side()
+            from concurrent.futures.process import BrokenProcessPool
+            try:
+                side_res, side_t = future.result()
+            except BrokenProcessPool as e:
+                raise PoisonDetectError(
+                    f"the worker process of n_jobs=2 (detectors {', '.join(d.id for d in side)}) died, e.g. "
+                    "killed for lack of memory; scan again with one process (--jobs 1)") from e
+            results.update(side_res)
+            timings.update(side_t)
+        for det in last:
+            _run_one(det, pairs, ctx, results, timings, dets)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     results = {d.id: results[d.id] for d in dets}  # the same order as a sequential scan
     timings.update(ctx.timings)
-
 
     weights = {d.id: d.weight for d in dets}
     scores = fuse_scores(list(results.values()), weights) if results else np.zeros(len(pairs))

@@ -359,7 +359,11 @@ class NgramTriggerDetector(Detector):
                      "n_significant_unconditional": int(getattr(an, "n_unc_sig", 0)),
                      "n_tested_conditionally": int(getattr(an, "n_live", 0))},
             info={"params": self.get_params(), "n_instruction_ngrams": int(an.G), "n_response_features": int(an.F),
-                  "timings": an.timings},
+                  "timings": an.timings,
+                  # candidates each payload-family condition removed, and the Mantel test
+                  # of every candidate that reached it (diagnostics; see the docstring)
+                  "family_gates": an.family_gates,
+                  "family_request_dependence": an.family_request_dependence},
         )
 
     def _evidence(self, pairs: Pairs, i: int, fd: dict, seqs: list[tuple[str, ...]],
@@ -400,6 +404,8 @@ class _AnalysisSummary:
         self.n_unc_sig = getattr(an, "n_unc_sig", 0)
         self.n_live = getattr(an, "n_live", 0)
         self.timings = dict(an.timings)
+        self.family_gates = dict(getattr(an, "family_gates", {}))
+        self.family_request_dependence = list(getattr(an, "family_request_dependence", []))
 
 
 class _Analysis:
@@ -909,7 +915,7 @@ class _Analysis:
         self._h2 = h2
         p = _fisher_greater(xB[ok], N2, u[ok], nB[ok]) if ok.any() else np.zeros(0)
         return [{"terms": (int(gsel[j]),), "f": -1, "family": M.indices[M.indptr[j]:M.indptr[j + 1]].astype(np.int64),
-                 "ng": int(self.df_g[gsel[j]]), "p_unc": float(pj), "a_test": int(xB[j]), "n_test": int(nB[j])}
+                 "ng": int(self.df_g[gsel[j]]), "p_unc": float(pj)}
                 for j, pj in zip(np.flatnonzero(ok).tolist(), p.tolist())]
 
     def _family_context_gate(self, fams: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
@@ -923,28 +929,40 @@ class _Analysis:
         det = self.det
         kept = []
         X = self.X
-        # vectorised pre-screen: on the harness' 50k mix it drops 3,373 of 3,405 template
-        # candidates, none of which the exact gate would keep
+        gates = dict.fromkeys(("pooled_context", "trigger_length", "context", "response_coverage",
+                               "request_dependence"), 0)
+        mantel: list[dict[str, Any]] = []
+        # vectorised pre-screen, then the per-candidate conditions, cheapest first
         pooled = self._pooled_context([c["terms"][0] for c in fams])
         for c, pc in zip(fams, pooled):
             if pc > 2 * det.max_context_similarity:
+                gates["pooled_context"] += 1
                 continue
             t = c["terms"][0]
             c["rows_g"] = X.indices[X.indptr[t]:X.indptr[t + 1]]
             # a planted trigger is a short insertion; a longer chunk shared by the rows
             # is a prompt template or tool description, whose answers it shapes
             if len(self.maximal_phrase(t, c["rows_g"])) > det.family_max_trigger_tokens:
+                gates["trigger_length"] += 1
                 continue
             if self._gated_context_similarity(c) > det.max_context_similarity:
+                gates["context"] += 1
                 continue
             # the payload is the response (a story's "once upon a time" or a tool call's
             # syntax is a few words of an answer about the request)
             if self._family_response_coverage(c) < det.family_min_response_coverage:
+                gates["response_coverage"] += 1
                 continue
-            _, pm = self._variant_depends_on_request(c)
-            if pm <= det.family_request_dependence_p:
+            r, pm = self._variant_depends_on_request(c)
+            ok = pm > det.family_request_dependence_p
+            mantel.append({"trigger": T.display_tokens(self.ngram_tokens(t)), "rows": int(len(c["rows_g"])),
+                           "r": round(r, 4), "p": pm, "kept": ok})
+            if not ok:
+                gates["request_dependence"] += 1
                 continue
             kept.append(c)
+        self.family_gates = {"candidates": len(fams), "removed_by": gates, "kept": len(kept)}
+        self.family_request_dependence = mantel[:500]
         return kept, len(fams) - len(kept)
 
     def _family_response_coverage(self, c: dict[str, Any], sample: int = 50) -> float:
