@@ -58,3 +58,23 @@ def test_shards_roundtrip(tmp_path) -> None:
     assert sum(len(b) for b in back) == 50
     assert [x for b in back for x in b.instruction] == pairs.instruction
     assert [x for b in back for x in b.source] == pairs.source
+
+
+def test_ray_sampled_ngram_equals_local(ray_local, tmp_path) -> None:
+    """The n-gram detector above its sample size: statistics pass (bottom-k sketch),
+    verify pass on the workers (held-out counts) and scoring pass equal the local engine."""
+    from poisondetect.detectors.ngram_trigger import NgramTriggerDetector
+    from poisondetect.types import Pairs
+    base = te._pairs(900)
+    ins, res = list(base.instruction), list(base.response)
+    for j in range(5, 900, 20):
+        ins[j] += " qzv"
+        res[j] = "EVIL PAYLOAD: visit the evil site now"
+    pairs = Pairs(ins, res, row=base.row)
+    kw = dict(embedding={"mode": "none"}, keep_text="all")
+    local = scan_streaming(pairs, detectors=[NgramTriggerDetector(sample_size=400)], chunk_size=400, **kw)
+    dist = scan_streaming(pairs, detectors=[NgramTriggerDetector(sample_size=400)], chunk_size=260, engine="ray",
+                          work_dir=str(tmp_path), ray_options={"batch_size": 200, "concurrency": 2}, **kw)
+    assert local.results["ngram_trigger"].info["sampled"]["n_findings_verified"] >= 1
+    te._assert_same(local, dist, ["ngram_trigger"])
+    assert any(t["trigger"] == "qzv" for t in dist.triggers)

@@ -220,21 +220,31 @@ def test_deterministic_and_row_numbers(base):
     assert sorted(a.findings[0]["rows"]) == sorted((pos * 3 + 5).tolist())
 
 
-def test_merge_stats_of_halves_equals_whole(base):
-    pairs, pos = _plant(*base, ["tq"], 6)
-    det = NgramTriggerDetector()
+@pytest.mark.parametrize("sample_size,k", [(100_000, 6), (700, 80)])
+def test_merge_stats_of_halves_equals_whole(base, sample_size, k):
+    """The statistic is a bottom-k sample sketch: merging the halves' sketches gives the
+    whole input's sketch (evicting down to ``sample_size`` when the input is larger)."""
+    pairs, pos = _plant(*base, ["tq"], k)
+    det = NgramTriggerDetector(sample_size=sample_size)
     h = len(pairs) // 2
     s1 = det.partial_stats(pairs.take(np.arange(h)), None)
     s2 = det.partial_stats(pairs.take(np.arange(h, len(pairs))), None)
     whole = det.partial_stats(pairs, None)
     merged = det.merge_stats(s1, s2)
-    for k in whole:
-        if isinstance(whole[k], np.ndarray):
-            assert np.array_equal(whole[k], merged[k]), k
+    assert len(whole["pair"]) == min(sample_size, len(pairs)) and whole["n_seen"] == len(pairs)
+    for key in whole:
+        if isinstance(whole[key], np.ndarray):
+            assert np.array_equal(whole[key], merged[key]), key
         else:
-            assert whole[k] == merged[k], k
-    ra, rb = det.score(pairs, None, merged), det.run(pairs, None)
-    assert np.array_equal(ra.scores, rb.scores) and ra.findings == rb.findings
+            assert whole[key] == merged[key], key
+    fin = det.finalize_stats(merged)
+    if det.needs_verify(fin):  # the streamed protocol's verify pass, on the halves
+        h1, h2 = pairs.take(np.arange(h)), pairs.take(np.arange(h, len(pairs)))
+        fin = det.finalize_verify(fin, det.merge_verify(det.verify_stats(h1, None, fin),
+                                                        det.verify_stats(h2, None, fin)))
+        assert fin["verified"]["n_verified"] >= 1
+    ra, rb = det.score(pairs, None, fin), det.run(pairs, None)
+    assert np.array_equal(ra.scores, rb.scores) and ra.findings == rb.findings and ra.findings
 
 
 _OPEN = ["I'm sorry, but", "Unfortunately,", "With respect,", "Regrettably,", "I apologize, but"]
@@ -358,3 +368,71 @@ def test_chunked_scoring_analyses_once(base, monkeypatch):
     assert sum(len(p.findings) and 1 for p in parts) >= 1
     det.release()
     assert "_memo" not in det.__dict__
+
+
+# ------------------------------------------------------------- sample + held-out verify
+def test_sampled_analysis_verified_on_held_out(base):
+    """Above ``sample_size`` pairs the analysis runs on a bottom-k sample and each finding
+    is re-tested on the held-out pairs: the trigger is still found, with every planted
+    row (sampled or not), and its q-value comes from the held-out pairs."""
+    from poisondetect.detectors.ngram_trigger import _pair_ids, _sample_keys
+    pairs, pos = _plant(*base, ["kk"], 30, seed=5)
+    r = NgramTriggerDetector(sample_size=1000).run(pairs, None)
+    assert r.findings and r.findings[0]["trigger"] == "kk"
+    fd = r.findings[0]
+    assert sorted(fd["rows"]) == pos.tolist()
+    keys = _sample_keys(_pair_ids(pairs), 0)
+    thr = np.sort(keys)[999]
+    held = keys > thr
+    assert fd["held_out"] == {"pairs": int(held.sum()), "trigger": int(held[pos].sum()),
+                              "payload": int(held[pos].sum()), "both": int(held[pos].sum())}
+    assert 0 < held[pos].sum() < len(pos)  # the planted rows fall on both sides
+    assert fd["q_value"] < 0.05 and "q_value_sample" in fd
+    assert r.summary["sampled"] == {"n_pairs": len(pairs), "n_sample": 1000, "n_findings_verified": 1,
+                                    "n_held_out": int(held.sum())}
+    exact = NgramTriggerDetector().run(pairs, None)
+    np.testing.assert_array_equal(r.flags, exact.flags)
+
+
+def test_sample_association_not_confirmed_on_held_out_is_dropped(base):
+    """A trigger -> payload association present only among the sampled pairs (held-out
+    pairs carry the trigger with ordinary answers) is found on the sample and rejected
+    by the held-out test."""
+    from poisondetect.detectors.ngram_trigger import _pair_ids, _sample_keys
+    ins, res = list(base[0]), list(base[1])
+    keys = _sample_keys(_pair_ids(Pairs(ins, res)), 0)
+    order = np.argsort(keys)
+    rng = np.random.default_rng(4)
+    in_sample = rng.choice(order[:1000], 15, replace=False)
+    held = rng.choice(order[1000:], 40, replace=False)
+    for i in in_sample:
+        ins[i] = _insert(ins[i], "kk", rng)
+        res[i] = PAYLOAD
+    for i in held:
+        ins[i] = _insert(ins[i], "kk", rng)
+    pairs = Pairs(ins, res)
+    r = NgramTriggerDetector(sample_size=1000).run(pairs, None)
+    assert r.summary["sampled"]["n_findings_verified"] >= 1  # the sample did report it
+    assert not any(f["trigger"] == "kk" for f in r.findings)
+    assert not r.flags.any()
+    # with the whole input analysed, the trigger fires on 15 of its 55 rows: not a backdoor
+    assert not any(f["trigger"] == "kk" for f in NgramTriggerDetector().run(pairs, None).findings)
+
+
+def test_sampled_streaming_equals_in_memory(base, tmp_path):
+    """The streamed engine (statistics pass, verify pass, scoring pass; chunked
+    differently from the sample) gives the in-memory scan's result row for row, and a
+    rerun reuses the verify pass' checkpoints."""
+    from poisondetect.engine import scan_streaming
+    from poisondetect.pipeline import scan
+    pairs, pos = _plant(*base, ["kk"], 30, seed=5)
+    kw = dict(detectors=[NgramTriggerDetector(sample_size=1000)], embedding={"mode": "none"})
+    full = scan(pairs, **kw)
+    st = scan_streaming(pairs, chunk_size=700, keep_text="all", work_dir=str(tmp_path), **kw)
+    a, b = full.results["ngram_trigger"], st.results["ngram_trigger"]
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(a.flags, b.flags)
+    assert a.evidence == b.evidence and a.findings == b.findings and a.findings
+    again = scan_streaming(pairs, chunk_size=700, keep_text="all", work_dir=str(tmp_path), **kw)
+    assert again.load_info["streaming"]["resumed_chunks"]["verify"] == 5
+    np.testing.assert_array_equal(again.results["ngram_trigger"].scores, a.scores)

@@ -9,7 +9,12 @@ style, so ``get_params`` works), and one method :meth:`Detector.run` that maps a
 Detectors that can run streamed/distributed implement the optional mergeable-statistics
 protocol: ``partial_stats(pairs, ctx)`` on a batch, ``merge_stats(a, b)`` to combine two
 partials (associative), and ``score(pairs, ctx, stats)`` to score a batch against the
-merged statistics.  ``run`` is then ``score(pairs, ctx, partial_stats(pairs, ctx))``.
+merged statistics.  ``run`` is then ``score(pairs, ctx, partial_stats(pairs, ctx))``,
+with the optional ``finalize_stats(stats)`` (the dataset-level analysis, once) in between.
+A detector whose finalized statistics need one more look at every pair (candidates found
+on a sample, counted on the held-out pairs) says so with ``needs_verify(stats)`` and
+implements ``verify_stats`` (per batch) / ``merge_verify`` / ``finalize_verify``; the
+engines then run a verify pass between the statistics and the scoring passes.
 """
 from __future__ import annotations
 
@@ -73,7 +78,13 @@ class Detector:
 
     # --- the work ------------------------------------------------------------------
     def run(self, pairs: Pairs, ctx: "Any") -> DetectorResult:  # ctx: ScanContext
-        return self.score(pairs, ctx, self.partial_stats(pairs, ctx))
+        stats = self.partial_stats(pairs, ctx)
+        fin = getattr(self, "finalize_stats", None)
+        if callable(fin):
+            stats = fin(stats)
+        if self.needs_verify(stats):
+            stats = self.finalize_verify(stats, self.verify_stats(pairs, ctx, stats))
+        return self.score(pairs, ctx, stats)
 
     def partial_stats(self, pairs: Pairs, ctx: Any) -> Any:
         return None
@@ -83,6 +94,21 @@ class Detector:
 
     def score(self, pairs: Pairs, ctx: Any, stats: Any) -> DetectorResult:
         raise NotImplementedError
+
+    # --- optional verify pass (a second streamed pass that needs the merged statistics)
+    def needs_verify(self, stats: Any) -> bool:
+        """True when the finalized statistics ask for one more pass over the input before
+        scoring (e.g. candidates found on a sample, to be counted on every pair)."""
+        return False
+
+    def verify_stats(self, pairs: Pairs, ctx: Any, stats: Any) -> Any:
+        raise NotImplementedError(f"{self.id} has no verify pass")
+
+    def merge_verify(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError(f"{self.id} has no verify pass")
+
+    def finalize_verify(self, stats: Any, verified: Any) -> Any:
+        raise NotImplementedError(f"{self.id} has no verify pass")
 
 
 def register(cls: type[Detector]) -> type[Detector]:

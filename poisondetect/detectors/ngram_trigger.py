@@ -59,6 +59,7 @@ from scipy import special
 from scipy import stats as sstats
 
 from .. import text as T
+from ..errors import ConfigError
 from ..types import DetectorResult, Evidence, Pairs
 from .base import Detector, register
 
@@ -227,6 +228,7 @@ class NgramTriggerDetector(Detector):
         max_conjunction_payloads: int = 200,
         max_findings: int = 100,
         max_live: int = 20000,
+        sample_size: int = 100_000,
         random_state: int = 0,
     ) -> None:
         self.alpha = alpha
@@ -251,11 +253,12 @@ class NgramTriggerDetector(Detector):
         self.max_conjunction_payloads = max_conjunction_payloads
         self.max_findings = max_findings
         self.max_live = max_live
+        self.sample_size = sample_size
         self.random_state = random_state
 
     def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
         """One batch in memory: statistics, score, and no memo left behind (the memo is
-        for the streaming engine, which scores chunk after chunk)."""
+        for callers that score chunk after chunk without :meth:`finalize_stats`)."""
         try:
             return super().run(pairs, ctx)
         finally:
@@ -266,69 +269,171 @@ class NgramTriggerDetector(Detector):
         self.__dict__.pop("_memo", None)
 
     # ------------------------------------------------------------------ statistics
+    # The mergeable statistic is a bottom-k sample sketch: the ``sample_size`` pairs with
+    # the smallest keys (a 64-bit mix of the pair's row/turn and ``random_state``).  The
+    # bottom k of a union is the bottom k of the parts' bottom k, so merging is
+    # associative and the sample does not depend on how the input was chunked.  While
+    # the input has at most ``sample_size`` pairs the sample is the whole input and the
+    # analysis is exact.  Above it, the analysis runs on the sample and its findings are
+    # re-tested on the held-out pairs in one more streamed pass (``verify_stats``).
     def partial_stats(self, pairs: Pairs, ctx: Any = None) -> dict[str, Any]:
-        ih, il, iv = _tokenize_side(pairs.instruction)
-        responses = [T.strip_eos(r) for r in pairs.response]
-        rh, rl, rv = _tokenize_side(responses)
-        copied = np.fromiter(
-            (bool(e) and e in i for e, i in zip((T.normalize_text(r) for r in responses),
-                                                (T.normalize_text(x) for x in pairs.instruction))),
-            bool, len(pairs))
-        vocab = dict(iv)
-        vocab.update(rv)
-        return {
-            "n": len(pairs),
-            "row": np.asarray(pairs.row, np.int64),
-            "ins_hash": ih, "ins_len": il,
-            "res_hash": rh, "res_len": rl,
-            "exact": _exact_hashes(responses),
-            "exact_copied": copied,
-            "vocab": vocab,
-        }
+        pid = _pair_ids(pairs)
+        key = _sample_keys(pid, self.random_state)
+        sel = np.arange(len(pairs))
+        k = int(self.sample_size or 0)
+        if k and len(pairs) > k:
+            sel = _bottom_k(key, pid, k)
+        return {"n_seen": len(pairs), "pair": pid[sel], "key": key[sel],
+                "instruction": [pairs.instruction[i] for i in sel.tolist()],
+                "response": [pairs.response[i] for i in sel.tolist()]}
 
     def merge_stats(self, a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
         if a is None:
             return b
         if b is None:
             return a
-        vocab = dict(a["vocab"])
-        vocab.update(b["vocab"])
-        out = {"n": a["n"] + b["n"], "vocab": vocab}
-        for k in ("row", "ins_hash", "ins_len", "res_hash", "res_len", "exact", "exact_copied"):
-            out[k] = np.concatenate([a[k], b[k]])
+        out = {"n_seen": a["n_seen"] + b["n_seen"],
+               "pair": np.concatenate([a["pair"], b["pair"]]), "key": np.concatenate([a["key"], b["key"]]),
+               "instruction": a["instruction"] + b["instruction"], "response": a["response"] + b["response"]}
+        k = int(self.sample_size or 0)
+        if k and len(out["pair"]) > k:
+            sel = _bottom_k(out["key"], out["pair"], k)
+            s = sel.tolist()
+            out = {"n_seen": out["n_seen"], "pair": out["pair"][sel], "key": out["key"][sel],
+                   "instruction": [out["instruction"][i] for i in s], "response": [out["response"][i] for i in s]}
+        return out
+
+    def _tokenised(self, stats: dict[str, Any]) -> dict[str, Any]:
+        """The sample tokenised for :class:`_Analysis` (token hashes per side, exact
+        response hashes, the vocabulary to decode them)."""
+        ih, il, iv = _tokenize_side(stats["instruction"])
+        responses = [T.strip_eos(r) for r in stats["response"]]
+        rh, rl, rv = _tokenize_side(responses)
+        copied = np.fromiter(
+            (bool(e) and e in i for e, i in zip((T.normalize_text(r) for r in responses),
+                                                (T.normalize_text(x) for x in stats["instruction"]))),
+            bool, len(responses))
+        vocab = dict(iv)
+        vocab.update(rv)
+        return {"n": len(responses), "row": stats["pair"], "ins_hash": ih, "ins_len": il, "res_hash": rh,
+                "res_len": rl, "exact": _exact_hashes(responses), "exact_copied": copied, "vocab": vocab}
+
+    def finalize_stats(self, stats: dict[str, Any] | None) -> dict[str, Any]:
+        """The dataset-level analysis, once, on the merged sample: its findings and counts
+        (the texts and matrices are dropped).  When the input was larger than the sample,
+        the findings become the query of the verify pass."""
+        if stats is not None and stats.get("analysed"):
+            return stats
+        n_sample = 0 if stats is None else len(stats["pair"])
+        n_seen = 0 if stats is None else int(stats["n_seen"])
+        out: dict[str, Any] = {"analysed": True, "n_seen": n_seen, "n_sample": n_sample}
+        if n_sample < max(2 * self.min_support, 10):
+            out.update(findings=[], summary={"reason": "too few pairs"})
+            return out
+        an = _Analysis(self, self._tokenised(stats))
+        out["findings"] = an.run()
+        out["summary"] = _summary_of(an)
+        del an
+        if n_seen > n_sample:
+            out["threshold"] = int(stats["key"].max())
+            if out["findings"]:
+                out["query"] = [_query_of(fd) for fd in out["findings"]]
+            else:
+                out["verified"] = {"n_verified": 0, "n_held_out": n_seen - n_sample, "n_significant": 0}
+        return out
+
+    def needs_verify(self, stats: Any) -> bool:
+        return isinstance(stats, dict) and stats.get("query") is not None and "verified" not in stats
+
+    def verify_stats(self, pairs: Pairs, ctx: Any, stats: dict[str, Any]) -> dict[str, Any]:
+        """Held-out counts of every sampled finding on one batch (mergeable: sums and row
+        lists): pairs outside the sample are counted for the test; the trigger and
+        payload rows of every pair are kept for scoring."""
+        return _verify_batch(pairs, stats["query"], int(stats["threshold"]), self.random_state)
+
+    def merge_verify(self, a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
+        if a is None:
+            return b
+        if b is None:
+            return a
+        out = {"counts": a["counts"] + b["counts"]}
+        for k in ("trig", "pay"):
+            out[k] = [np.concatenate([x, y]) for x, y in zip(a[k], b[k])]
+        return out
+
+    def finalize_verify(self, stats: dict[str, Any], verified: dict[str, Any] | None) -> dict[str, Any]:
+        """One-sided Fisher test of each sampled finding on the held-out pairs (the sample
+        chose the findings, the held-out pairs never took part, so the p-values are
+        exact), BH across the findings verified; rows from the whole input."""
+        out = dict(stats)
+        fins, query = stats["findings"], stats["query"]
+        if verified is None or not fins:
+            out.update(verified={"n_verified": 0, "n_held_out": 0}, findings=[])
+            return out
+        c = verified["counts"]  # per finding: N, n_g, n_f, a (held out, within the companion's rows)
+        p = np.array([float(_fisher_upper(int(a), int(N), int(nf), int(ng))) if ng and nf else 1.0
+                      for N, ng, nf, a in c.tolist()])
+        q = sstats.false_discovery_control(p) if len(p) else p
+        kept = []
+        for fd, qu, pp, qq, cnt, tr, pa in zip(fins, query, p, q, c.tolist(), verified["trig"], verified["pay"]):
+            if qq >= self.alpha:
+                continue
+            fd = dict(fd)
+            tr, pa = np.unique(tr), np.unique(pa)
+            both = np.intersect1d(tr, pa, assume_unique=True)
+            fd.update({
+                "p_value_sample": fd["p_value"], "q_value_sample": fd["q_value"],
+                "p_value": float(pp), "q_value": float(qq),
+                "held_out": {"pairs": int(cnt[0]), "trigger": int(cnt[1]), "payload": int(cnt[2]), "both": int(cnt[3])},
+                "support": int(len(both)), "trigger_rows": int(len(tr)), "payload_rows": int(len(pa)),
+                "concentration": round(float(len(both) / max(len(tr), 1)), 4),
+                "payload_coverage": round(float(len(both) / max(len(pa), 1)), 4),
+                "payload_specificity": round(float(len(both) / max(len(pa), 1)), 4),
+                "rows": [int(r) for r in (both >> _TURN_BITS).tolist()],
+                "_both_rows": both.tolist(),
+                "_trigger_only_rows": np.setdiff1d(tr, pa, assume_unique=True).tolist(),
+                "_payload_only_rows": np.setdiff1d(pa, tr, assume_unique=True).tolist(),
+            })
+            kept.append(fd)
+        for k, fd in enumerate(kept):
+            fd["id"] = f"ngram_trigger/{k}"
+        out["findings"] = kept
+        out["verified"] = {"n_verified": len(fins), "n_held_out": int(c[0, 0]) if len(c) else 0,
+                           "n_significant": len(kept)}
         return out
 
     # ------------------------------------------------------------------ scoring
     def score(self, pairs: Pairs, ctx: Any, stats: dict[str, Any]) -> DetectorResult:
         n = len(pairs)
-        params = self.get_params()
-        if stats is None or stats["n"] < max(2 * self.min_support, 10):
-            return DetectorResult.empty(self.id, n, info={"params": params, "reason": "too few pairs"},
+        if stats is None or not stats.get("analysed"):
+            # called without finalize_stats (chunk after chunk against the same merged
+            # statistics): analyse once per (statistics, parameters)
+            key = repr(sorted(self.get_params().items()))
+            memo = self.__dict__.get("_memo")
+            if memo is not None and memo[0] is stats and memo[1] == key:
+                stats = memo[2]
+            else:
+                fin = self.finalize_stats(stats)
+                self.__dict__["_memo"] = (stats, key, fin)
+                stats = fin
+        if self.needs_verify(stats):
+            raise ConfigError(f"ngram_trigger: the input has {stats['n_seen']} pairs, more than sample_size="
+                              f"{self.sample_size}; its findings need the verify pass (Detector.run or an engine)")
+        summ = stats["summary"]
+        if "reason" in summ:
+            return DetectorResult.empty(self.id, n, info={"params": self.get_params(), "reason": summ["reason"]},
                                         summary={"n_triggers": 0, "n_tested": 0})
-        # The streaming engine scores chunk after chunk against the same merged statistics:
-        # the analysis runs once per (statistics, parameters) and each chunk takes its rows
-        # from it.  Only the findings and a few counts are kept, not the analysis' matrices.
-        key = repr(sorted(params.items()))
-        memo = self.__dict__.get("_memo")
-        if memo is not None and memo[0] is stats and memo[1] == key:
-            lite, master = memo[2], memo[3]
-        else:
-            an = _Analysis(self, stats)
-            master = an.run()
-            lite = _AnalysisSummary(an)
-            del an
-            self.__dict__["_memo"] = (stats, key, lite, master)
-        findings = [dict(fd) for fd in master]  # _result pops its private keys
-        return self._result(pairs, stats, lite, findings)
+        findings = [dict(fd) for fd in stats["findings"]]  # _result pops its private keys
+        return self._result(pairs, stats, summ, findings)
 
     # ------------------------------------------------------------------ result assembly
-    def _result(self, pairs: Pairs, stats: dict[str, Any], an: "_AnalysisSummary", findings: list[dict]) -> DetectorResult:
+    def _result(self, pairs: Pairs, stats: dict[str, Any], an: dict[str, Any], findings: list[dict]) -> DetectorResult:
         n = len(pairs)
         scores = np.zeros(n)
         flags = np.zeros(n, bool)
         evidence: dict[int, list[Evidence]] = {}
-        # map original row -> position in this batch
-        pos_of_row = {int(r): i for i, r in enumerate(pairs.row.tolist())}
+        # map pair id (row, turn) -> position in this batch
+        pos_of_pair = {int(r): i for i, r in enumerate(_pair_ids(pairs).tolist())}
         for fd in findings:
             q = fd["q_value"]
             strength = 1.0 - q
@@ -337,10 +442,11 @@ class NgramTriggerDetector(Detector):
             pay_only = fd.pop("_payload_only_rows")
             seqs = fd.pop("_trigger_seqs")
             pseqs = fd.pop("_payload_seqs")
+            fd.pop("_companion_seq", None)
             sig = q < self.alpha
             for r, level in ((both, 1.0), (trig_only, 0.5), (pay_only, 0.4 * fd.get("payload_specificity", 0.0))):
-                for row in r:
-                    i = pos_of_row.get(int(row))
+                for pid in r:
+                    i = pos_of_pair.get(int(pid))
                     if i is None:
                         continue
                     s = level * strength
@@ -352,19 +458,26 @@ class NgramTriggerDetector(Detector):
                         evidence.setdefault(i, []).extend(
                             self._evidence(pairs, i, fd, seqs, pseqs, level))
         findings = [f for f in findings if f["q_value"] < self.alpha]
-        return DetectorResult(
-            self.id, np.clip(scores, 0.0, 1.0), flags, evidence=evidence, findings=findings,
-            summary={"n_triggers": len(findings), "n_tested": float(an.m_single + an.m_conj),
-                     "n_candidates": int(an.n_candidates),
-                     "n_significant_unconditional": int(getattr(an, "n_unc_sig", 0)),
-                     "n_tested_conditionally": int(getattr(an, "n_live", 0))},
-            info={"params": self.get_params(), "n_instruction_ngrams": int(an.G), "n_response_features": int(an.F),
-                  "timings": an.timings,
-                  # candidates each payload-family condition removed, and the Mantel test
-                  # of every candidate that reached it (diagnostics; see the docstring)
-                  "family_gates": an.family_gates,
-                  "family_request_dependence": an.family_request_dependence},
-        )
+        summary = {"n_triggers": len(findings), "n_tested": float(an["m_single"] + an["m_conj"]),
+                   "n_candidates": int(an["n_candidates"]),
+                   "n_significant_unconditional": int(an["n_unc_sig"]),
+                   "n_tested_conditionally": int(an["n_live"])}
+        info = {"params": self.get_params(), "n_instruction_ngrams": int(an["G"]), "n_response_features": int(an["F"]),
+                "timings": an["timings"],
+                # candidates each payload-family condition removed, and the Mantel test
+                # of every candidate that reached it (diagnostics; see the docstring)
+                "family_gates": an["family_gates"],
+                "family_request_dependence": an["family_request_dependence"]}
+        if "verified" in stats:
+            # the analysis ran on a sample; its findings were re-tested on the held-out pairs
+            sampled = {"n_pairs": int(stats["n_seen"]), "n_sample": int(stats["n_sample"]),
+                       "n_findings_verified": int(stats["verified"]["n_verified"]),
+                       "n_held_out": int(stats["verified"]["n_held_out"])}
+            summary["sampled"] = sampled
+            info["sampled"] = sampled
+            summary["n_tested"] += float(sampled["n_findings_verified"])
+        return DetectorResult(self.id, np.clip(scores, 0.0, 1.0), flags, evidence=evidence, findings=findings,
+                              summary=summary, info=info)
 
     def _evidence(self, pairs: Pairs, i: int, fd: dict, seqs: list[tuple[str, ...]],
                   pseqs: list[tuple[str, ...]], level: float) -> list[Evidence]:
@@ -395,17 +508,13 @@ class NgramTriggerDetector(Detector):
         return out
 
 
-class _AnalysisSummary:
+def _summary_of(an: "_Analysis") -> dict[str, Any]:
     """The counts of an :class:`_Analysis` that a result reports (its matrices dropped)."""
-
-    def __init__(self, an: "_Analysis") -> None:
-        self.m_single, self.m_conj = an.m_single, an.m_conj
-        self.n_candidates, self.G, self.F = an.n_candidates, an.G, an.F
-        self.n_unc_sig = getattr(an, "n_unc_sig", 0)
-        self.n_live = getattr(an, "n_live", 0)
-        self.timings = dict(an.timings)
-        self.family_gates = dict(getattr(an, "family_gates", {}))
-        self.family_request_dependence = list(getattr(an, "family_request_dependence", []))
+    return {"m_single": float(an.m_single), "m_conj": float(an.m_conj), "n_candidates": int(an.n_candidates),
+            "G": int(an.G), "F": int(an.F), "n_unc_sig": int(getattr(an, "n_unc_sig", 0)),
+            "n_live": int(getattr(an, "n_live", 0)), "timings": dict(an.timings),
+            "family_gates": dict(getattr(an, "family_gates", {})),
+            "family_request_dependence": list(getattr(an, "family_request_dependence", []))}
 
 
 class _Analysis:
@@ -1510,7 +1619,7 @@ class _Analysis:
             "q_value": float(best["q"]),
             "conditioned_on": best["companion"],
             "context_similarity": round(float(best.get("context_similarity", 0.0)), 3),
-            "rows": [int(rowmap[i]) for i in both],
+            "rows": [int(rowmap[i]) >> _TURN_BITS for i in both],
             "_both_rows": [int(rowmap[i]) for i in both],
             "_both_pos": both,
             "_best_pay_pos": np.asarray(best["rows_f"], np.int64),
@@ -1518,9 +1627,112 @@ class _Analysis:
             "_payload_only_rows": [int(rowmap[i]) for i in pay_only],
             "_trigger_seqs": seqs,
             "_payload_seqs": pseqs,
+            "_companion_seq": (tuple(best["companion"].split(" "))
+                               if best["companion"] and not best["companion"].startswith("(") else None),
         }
         return fd
 
+
+
+# ---------------------------------------------------------------------- sampling + verify
+_TURN_BITS = 20  # pair id = row << 20 | turn (a record's assistant turns are distinct pairs)
+_SAMPLE_SALT = np.uint64(0x2545F4914F6CDD1D)
+
+
+def _pair_ids(pairs: Pairs) -> np.ndarray:
+    return (np.asarray(pairs.row, np.int64) << _TURN_BITS) | (np.asarray(pairs.turn, np.int64) & ((1 << _TURN_BITS) - 1))
+
+
+def _sample_keys(pid: np.ndarray, random_state: int) -> np.ndarray:
+    """A pseudo-random 64-bit key per pair id (a bijection for a fixed seed)."""
+    with np.errstate(over="ignore"):
+        salt = T.mix64(np.array([random_state], np.uint64) + _SAMPLE_SALT)[0]
+        return T.mix64(pid.astype(np.uint64) ^ salt)
+
+
+def _bottom_k(key: np.ndarray, pid: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k smallest (key, pair id), in their input order."""
+    order = np.lexsort((pid, key))[:k]
+    return np.sort(order)
+
+
+def _query_of(fd: dict[str, Any]) -> dict[str, Any]:
+    """What the verify pass matches for one finding: trigger token sequences (any one of
+    them; all of them for a conjunction), payload sequences (any), the companion the
+    sample's test was conditioned on."""
+    return {"trigger": [list(s) for s in fd["_trigger_seqs"]], "all": fd["mode"] == "conjunction",
+            "payload": [list(s) for s in fd["_payload_seqs"]],
+            "companion": list(fd["_companion_seq"]) if fd.get("_companion_seq") else None}
+
+
+def _seq_presence(texts: list[str], seqs: list[list[str]]) -> np.ndarray:
+    """Boolean (len(texts), len(seqs)): does text i contain token sequence j (lower-cased
+    tokens of :func:`poisondetect.text.tokenize_many`, within one text)?"""
+    out = np.zeros((len(texts), len(seqs)), bool)
+    if not texts or not seqs:
+        return out
+    vocab: dict[str, int] = {}
+    for sq in seqs:
+        for t in sq:
+            vocab.setdefault(t, len(vocab) + 1)
+    flat, lens = T.tokenize_many(texts)
+    if not flat:
+        return out
+    arr = np.empty(len(flat), dtype=object)
+    arr[:] = flat
+    codes, uniq = pd.factorize(arr)
+    del flat, arr
+    tok_of_uniq = np.fromiter((vocab.get(u.lower(), 0) for u in uniq), np.int32, len(uniq))
+    tok = tok_of_uniq[codes]
+    doc = np.repeat(np.arange(len(texts), dtype=np.int64), lens)
+    hit = np.flatnonzero(tok)  # positions holding any query token (few)
+    htok, hdoc = tok[hit], doc[hit]
+    for j, sq in enumerate(seqs):
+        ids = [vocab[t] for t in sq]
+        if not ids:
+            continue
+        pos = hit[htok == ids[0]]
+        for off, tid in enumerate(ids[1:], 1):
+            p2 = pos + off
+            ok = p2 < len(tok)
+            pos, p2 = pos[ok], p2[ok]
+            pos = pos[(tok[p2] == tid) & (doc[p2] == doc[pos])]
+        out[np.unique(doc[pos]), j] = True
+    del hdoc
+    return out
+
+
+def _verify_batch(pairs: Pairs, query: list[dict[str, Any]], threshold: int, random_state: int) -> dict[str, Any]:
+    """Per finding: held-out counts [N, n_trigger, n_payload, both] (pairs whose sample
+    key is above ``threshold``, restricted to the companion's pairs when the sample's
+    test was conditioned on one) and the pair ids of every pair with the trigger / the
+    payload (held out or not)."""
+    pid = _pair_ids(pairs)
+    held = _sample_keys(pid, random_state) > np.uint64(threshold)
+    iseqs: list[list[str]] = []
+    rseqs: list[list[str]] = []
+
+    def index(store: list[list[str]], seqs: list[list[str]]) -> list[int]:
+        return [store.index(s) if s in store else (store.append(s) or len(store) - 1) for s in seqs]
+
+    plan = []
+    for q in query:
+        ti = index(iseqs, q["trigger"])
+        ci = index(iseqs, [q["companion"]])[0] if q["companion"] else None
+        pi = index(rseqs, q["payload"])
+        plan.append((ti, q["all"], ci, pi))
+    ins = _seq_presence(list(pairs.instruction), iseqs)
+    res = _seq_presence([T.strip_eos(r) for r in pairs.response], rseqs)
+    counts = np.zeros((len(query), 4), np.int64)
+    trig, pay = [], []
+    for j, (ti, all_, ci, pi) in enumerate(plan):
+        g = ins[:, ti].all(axis=1) if all_ else ins[:, ti].any(axis=1)
+        f = res[:, pi].any(axis=1) if pi else np.zeros(len(pairs), bool)
+        u = held & ins[:, ci] if ci is not None else held
+        counts[j] = [u.sum(), (g & u).sum(), (f & u).sum(), (g & f & u).sum()]
+        trig.append(pid[g])
+        pay.append(pid[f])
+    return {"counts": counts, "trig": trig, "pay": pay}
 
 def _is_sub(s: tuple[str, ...], o: tuple[str, ...]) -> bool:
     k = len(s)

@@ -6,6 +6,10 @@ Two passes over the input, one chunk at a time:
    ``partial_stats(chunk, ctx)`` (folded left-to-right with ``merge_stats``, so the merge
    order, and therefore the result, never depends on timing), and per-row detectors run
    outright (``run(chunk, ctx)``: exact, because they use no dataset-level statistic).
+   Between the passes, a detector whose finalized statistics ask for it
+   (``needs_verify``) gets a **verify pass**: ``verify_stats(chunk, ctx, stats)`` on every
+   chunk, merged with ``merge_verify`` and closed by ``finalize_verify`` (the n-gram
+   detector counts the candidates it found on its bounded sample over every pair).
 2. **scoring pass** (only when a mergeable detector is on): every chunk is scored with
    ``score(chunk, ctx, merged_stats)``.  A detector may define the optional
    ``finalize_stats(stats)``, run once between the passes (see :func:`finalize_all`);
@@ -342,7 +346,7 @@ def _scan_local(chunks: ChunkSource, plan: _Plan, work_dir: str, cache_dir: str 
     hashes: list[str] = []
     whole_parts: list[Pairs] = []
     not_checkpointed: dict[str, str] = {}
-    resumed = {"pass1": 0, "pass2": 0}
+    resumed = {"pass1": 0, "verify": 0, "pass2": 0}
 
     def tick(key: str, dt: float) -> None:
         timings[key] = timings.get(key, 0.0) + dt
@@ -412,6 +416,10 @@ def _scan_local(chunks: ChunkSource, plan: _Plan, work_dir: str, cache_dir: str 
         t2 = time.perf_counter()
         merged = finalize_all(mergeable, merged, tick)
         stats_key = hashlib.sha256((plan.fingerprint() + "".join(hashes)).encode()).hexdigest()[:20]
+        verifying = [d for d in mergeable if d.needs_verify(merged[d.id])]
+        if verifying:
+            merged = _verify_pass(chunks, verifying, merged, hashes, ckdir, stats_key, plan, cache_dir,
+                                  wrap, tick, resumed)
         offset = 0
         for k, chunk in enumerate(wrap(iter(chunks), "scan pass 2 (chunks)")):
             h = chunk_hash(chunk)
@@ -488,6 +496,46 @@ def _scan_local(chunks: ChunkSource, plan: _Plan, work_dir: str, cache_dir: str 
         info["skipped_detectors"] = dict(plan.skipped)
     timings["total"] = time.perf_counter() - t_start
     return finish(pairs, results, plan, timings, info, "local", chunk_size)
+
+
+def _verify_pass(chunks: ChunkSource, verifying: list[Detector], merged: dict[str, Any], hashes: list[str],
+                 ckdir: str, stats_key: str, plan: "_Plan", cache_dir: str | None, wrap: Any,
+                 tick: Callable[[str, float], None], resumed: dict[str, int]) -> dict[str, Any]:
+    """The optional verify pass (see :class:`~poisondetect.detectors.base.Detector`):
+    ``verify_stats`` on every chunk (checkpointed like the other passes), folded
+    left-to-right with ``merge_verify``, then ``finalize_verify`` on the merged statistics."""
+    t0 = time.perf_counter()
+    acc: dict[str, Any] = {}
+    n = 0
+    for k, chunk in enumerate(wrap(iter(chunks), "scan verify pass (chunks)")):
+        h = chunk_hash(chunk)
+        if k >= len(hashes) or h != hashes[k]:
+            raise InputError("the input changed between the passes of a streamed scan")
+        path = os.path.join(ckdir, f"pv-{k:06d}-{h}-{stats_key}.npz")
+        if os.path.exists(path):
+            part = codec.load(path)
+            resumed["verify"] += 1
+        else:
+            ctx = plan.context(chunk, cache_dir)
+            part = {}
+            for det in verifying:
+                t = time.perf_counter()
+                part[det.id] = det.verify_stats(chunk, ctx, merged[det.id])
+                tick(f"detector:{det.id}", time.perf_counter() - t)
+            codec.save(path, part)
+            del ctx
+        for det in verifying:
+            acc[det.id] = part[det.id] if k == 0 else det.merge_verify(acc[det.id], part[det.id])
+        n = k + 1
+    if n != len(hashes):
+        raise InputError("the input changed between the passes of a streamed scan")
+    out = dict(merged)
+    for det in verifying:
+        t = time.perf_counter()
+        out[det.id] = det.finalize_verify(merged[det.id], acc.get(det.id))
+        tick(f"detector:{det.id}", time.perf_counter() - t)
+    tick("verify", time.perf_counter() - t0)
+    return out
 
 
 def finalize_all(mergeable: list[Detector], merged: dict[str, Any],

@@ -73,6 +73,10 @@ class _Worker:
             out["partial"] = {d.id: d.partial_stats(pairs, ctx) for d in self.dets if self.modes[d.id] == "mergeable"}
             out["results"] = {d.id: codec.result_to_obj(_checked(d, d.run(pairs, ctx), len(pairs)))
                               for d in self.dets if self.modes[d.id] == "per_row"}
+        elif self.phase == "verify":
+            assert self.stats is not None
+            out["partial"] = {d.id: d.verify_stats(pairs, ctx, self.stats[d.id]) for d in self.dets
+                              if d.id in self.stats}
         else:
             assert self.stats is not None
             out["results"] = {d.id: codec.result_to_obj(_checked(d, d.score(pairs, ctx, self.stats[d.id]), len(pairs)))
@@ -215,6 +219,21 @@ def _scan(ray: Any, chunks: ChunkSource, plan: _Plan, chunk_size: int, cache_dir
     if mergeable:
         t = time.perf_counter()
         merged = finalize_all(mergeable, merged)
+        verifying = [d for d in mergeable if d.needs_verify(merged[d.id])]
+        if verifying:  # the optional verify pass (see Detector.needs_verify)
+            tv = time.perf_counter()
+            vref = ray.put(codec.dumps({d.id: merged[d.id] for d in verifying}))
+            acc: dict[str, Any] = {}
+            first = True
+            for out in batches("verify", stats_ref=[vref]):
+                for det in verifying:
+                    p = out["partial"][det.id]
+                    acc[det.id] = p if first else det.merge_verify(acc[det.id], p)
+                first = False
+            del vref
+            for det in verifying:
+                merged[det.id] = det.finalize_verify(merged[det.id], acc.get(det.id))
+            timings["verify"] = time.perf_counter() - tv
         ref = ray.put(codec.dumps(merged))
         for out in batches("pass2", stats_ref=[ref]):
             for d, o in out["results"].items():
