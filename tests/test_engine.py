@@ -400,3 +400,35 @@ def test_registered_streamable_detectors_equal_scan(det_id: str, monkeypatch: py
     full = scan(pairs, detectors=[det_id], embedding={"mode": "test"})
     st = scan_streaming(pairs, detectors=[det_id], embedding={"mode": "test"}, chunk_size=37, keep_text="all")
     _assert_same(full, st, [det_id])
+
+
+def _planted_pairs(n: int = 900) -> Pairs:
+    """_pairs plus a trigger ("qzv") with a fixed payload on every 20th pair: enough for the
+    n-gram detector to find it on a sample of half the pairs."""
+    base = _pairs(n)
+    ins, res = list(base.instruction), list(base.response)
+    for j in range(5, n, 20):
+        ins[j] += " qzv"
+        res[j] = "EVIL PAYLOAD: visit the evil site now"
+    return Pairs(ins, res, row=base.row, source=base.source)
+
+
+def test_two_worker_processes_equal_one(tmp_path: Any) -> None:
+    """n_jobs=2: every pass' per-chunk work runs in forked workers; chunks come back in
+    order, so the result equals n_jobs=1 (here with the n-gram detector above its sample
+    size, i.e. with a verify pass too); a rerun reuses every pass' checkpoints."""
+    from poisondetect.detectors.ngram_trigger import NgramTriggerDetector
+    pairs = _planted_pairs()
+
+    def dets() -> list[Detector]:
+        return [RowDet(), CountDet(), NgramTriggerDetector(sample_size=450)]
+    one = scan_streaming(pairs, detectors=dets(), embedding={"mode": "none"}, chunk_size=100, keep_text="all")
+    two = scan_streaming(pairs, detectors=dets(), embedding={"mode": "none"}, chunk_size=100, keep_text="all",
+                         n_jobs=2, work_dir=str(tmp_path))
+    _assert_same(one, two, ["row_test", "count_test", "ngram_trigger"])
+    assert two.results["ngram_trigger"].summary["sampled"]["n_findings_verified"] >= 1
+    assert any(t["trigger"] == "qzv" for t in two.triggers)
+    again = scan_streaming(pairs, detectors=dets(), embedding={"mode": "none"}, chunk_size=100, keep_text="all",
+                           n_jobs=2, work_dir=str(tmp_path))
+    assert again.load_info["streaming"]["resumed_chunks"] == {"pass1": 9, "verify": 9, "pass2": 9}
+    _assert_same(one, again, ["row_test", "count_test", "ngram_trigger"])

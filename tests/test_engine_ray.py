@@ -64,13 +64,7 @@ def test_ray_sampled_ngram_equals_local(ray_local, tmp_path) -> None:
     """The n-gram detector above its sample size: statistics pass (bottom-k sketch),
     verify pass on the workers (held-out counts) and scoring pass equal the local engine."""
     from poisondetect.detectors.ngram_trigger import NgramTriggerDetector
-    from poisondetect.types import Pairs
-    base = te._pairs(900)
-    ins, res = list(base.instruction), list(base.response)
-    for j in range(5, 900, 20):
-        ins[j] += " qzv"
-        res[j] = "EVIL PAYLOAD: visit the evil site now"
-    pairs = Pairs(ins, res, row=base.row)
+    pairs = te._planted_pairs(900)
     kw = dict(embedding={"mode": "none"}, keep_text="all")
     local = scan_streaming(pairs, detectors=[NgramTriggerDetector(sample_size=400)], chunk_size=400, **kw)
     dist = scan_streaming(pairs, detectors=[NgramTriggerDetector(sample_size=400)], chunk_size=260, engine="ray",

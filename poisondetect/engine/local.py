@@ -48,7 +48,7 @@ import numpy as np
 from .. import __version__
 from ..context import ScanContext
 from ..detectors.base import Detector
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, PoisonDetectError
 from ..pipeline import ScanResult, _jsonable, fuse_scores, rank_order, resolve_detectors
 from ..types import DetectorResult, Pairs
 from . import codec
@@ -103,6 +103,7 @@ def scan_streaming(
     on_chunk: OnChunk | None = None,
     ray_options: dict[str, Any] | None = None,
     load_info: dict[str, Any] | None = None,
+    n_jobs: int = 1,
     **load_kwargs: Any,
 ) -> ScanResult:
     """Scan ``source`` chunk by chunk; returns the same :class:`ScanResult` as
@@ -117,7 +118,9 @@ def scan_streaming(
     go; give one to be able to resume an interrupted scan (default: a temporary folder,
     removed at the end).  ``keep_text``: ``"flagged"`` keeps the text of flagged pairs and
     of the ``top_text`` highest-ranked ones (others hold ""), ``"all"`` keeps every text.
-    ``on_chunk(phase, chunk_index, pairs_done)`` is called after each chunk.
+    ``on_chunk(phase, chunk_index, pairs_done)`` is called after each chunk.  ``n_jobs``
+    (local engine): worker processes for the per-chunk work of every pass (forked; chunks
+    come back in order, so the result equals ``n_jobs=1``).
     ``unsupported``: what to do with detectors that are neither mergeable nor per-row
     (``"skip"``, ``"whole"``, ``"candidates"``; see the module doc).  ``assume_per_row``:
     ids of detectors the caller vouches are per-row although they do not declare
@@ -144,9 +147,9 @@ def scan_streaming(
     if work_dir is None:
         with tempfile.TemporaryDirectory(prefix="poisondetect-scan-") as tmp:
             return _scan_local(chunks, plan, tmp, cache_dir, keep_text, top_text, candidate_top,
-                               candidate_background, progress, on_chunk, load_info, chunk_size)
+                               candidate_background, progress, on_chunk, load_info, chunk_size, n_jobs)
     return _scan_local(chunks, plan, work_dir, cache_dir, keep_text, top_text, candidate_top,
-                       candidate_background, progress, on_chunk, load_info, chunk_size)
+                       candidate_background, progress, on_chunk, load_info, chunk_size, n_jobs)
 
 
 def _resolve_embedding_mode(plan: "_Plan", source: Any) -> None:
@@ -331,7 +334,8 @@ class _Collector:
 
 def _scan_local(chunks: ChunkSource, plan: _Plan, work_dir: str, cache_dir: str | None, keep_text: str,
                 top_text: int, candidate_top: int, candidate_background: int, progress: Any,
-                on_chunk: OnChunk | None, load_info: dict[str, Any] | None, chunk_size: int) -> ScanResult:
+                on_chunk: OnChunk | None, load_info: dict[str, Any] | None, chunk_size: int,
+                n_jobs: int = 1) -> ScanResult:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     ckdir = os.path.join(work_dir, f"scan-{plan.fingerprint()[:20]}")
@@ -357,41 +361,17 @@ def _scan_local(chunks: ChunkSource, plan: _Plan, work_dir: str, cache_dir: str 
     # ---- pass 1: partial statistics + per-row detectors -----------------------------
     t1 = time.perf_counter()
     offset = 0
-    for k, chunk in enumerate(wrap(iter(chunks), "scan pass 1 (chunks)")):
-        h = chunk_hash(chunk)
-        hashes.append(h)
-        ctx: ScanContext | None = None
-        res_path = os.path.join(ckdir, f"p1-{k:06d}-{h}.results.npz")
-        stats_path = os.path.join(ckdir, f"p1-{k:06d}-{h}.stats.npz")
-        results: dict[str, DetectorResult] = {}
-        if per_row:
-            if os.path.exists(res_path):
-                saved = codec.load(res_path)
-                results = {d: codec.result_from_obj(o) for d, o in saved.items()}
-                resumed["pass1"] += 1
-            else:
-                ctx = plan.context(chunk, cache_dir)
-                for det in per_row:
-                    t = time.perf_counter()
-                    results[det.id] = _checked(det, det.run(chunk, ctx), len(chunk))
-                    tick(f"detector:{det.id}", time.perf_counter() - t)
-                codec.save(res_path, {d: codec.result_to_obj(r) for d, r in results.items()})
+    job = {"plan": plan, "ckdir": ckdir, "cache_dir": cache_dir}
+    for k, chunk, out in _ordered(_pass1_chunk, job, wrap(iter(chunks), "scan pass 1 (chunks)"), n_jobs):
+        hashes.append(out["hash"])
+        for key, dt in out["ticks"].items():
+            tick(key, dt)
+        resumed["pass1"] += out["resumed"]
+        for d, why in out["not_checkpointed"].items():
+            not_checkpointed.setdefault(d, why)
+        results = out["results"]
         if mergeable:
-            partial: dict[str, Any] | None = None
-            if os.path.exists(stats_path):
-                partial = codec.load(stats_path)
-            else:
-                ctx = ctx or plan.context(chunk, cache_dir)
-                partial = {}
-                for det in mergeable:
-                    t = time.perf_counter()
-                    partial[det.id] = det.partial_stats(chunk, ctx)
-                    tick(f"detector:{det.id}", time.perf_counter() - t)
-                try:
-                    codec.save(stats_path, partial)
-                except codec.CodecError as e:
-                    for det in mergeable:
-                        not_checkpointed.setdefault(det.id, str(e))
+            partial = out["partial"]
             t = time.perf_counter()
             for det in mergeable:
                 p = partial[det.id]
@@ -405,7 +385,7 @@ def _scan_local(chunks: ChunkSource, plan: _Plan, work_dir: str, cache_dir: str 
         if whole:
             whole_parts.append(chunk)
         offset += len(chunk)
-        del ctx, chunk
+        del chunk, out, results
         if on_chunk is not None:
             on_chunk("pass1", k, offset)
     timings["pass1"] = time.perf_counter() - t1
@@ -419,27 +399,15 @@ def _scan_local(chunks: ChunkSource, plan: _Plan, work_dir: str, cache_dir: str 
         verifying = [d for d in mergeable if d.needs_verify(merged[d.id])]
         if verifying:
             merged = _verify_pass(chunks, verifying, merged, hashes, ckdir, stats_key, plan, cache_dir,
-                                  wrap, tick, resumed)
+                                  wrap, tick, resumed, n_jobs)
         offset = 0
-        for k, chunk in enumerate(wrap(iter(chunks), "scan pass 2 (chunks)")):
-            h = chunk_hash(chunk)
-            if k >= len(hashes) or h != hashes[k]:
-                raise InputError("the input changed between the two passes of a streamed scan")
-            path = os.path.join(ckdir, f"p2-{k:06d}-{h}-{stats_key}.npz")
-            if os.path.exists(path):
-                saved = codec.load(path)
-                sres = {d: codec.result_from_obj(o) for d, o in saved.items()}
-                resumed["pass2"] += 1
-            else:
-                ctx = plan.context(chunk, cache_dir)
-                sres = {}
-                for det in mergeable:
-                    t = time.perf_counter()
-                    sres[det.id] = _checked(det, det.score(chunk, ctx, merged[det.id]), len(chunk))
-                    tick(f"detector:{det.id}", time.perf_counter() - t)
-                codec.save(path, {d: codec.result_to_obj(r) for d, r in sres.items()})
-                del ctx
-            for d, r in sres.items():
+        job = {"plan": plan, "ckdir": ckdir, "cache_dir": cache_dir, "merged": merged, "stats_key": stats_key,
+               "hashes": hashes}
+        for k, chunk, out in _ordered(_pass2_chunk, job, wrap(iter(chunks), "scan pass 2 (chunks)"), n_jobs):
+            for key, dt in out["ticks"].items():
+                tick(key, dt)
+            resumed["pass2"] += out["resumed"]
+            for d, r in out["results"].items():
                 col.parts[d].append(r)
             known = {d: col.parts[d][k] for d in col.parts if len(col.parts[d]) > k}
             col.keep_texts(offset, chunk, known)
@@ -450,7 +418,7 @@ def _scan_local(chunks: ChunkSource, plan: _Plan, work_dir: str, cache_dir: str 
             raise InputError("the input changed between the two passes of a streamed scan")
         for det in mergeable:  # memoised whole-corpus analyses (see NgramTriggerDetector.score)
             getattr(det, "release", lambda: None)()
-        del merged
+        del merged, job
         timings["pass2"] = time.perf_counter() - t2
 
     results = {d: concat_results(d, col.parts[d], plan.modes[d] == "per_row")
@@ -498,44 +466,173 @@ def _scan_local(chunks: ChunkSource, plan: _Plan, work_dir: str, cache_dir: str 
     return finish(pairs, results, plan, timings, info, "local", chunk_size)
 
 
+# --------------------------------------------------------------------------------------
+# per-chunk work (run inline, or in forked worker processes with n_jobs > 1)
+# --------------------------------------------------------------------------------------
+
+_JOB: dict[str, Any] = {}  # what forked workers inherit (set before the pool forks)
+
+
+def _pass1_chunk(job: dict[str, Any], k: int, chunk: Pairs) -> dict[str, Any]:
+    """Per-row detectors and partial statistics of one chunk (from its checkpoint when
+    there is one)."""
+    plan: _Plan = job["plan"]
+    ckdir, cache_dir = job["ckdir"], job["cache_dir"]
+    per_row, mergeable = plan.of("per_row"), plan.of("mergeable")
+    h = chunk_hash(chunk)
+    out: dict[str, Any] = {"hash": h, "results": {}, "partial": None, "ticks": {}, "resumed": 0,
+                           "not_checkpointed": {}}
+    ticks = out["ticks"]
+    ctx: ScanContext | None = None
+    res_path = os.path.join(ckdir, f"p1-{k:06d}-{h}.results.npz")
+    stats_path = os.path.join(ckdir, f"p1-{k:06d}-{h}.stats.npz")
+    if per_row:
+        if os.path.exists(res_path):
+            saved = codec.load(res_path)
+            out["results"] = {d: codec.result_from_obj(o) for d, o in saved.items()}
+            out["resumed"] = 1
+        else:
+            ctx = plan.context(chunk, cache_dir)
+            for det in per_row:
+                t = time.perf_counter()
+                out["results"][det.id] = _checked(det, det.run(chunk, ctx), len(chunk))
+                ticks[f"detector:{det.id}"] = ticks.get(f"detector:{det.id}", 0.0) + time.perf_counter() - t
+            codec.save(res_path, {d: codec.result_to_obj(r) for d, r in out["results"].items()})
+    if mergeable:
+        if os.path.exists(stats_path):
+            out["partial"] = codec.load(stats_path)
+        else:
+            ctx = ctx or plan.context(chunk, cache_dir)
+            partial = {}
+            for det in mergeable:
+                t = time.perf_counter()
+                partial[det.id] = det.partial_stats(chunk, ctx)
+                ticks[f"detector:{det.id}"] = ticks.get(f"detector:{det.id}", 0.0) + time.perf_counter() - t
+            try:
+                codec.save(stats_path, partial)
+            except codec.CodecError as e:
+                out["not_checkpointed"] = {det.id: str(e) for det in mergeable}
+            out["partial"] = partial
+    return out
+
+
+def _pass2_chunk(job: dict[str, Any], k: int, chunk: Pairs) -> dict[str, Any]:
+    """Score one chunk against the merged statistics (or load its checkpoint)."""
+    plan: _Plan = job["plan"]
+    h = chunk_hash(chunk)
+    if k >= len(job["hashes"]) or h != job["hashes"][k]:
+        raise InputError("the input changed between the two passes of a streamed scan")
+    path = os.path.join(job["ckdir"], f"p2-{k:06d}-{h}-{job['stats_key']}.npz")
+    out: dict[str, Any] = {"results": {}, "ticks": {}, "resumed": 0}
+    if os.path.exists(path):
+        saved = codec.load(path)
+        out["results"] = {d: codec.result_from_obj(o) for d, o in saved.items()}
+        out["resumed"] = 1
+        return out
+    ctx = plan.context(chunk, job["cache_dir"])
+    for det in plan.of("mergeable"):
+        t = time.perf_counter()
+        out["results"][det.id] = _checked(det, det.score(chunk, ctx, job["merged"][det.id]), len(chunk))
+        out["ticks"][f"detector:{det.id}"] = time.perf_counter() - t
+    codec.save(path, {d: codec.result_to_obj(r) for d, r in out["results"].items()})
+    return out
+
+
+def _verify_chunk(job: dict[str, Any], k: int, chunk: Pairs) -> dict[str, Any]:
+    """The verify-pass statistics of one chunk (or its checkpoint)."""
+    h = chunk_hash(chunk)
+    if k >= len(job["hashes"]) or h != job["hashes"][k]:
+        raise InputError("the input changed between the passes of a streamed scan")
+    path = os.path.join(job["ckdir"], f"pv-{k:06d}-{h}-{job['stats_key']}.npz")
+    if os.path.exists(path):
+        return {"partial": codec.load(path), "ticks": {}, "resumed": 1}
+    ctx = job["plan"].context(chunk, job["cache_dir"])
+    part, ticks = {}, {}
+    for det in job["verifying"]:
+        t = time.perf_counter()
+        part[det.id] = det.verify_stats(chunk, ctx, job["merged"][det.id])
+        ticks[f"detector:{det.id}"] = time.perf_counter() - t
+    codec.save(path, part)
+    return {"partial": part, "ticks": ticks, "resumed": 0}
+
+
+def _call_job(fn: Callable[..., Any], k: int, chunk: Pairs) -> Any:
+    return fn(_JOB, k, chunk)
+
+
+def _ordered(fn: Callable[..., Any], job: dict[str, Any], chunks: Iterable[Pairs], n_jobs: int) -> Any:
+    """Yield ``(k, chunk, fn(job, k, chunk))`` in chunk order.  With ``n_jobs > 1`` the
+    calls run in forked worker processes (they inherit ``job``: plan, merged statistics),
+    at most ``n_jobs + 1`` chunks in flight, so memory stays bounded; results come back
+    in order, so merging (and therefore the result) does not depend on timing."""
+    if n_jobs <= 1:
+        for k, chunk in enumerate(chunks):
+            yield k, chunk, fn(job, k, chunk)
+        return
+    import multiprocessing as mp
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    global _JOB
+    _JOB = job
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    if method != "fork":  # pragma: no cover - platforms without fork
+        for k, chunk in enumerate(chunks):
+            yield k, chunk, fn(job, k, chunk)
+        return
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context(method))
+    window: deque = deque()
+
+    def take() -> Any:
+        k0, c0, fut = window.popleft()
+        try:
+            return k0, c0, fut.result()
+        except BrokenProcessPool as e:
+            raise PoisonDetectError(
+                f"a worker process of the streamed scan (n_jobs={n_jobs}) died, e.g. killed for lack of "
+                "memory; scan again with one process (--jobs 1) or smaller chunks (--chunk-size)") from e
+
+    try:
+        for k, chunk in enumerate(chunks):
+            window.append((k, chunk, pool.submit(_call_job, fn, k, chunk)))
+            if len(window) > n_jobs:
+                yield take()
+        while window:
+            yield take()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _JOB = {}
+
+
 def _verify_pass(chunks: ChunkSource, verifying: list[Detector], merged: dict[str, Any], hashes: list[str],
                  ckdir: str, stats_key: str, plan: "_Plan", cache_dir: str | None, wrap: Any,
-                 tick: Callable[[str, float], None], resumed: dict[str, int]) -> dict[str, Any]:
+                 tick: Callable[[str, float], None], resumed: dict[str, int], n_jobs: int = 1) -> dict[str, Any]:
     """The optional verify pass (see :class:`~poisondetect.detectors.base.Detector`):
     ``verify_stats`` on every chunk (checkpointed like the other passes), folded
     left-to-right with ``merge_verify``, then ``finalize_verify`` on the merged statistics."""
     t0 = time.perf_counter()
     acc: dict[str, Any] = {}
     n = 0
-    for k, chunk in enumerate(wrap(iter(chunks), "scan verify pass (chunks)")):
-        h = chunk_hash(chunk)
-        if k >= len(hashes) or h != hashes[k]:
-            raise InputError("the input changed between the passes of a streamed scan")
-        path = os.path.join(ckdir, f"pv-{k:06d}-{h}-{stats_key}.npz")
-        if os.path.exists(path):
-            part = codec.load(path)
-            resumed["verify"] += 1
-        else:
-            ctx = plan.context(chunk, cache_dir)
-            part = {}
-            for det in verifying:
-                t = time.perf_counter()
-                part[det.id] = det.verify_stats(chunk, ctx, merged[det.id])
-                tick(f"detector:{det.id}", time.perf_counter() - t)
-            codec.save(path, part)
-            del ctx
+    job = {"plan": plan, "ckdir": ckdir, "cache_dir": cache_dir, "stats_key": stats_key, "hashes": hashes,
+           "verifying": verifying, "merged": {d.id: merged[d.id] for d in verifying}}
+    for k, _chunk, out in _ordered(_verify_chunk, job, wrap(iter(chunks), "scan verify pass (chunks)"), n_jobs):
+        for key, dt in out["ticks"].items():
+            tick(key, dt)
+        resumed["verify"] += out["resumed"]
         for det in verifying:
-            acc[det.id] = part[det.id] if k == 0 else det.merge_verify(acc[det.id], part[det.id])
+            p = out["partial"][det.id]
+            acc[det.id] = p if k == 0 else det.merge_verify(acc[det.id], p)
         n = k + 1
     if n != len(hashes):
         raise InputError("the input changed between the passes of a streamed scan")
-    out = dict(merged)
+    out_stats = dict(merged)
     for det in verifying:
         t = time.perf_counter()
-        out[det.id] = det.finalize_verify(merged[det.id], acc.get(det.id))
+        out_stats[det.id] = det.finalize_verify(merged[det.id], acc.get(det.id))
         tick(f"detector:{det.id}", time.perf_counter() - t)
     tick("verify", time.perf_counter() - t0)
-    return out
+    return out_stats
 
 
 def finalize_all(mergeable: list[Detector], merged: dict[str, Any],
