@@ -156,10 +156,15 @@ def main() -> None:
               help="Pairs per chunk for --engine local/ray.")
 @click.option("--work-dir", type=click.Path(file_okay=False), default=None,
               help="Checkpoint folder for --engine local: a killed scan restarted with it resumes.")
+@click.option("--global-detectors", "global_detectors", type=click.Choice(["candidates", "skip", "whole"]),
+              default="candidates", show_default=True,
+              help="--engine local/ray: detectors that need the whole dataset (embedding clusters, kNN) run on "
+                   "candidates (flagged + top 2,000 + a 20,000-pair background sample), are skipped, or run on "
+                   "the whole input (held in memory).")
 @click.option("--jobs", type=click.Choice(["auto", "1", "2"]), default="auto", show_default=True,
-              help="Processes for --engine memory: 1, or 2 to run the text-only detectors (n-gram test, "
-                   "secrets) beside the embedding-based ones (same results); auto = 2 from 5,000 pairs on a "
-                   "machine with >= 2 CPUs.")
+              help="Processes. --engine memory: 2 runs the text-only detectors (n-gram test, secrets) beside the "
+                   "embedding-based ones; --engine local: 2 runs each pass' chunks in two worker processes. Same "
+                   "results either way; auto = 2 from 5,000 pairs (local: always) on a machine with >= 2 CPUs.")
 @click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: str | None,
@@ -169,7 +174,7 @@ def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: s
              embedding_mode: str, device: str | None, cache_dir: str | None, seed: int,
              report_path: str | None, split_dir: str | None, redact: bool, baseline: str | None,
              fail_on: str, top: int, engine: str, chunk_size: int, work_dir: str | None,
-             jobs: str, quiet: bool, no_progress: bool) -> None:
+             global_detectors: str, jobs: str, quiet: bool, no_progress: bool) -> None:
     """Scan INPUT (a file, a save_to_disk folder or a hub name) for poisoned pairs."""
     fail_mode, fail_threshold = _parse_fail_on(fail_on)
     detector_params = _parse_detector_params(params)
@@ -191,7 +196,10 @@ def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: s
             result = scan_streaming(input_path, chunk_size=chunk_size, engine=engine,
                                     detectors=_csv_list(detectors), disable=_csv_list(disable) or (),
                                     detector_params=detector_params, embedding=embedding, cache_dir=cache_dir,
-                                    random_state=seed, work_dir=work_dir, progress=progress, **load_kwargs)
+                                    random_state=seed, work_dir=work_dir, progress=progress,
+                                    unsupported=global_detectors,
+                                    **({"n_jobs": _n_jobs(jobs, None)} if engine == "local" else {}),
+                                    **load_kwargs)
             loaded = None
         else:
             result, loaded = _scan_in_memory(input_path, load_kwargs, detectors, disable, detector_params,
@@ -236,15 +244,21 @@ def _scan_in_memory(input_path: str, load_kwargs: dict[str, Any], detectors: str
     t0 = time.perf_counter()
     loaded = load(input_path, **load_kwargs)
     load_s = time.perf_counter() - t0
-    if jobs == "auto":
-        n_jobs = 2 if len(loaded.pairs) >= 5000 and (os.cpu_count() or 1) >= 2 else 1
-    else:
-        n_jobs = int(jobs)
+    n_jobs = _n_jobs(jobs, len(loaded.pairs))
     result = scan(loaded.pairs, detectors=_csv_list(detectors), disable=_csv_list(disable) or (),
                   detector_params=detector_params, embedding=embedding, cache_dir=cache_dir,
                   random_state=seed, progress=progress, load_info=loaded.info(), n_jobs=n_jobs)
     result.timings["load"] = load_s
     return result, loaded
+
+
+def _n_jobs(jobs: str, n_pairs: int | None) -> int:
+    """--jobs: auto = 2 on a machine with >= 2 CPUs when the input has >= 5,000 pairs
+    (a streamed input, n_pairs None, counts as large)."""
+    if jobs != "auto":
+        return int(jobs)
+    big = n_pairs is None or n_pairs >= 5000
+    return 2 if big and (os.cpu_count() or 1) >= 2 else 1
 
 
 def _exit_code(result: Any, mode: str, threshold: float) -> int:

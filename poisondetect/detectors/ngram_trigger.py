@@ -44,9 +44,25 @@ over the corpus):
    conjunction and family tried.  n-grams of one phrase (identical or nested row sets)
    are merged into one finding.
 
-Mergeable statistics: ``partial_stats`` is the tokenised batch (token hashes per row,
-stable across processes) and ``merge_stats`` concatenates two of them; ``score`` does
-all counting on the merged statistics.
+Mergeable statistics, bounded memory: ``partial_stats`` is a bottom-k sample sketch of
+the batch (the ``sample_size`` pairs with the smallest pseudo-random key, a 64-bit mix of
+the pair's row/turn and ``random_state``) and ``merge_stats`` keeps the bottom k of the
+union, so the sample never depends on how the input was chunked or sharded.
+``finalize_stats`` tokenises the sample and runs steps 1-6 on it, once.
+
+- Up to ``sample_size`` pairs (100,000 by default) the sample is the whole input and the
+  analysis is exact.
+- Above it, memory stays that of a ``sample_size`` analysis. Each finding of the sample
+  becomes a query for one more streamed pass (``verify_stats``). That pass counts, over
+  the held-out pairs (those outside the sample), the pairs with the trigger, with the
+  payload and with both, within the companion's pairs when the sample's test was
+  conditional. It also collects the trigger and payload pairs of the whole input.
+  ``finalize_verify`` then gives each finding a one-sided Fisher test on the held-out
+  counts and applies BH across the findings verified. The sample chose the findings and
+  the held-out pairs never took part in that choice, so these p-values are exact
+  (data splitting, as in step 5).
+- Sensitivity limit: a trigger must reach ``min_support`` rows *in the sample* to be
+  found. At 1M pairs and the default sample that is ~40 poisoned rows (0.004%).
 """
 from __future__ import annotations
 
