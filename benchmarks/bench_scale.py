@@ -168,6 +168,8 @@ def scan_one(args: argparse.Namespace) -> dict:
         "recall_flagged": round(float(flagged[y].mean()), 4) if k else None,
         "precision_flagged": round(float(y[flagged].mean()), 4) if flagged.any() else None,
         "n_flagged": int(flagged.sum()),
+        "flagged_by_detector": {d: {"flagged": int(r.flags.sum()), "poisoned": int(r.flags[y].sum())}
+                                for d, r in res.results.items()},
         "recall_at_k": round(float(y[top_k].mean()), 4) if k else None,
         "trigger_found": bool(set(truth["triggers"]) & {str(t).lower() for t in trig if t}
                               or any(any(tt.lower() in str(t).lower() for tt in truth["triggers"]) for t in trig)),
