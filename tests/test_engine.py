@@ -432,3 +432,27 @@ def test_two_worker_processes_equal_one(tmp_path: Any) -> None:
                            n_jobs=2, work_dir=str(tmp_path))
     assert again.load_info["streaming"]["resumed_chunks"] == {"pass1": 9, "verify": 9, "pass2": 9}
     _assert_same(one, again, ["row_test", "count_test", "ngram_trigger"])
+
+
+def test_resume_after_kill_in_verify_pass(tmp_path: Any) -> None:
+    """Killed during the n-gram detector's verify pass: the rerun reuses pass 1 and the
+    verify chunks done before the kill, and ends with the same result."""
+    from poisondetect.detectors.ngram_trigger import NgramTriggerDetector
+    pairs = _planted_pairs()
+
+    def dets() -> list[Detector]:
+        return [NgramTriggerDetector(sample_size=450)]
+    ref = scan_streaming(pairs, detectors=dets(), embedding={"mode": "none"}, chunk_size=100)
+
+    def killer(ph: str, i: int, done: int) -> None:
+        if ph == "verify" and i == 4:
+            raise _Kill
+
+    with pytest.raises(_Kill):
+        scan_streaming(pairs, detectors=dets(), embedding={"mode": "none"}, chunk_size=100,
+                       work_dir=str(tmp_path), on_chunk=killer)
+    again = scan_streaming(pairs, detectors=dets(), embedding={"mode": "none"}, chunk_size=100,
+                           work_dir=str(tmp_path))
+    assert again.load_info["streaming"]["resumed_chunks"] == {"pass1": 9, "verify": 5, "pass2": 0}
+    _assert_same(ref, again, ["ngram_trigger"])
+    assert any(t["trigger"] == "qzv" for t in again.triggers)

@@ -346,7 +346,10 @@ class NgramTriggerDetector(Detector):
         if n_sample < max(2 * self.min_support, 10):
             out.update(findings=[], summary={"reason": "too few pairs"})
             return out
+        import time
+        t0 = time.perf_counter()
         an = _Analysis(self, self._tokenised(stats))
+        an.timings["tokenise"] = round(time.perf_counter() - t0, 4)
         out["findings"] = an.run()
         out["summary"] = _summary_of(an)
         del an

@@ -399,7 +399,7 @@ def _scan_local(chunks: ChunkSource, plan: _Plan, work_dir: str, cache_dir: str 
         verifying = [d for d in mergeable if d.needs_verify(merged[d.id])]
         if verifying:
             merged = _verify_pass(chunks, verifying, merged, hashes, ckdir, stats_key, plan, cache_dir,
-                                  wrap, tick, resumed, n_jobs)
+                                  wrap, tick, resumed, n_jobs, on_chunk)
         offset = 0
         job = {"plan": plan, "ckdir": ckdir, "cache_dir": cache_dir, "merged": merged, "stats_key": stats_key,
                "hashes": hashes}
@@ -501,7 +501,9 @@ def _pass1_chunk(job: dict[str, Any], k: int, chunk: Pairs) -> dict[str, Any]:
     if mergeable:
         if os.path.exists(stats_path):
             out["partial"] = codec.load(stats_path)
+            out["resumed"] = 1 if (not per_row or out["resumed"]) else 0
         else:
+            out["resumed"] = 0
             ctx = ctx or plan.context(chunk, cache_dir)
             partial = {}
             for det in mergeable:
@@ -607,7 +609,8 @@ def _ordered(fn: Callable[..., Any], job: dict[str, Any], chunks: Iterable[Pairs
 
 def _verify_pass(chunks: ChunkSource, verifying: list[Detector], merged: dict[str, Any], hashes: list[str],
                  ckdir: str, stats_key: str, plan: "_Plan", cache_dir: str | None, wrap: Any,
-                 tick: Callable[[str, float], None], resumed: dict[str, int], n_jobs: int = 1) -> dict[str, Any]:
+                 tick: Callable[[str, float], None], resumed: dict[str, int], n_jobs: int = 1,
+                 on_chunk: OnChunk | None = None) -> dict[str, Any]:
     """The optional verify pass (see :class:`~poisondetect.detectors.base.Detector`):
     ``verify_stats`` on every chunk (checkpointed like the other passes), folded
     left-to-right with ``merge_verify``, then ``finalize_verify`` on the merged statistics."""
@@ -616,7 +619,8 @@ def _verify_pass(chunks: ChunkSource, verifying: list[Detector], merged: dict[st
     n = 0
     job = {"plan": plan, "ckdir": ckdir, "cache_dir": cache_dir, "stats_key": stats_key, "hashes": hashes,
            "verifying": verifying, "merged": {d.id: merged[d.id] for d in verifying}}
-    for k, _chunk, out in _ordered(_verify_chunk, job, wrap(iter(chunks), "scan verify pass (chunks)"), n_jobs):
+    done = 0
+    for k, chunk, out in _ordered(_verify_chunk, job, wrap(iter(chunks), "scan verify pass (chunks)"), n_jobs):
         for key, dt in out["ticks"].items():
             tick(key, dt)
         resumed["verify"] += out["resumed"]
@@ -624,6 +628,9 @@ def _verify_pass(chunks: ChunkSource, verifying: list[Detector], merged: dict[st
             p = out["partial"][det.id]
             acc[det.id] = p if k == 0 else det.merge_verify(acc[det.id], p)
         n = k + 1
+        done += len(chunk)
+        if on_chunk is not None:
+            on_chunk("verify", k, done)
     if n != len(hashes):
         raise InputError("the input changed between the passes of a streamed scan")
     out_stats = dict(merged)
