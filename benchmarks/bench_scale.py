@@ -201,8 +201,9 @@ def report() -> None:
     runs = [json.loads(x) for x in RUNS.read_text().splitlines() if x.strip()]
     latest: dict[tuple, dict] = {}
     for r in runs:  # latest run per (engine, n, detectors)
-        latest[(r["engine"], r["n"], tuple(r["detectors"]), r.get("jobs") or 1)] = r
-    rows = sorted(latest.values(), key=lambda r: (r["engine"], tuple(r["detectors"]), r["n"]))
+        latest[(r["engine"], r["n"], tuple(r["detectors"]), r.get("jobs") or 1, r.get("attack", "badnets"))] = r
+    rows = sorted(latest.values(), key=lambda r: (r.get("attack", "badnets") != "badnets", r.get("attack", ""),
+                                                  r["engine"], -len(r["detectors"]), tuple(r["detectors"]), r["n"]))
     lines = [
         "# Streaming scan: time and memory vs. pairs",
         "",
@@ -213,14 +214,14 @@ def report() -> None:
         "Memory: peak RSS of the scan's process; with worker processes (jobs 2) the peak of the summed PSS of "
         "the process and its workers (pages the forked workers share are counted once).",
         "",
-        "| date | engine | jobs | pairs | chunk | detectors (mode) | wall s | s / 1k pairs | peak memory MB | "
+        "| date | attack | engine | jobs | pairs | chunk | detectors (mode) | wall s | s / 1k pairs | peak memory MB | "
         "recall (flagged) | recall@k | flagged | trigger found | command |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         dets = ", ".join(f"{d} ({r['modes'].get(d, '?')})" for d in r["detectors"])
         lines.append(
-            f"| {r['date']} | {r['engine']} | {r.get('jobs') or 1} | {r['n']:,} | {r['chunk_size']:,} | {dets} | "
+            f"| {r['date']} | {r.get('attack', 'badnets')} | {r['engine']} | {r.get('jobs') or 1} | {r['n']:,} | {r['chunk_size']:,} | {dets} | "
             f"{r['wall_s']:.1f} | {1000 * r['wall_s'] / r['n']:.2f} | {_mem(r):.0f} | {r['recall_flagged']} | "
             f"{r['recall_at_k']} | "
             f"{r['n_flagged']} | {r['trigger_found']} | `{r['command']}` |")
@@ -232,6 +233,8 @@ def report() -> None:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
+        if r.get("attack", "badnets") != "badnets":
+            continue  # the plot: one attack, sizes 10k-1M
         groups.setdefault((r["engine"], tuple(r["detectors"]), r.get("jobs") or 1), []).append(r)
     for (eng, dets, jobs), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["n"])

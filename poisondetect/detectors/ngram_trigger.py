@@ -375,7 +375,7 @@ class NgramTriggerDetector(Detector):
             return b
         if b is None:
             return a
-        out = {"counts": a["counts"] + b["counts"]}
+        out = {"counts": a["counts"] + b["counts"], "n_held": a["n_held"] + b["n_held"]}
         for k in ("trig", "pay"):
             out[k] = [np.concatenate([x, y]) for x, y in zip(a[k], b[k])]
         return out
@@ -417,7 +417,7 @@ class NgramTriggerDetector(Detector):
         for k, fd in enumerate(kept):
             fd["id"] = f"ngram_trigger/{k}"
         out["findings"] = kept
-        out["verified"] = {"n_verified": len(fins), "n_held_out": int(c[0, 0]) if len(c) else 0,
+        out["verified"] = {"n_verified": len(fins), "n_held_out": int(verified["n_held"]),
                            "n_significant": len(kept)}
         return out
 
@@ -1751,7 +1751,7 @@ def _verify_batch(pairs: Pairs, query: list[dict[str, Any]], threshold: int, ran
         counts[j] = [u.sum(), (g & u).sum(), (f & u).sum(), (g & f & u).sum()]
         trig.append(pid[g])
         pay.append(pid[f])
-    return {"counts": counts, "trig": trig, "pay": pay}
+    return {"counts": counts, "n_held": int(held.sum()), "trig": trig, "pay": pay}
 
 def _is_sub(s: tuple[str, ...], o: tuple[str, ...]) -> bool:
     k = len(s)
