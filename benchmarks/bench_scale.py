@@ -130,7 +130,7 @@ def scan_one(args: argparse.Namespace) -> dict:
 
     path = WORK / f"scale_{args.n}_{args.attack}_s{args.seed}.jsonl"
     truth = json.loads((WORK / f"{path.stem}.truth.json").read_text())
-    from poisondetect.bench.metrics import measure
+    from poisondetect.bench.metrics import measure, trigger_recovery
 
     rss0 = _rss_mb()
     ray_opts = {"num_cpus": 2} if args.engine == "ray" else None
@@ -148,7 +148,7 @@ def scan_one(args: argparse.Namespace) -> dict:
     flagged = res.flagged
     k = len(pos)
     top_k = res.order[:k]
-    trig = {t.get("trigger") for t in res.triggers}
+    rec = trigger_recovery(res.triggers, truth["triggers"])
     out = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
@@ -171,8 +171,11 @@ def scan_one(args: argparse.Namespace) -> dict:
         "flagged_by_detector": {d: {"flagged": int(r.flags.sum()), "poisoned": int(r.flags[y].sum())}
                                 for d, r in res.results.items()},
         "recall_at_k": round(float(y[top_k].mean()), 4) if k else None,
-        "trigger_found": bool(set(truth["triggers"]) & {str(t).lower() for t in trig if t}
-                              or any(any(tt.lower() in str(t).lower() for tt in truth["triggers"]) for t in trig)),
+        # the harness' matching: normalised text or the same word tokens ("environment 95" for
+        # "Environment: 95"), conjunctions part by part
+        "trigger_found": bool(rec["any"]),
+        "trigger_recovered": rec["recovered"],
+        "triggers_reported": rec.get("top_reported", []),
         "n_trigger_reports": len(res.triggers),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
