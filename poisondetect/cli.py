@@ -161,6 +161,10 @@ def main() -> None:
               help="--engine local/ray: detectors that need the whole dataset (embedding clusters, kNN) run on "
                    "candidates (flagged + top 2,000 + a 20,000-pair background sample), are skipped, or run on "
                    "the whole input (held in memory).")
+@click.option("--ray-address", default=None,
+              help="--engine ray: address of a running Ray cluster (default: start a local instance).")
+@click.option("--ray-gpus", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="--engine ray: GPUs per worker actor, so embeddings run on GPU workers (e.g. 1, or 0.5 to share).")
 @click.option("--jobs", type=click.Choice(["auto", "1", "2"]), default="auto", show_default=True,
               help="Processes. --engine memory: 2 runs the text-only detectors (n-gram test, secrets) beside the "
                    "embedding-based ones; --engine local: 2 runs each pass' chunks in two worker processes. Same "
@@ -174,7 +178,8 @@ def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: s
              embedding_mode: str, device: str | None, cache_dir: str | None, seed: int,
              report_path: str | None, split_dir: str | None, redact: bool, baseline: str | None,
              fail_on: str, top: int, engine: str, chunk_size: int, work_dir: str | None,
-             global_detectors: str, jobs: str, quiet: bool, no_progress: bool) -> None:
+             global_detectors: str, ray_address: str | None, ray_gpus: float, jobs: str, quiet: bool,
+             no_progress: bool) -> None:
     """Scan INPUT (a file, a save_to_disk folder or a hub name) for poisoned pairs."""
     fail_mode, fail_threshold = _parse_fail_on(fail_on)
     detector_params = _parse_detector_params(params)
@@ -182,6 +187,8 @@ def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: s
         raise click.UsageError("--redact applies to the clean split: add --split DIR")
     if engine != "memory" and split_dir:
         raise click.UsageError("--split needs the whole dataset: use --engine memory")
+    if engine != "ray" and (ray_address or ray_gpus):
+        raise click.UsageError("--ray-address / --ray-gpus apply to --engine ray")
     try:
         detector_params = _check_detector_params(detector_params)
         progress = None
@@ -198,7 +205,8 @@ def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: s
                                     detector_params=detector_params, embedding=embedding, cache_dir=cache_dir,
                                     random_state=seed, work_dir=work_dir, progress=progress,
                                     unsupported=global_detectors,
-                                    **({"n_jobs": _n_jobs(jobs, None)} if engine == "local" else {}),
+                                    **({"n_jobs": _n_jobs(jobs, None)} if engine == "local" else
+                                       {"ray_options": {"address": ray_address, "num_gpus": ray_gpus}}),
                                     **load_kwargs)
             loaded = None
         else:
