@@ -1705,7 +1705,7 @@ def _seq_presence(texts: list[str], seqs: list[list[str]]) -> np.ndarray:
     tok = tok_of_uniq[codes]
     doc = np.repeat(np.arange(len(texts), dtype=np.int64), lens)
     hit = np.flatnonzero(tok)  # positions holding any query token (few)
-    htok, hdoc = tok[hit], doc[hit]
+    htok = tok[hit]
     for j, sq in enumerate(seqs):
         ids = [vocab[t] for t in sq]
         if not ids:
@@ -1717,7 +1717,6 @@ def _seq_presence(texts: list[str], seqs: list[list[str]]) -> np.ndarray:
             pos, p2 = pos[ok], p2[ok]
             pos = pos[(tok[p2] == tid) & (doc[p2] == doc[pos])]
         out[np.unique(doc[pos]), j] = True
-    del hdoc
     return out
 
 
