@@ -93,3 +93,25 @@ def test_tqdm_progress_silent_when_not_a_tty(capsys):
     assert list(tqdm_progress(range(3), desc="x", total=3)) == [0, 1, 2]
     if not sys.stderr.isatty():
         assert capsys.readouterr().err == ""
+
+
+def test_render_summary_says_what_ran_on_a_sample():
+    """A streamed scan says which detectors saw a sample or candidates, not every pair."""
+    from report_helpers import ToyTrigger
+
+    from poisondetect.pipeline import scan
+    from poisondetect.types import Pairs
+
+    r = scan(Pairs.from_lists(list("abcd"), list("efgh")), detectors=[ToyTrigger()], embedding={"mode": "none"})
+    (res,) = r.results.values()
+    res.summary["sampled"] = {"n_pairs": 4, "n_sample": 3, "n_findings_verified": 1, "n_held_out": 1}
+    res.info.update(streaming="candidates", n_candidates=2)
+    buf = io.StringIO()
+    render_summary(r, buf)
+    out = buf.getvalue()
+    assert "analysed a 3-pair sample; 1 finding(s) re-tested on the 1 held-out pairs" in out
+    assert "run on 2 candidate pairs" in out and "not on every pair" in out
+    res.info["n_candidates"] = 4  # every pair was a candidate: nothing to say
+    buf = io.StringIO()
+    render_summary(r, buf)
+    assert "candidate pairs" not in buf.getvalue()

@@ -131,6 +131,17 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
     for d, r in result.results.items():
         mx = float(r.scores.max()) if len(r.scores) else 0.0
         w(f"  {safe_text(d, 24):<24} {int(r.flags.sum()):>8} {mx:>10.3f}\n")
+    for d, r in result.results.items():
+        smp = r.summary.get("sampled") if isinstance(r.summary, dict) else None
+        if isinstance(smp, dict):  # n-gram analysis on a sample, findings re-tested on the rest
+            w(f"  ({safe_text(d, 24)}: analysed a {int(smp.get('n_sample', 0)):,}-pair sample; "
+              f"{int(smp.get('n_findings_verified', 0))} finding(s) re-tested on the "
+              f"{int(smp.get('n_held_out', 0)):,} held-out pairs)\n")
+    cand = {d: int(r.info.get("n_candidates", 0)) for d, r in result.results.items()
+            if isinstance(r.info, dict) and r.info.get("streaming") == "candidates"}
+    if cand and max(cand.values()) < len(result.scores):
+        w(f"  ({', '.join(safe_text(d, 24) for d in cand)}: run on {max(cand.values()):,} candidate pairs "
+          "(flagged, top-ranked and a background sample), not on every pair)\n")
 
     positions = [int(i) for i in result.order if result.flagged[i]]
     if new_flag is not None:
