@@ -1227,8 +1227,8 @@ class _Analysis:
         rows_c = Xall.indices[Xall.indptr[best]:Xall.indptr[best + 1]]
         if "family" in c:  # the payload family was chosen on H1: test on H2 only
             rows_c = rows_c[self._h2[rows_c]]
-        in_g = np.isin(rows_c, rows_g, assume_unique=True)
-        in_f = np.isin(rows_c, rows_f, assume_unique=True)
+        in_g = self._member(rows_c, rows_g)
+        in_f = self._member(rows_c, rows_f)
         n1 = int(in_g.sum())
         n0 = len(rows_c) - n1
         if n0 == 0 or n1 == 0:
@@ -1238,6 +1238,17 @@ class _Analysis:
         if p < 1e-3 and self._payload_repeats_trigger(c):
             return 1.0, "(payload repeats the trigger)"
         return max(p, c["p_unc"]), name
+
+    def _member(self, rows: np.ndarray, of: np.ndarray) -> np.ndarray:
+        """``np.isin(rows, of)`` for row indices, through a reused boolean buffer (the
+        conditional tests call it ~40,000 times on T0)."""
+        buf = self.__dict__.get("_row_buf")
+        if buf is None:
+            buf = self.__dict__["_row_buf"] = np.zeros(self.N, bool)
+        buf[of] = True
+        out = buf[rows]
+        buf[of] = False
+        return out
 
     def _content_matrix(self) -> sp.csr_matrix:
         """Rows x token codes, 1 where the row's instruction holds the (content) word."""
@@ -1458,8 +1469,9 @@ class _Analysis:
             codes = allc[off[r]:off[r + 1]]
             if len(codes) < o:
                 continue
-            win = np.lib.stride_tricks.sliding_window_view(codes, o)
-            hit = np.flatnonzero((win == seq).all(axis=1))
+            hit = np.flatnonzero(codes[:len(codes) - o + 1] == seq[0])  # first occurrence of seq
+            for k in range(1, o):
+                hit = hit[codes[hit + k] == seq[k]]
             if len(hit):
                 occ.append((codes, int(hit[0]), int(hit[0]) + o))
         left, right = [], []
