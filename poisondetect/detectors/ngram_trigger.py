@@ -66,6 +66,7 @@ union, so the sample never depends on how the input was chunked or sharded.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -346,7 +347,6 @@ class NgramTriggerDetector(Detector):
         if n_sample < max(2 * self.min_support, 10):
             out.update(findings=[], summary={"reason": "too few pairs"})
             return out
-        import time
         t0 = time.perf_counter()
         an = _Analysis(self, self._tokenised(stats))
         an.timings["tokenise"] = round(time.perf_counter() - t0, 4)
@@ -385,7 +385,7 @@ class NgramTriggerDetector(Detector):
         chose the findings, the held-out pairs never took part, so the p-values are
         exact), BH across the findings verified; rows from the whole input."""
         out = dict(stats)
-        fins, query = stats["findings"], stats["query"]
+        fins = stats["findings"]
         if verified is None or not fins:
             out.update(verified={"n_verified": 0, "n_held_out": 0}, findings=[])
             return out
@@ -394,7 +394,7 @@ class NgramTriggerDetector(Detector):
                       for N, ng, nf, a in c.tolist()])
         q = sstats.false_discovery_control(p) if len(p) else p
         kept = []
-        for fd, qu, pp, qq, cnt, tr, pa in zip(fins, query, p, q, c.tolist(), verified["trig"], verified["pay"]):
+        for fd, pp, qq, cnt, tr, pa in zip(fins, p, q, c.tolist(), verified["trig"], verified["pay"]):
             if qq >= self.alpha:
                 continue
             fd = dict(fd)
@@ -540,7 +540,6 @@ class _Analysis:
     """The counting and testing behind :class:`NgramTriggerDetector` (one scan)."""
 
     def __init__(self, det: NgramTriggerDetector, st: dict[str, Any]) -> None:
-        import time
         self._time = time.perf_counter
         self.det = det
         self.st = st
