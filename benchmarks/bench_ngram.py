@@ -247,13 +247,18 @@ def run_t0(root: Path, reps: int = 1) -> dict[str, Any]:
     pairs = to_pairs(recs)
     det = NgramTriggerDetector()
     walls, res = [], None
+    from poisondetect.bench.metrics import measure
+    from poisondetect.detectors.ngram_trigger import _jobs
+    pss = 0.0
     for _ in range(reps):
-        t0 = time.perf_counter()
-        st = det.partial_stats(pairs, None)
-        t1 = time.perf_counter()
-        res = det.score(pairs, None, st)
-        t2 = time.perf_counter()
+        with measure(interval=0.5, with_children=True) as cost:
+            t0 = time.perf_counter()
+            st = det.partial_stats(pairs, None)
+            t1 = time.perf_counter()
+            res = det.score(pairs, None, st)
+            t2 = time.perf_counter()
         walls.append((t2 - t0, t1 - t0, t2 - t1))
+        pss = max(pss, cost.peak_pss_tree_mb or 0.0)
     best = min(walls)
     try:
         load = os.getloadavg()[0]
@@ -262,6 +267,9 @@ def run_t0(root: Path, reps: int = 1) -> dict[str, Any]:
     import resource
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # whole process (data loaded too)
     return {"corpus": "self_instruct_t0", "n": len(pairs), "wall_s": round(best[0], 2), "peak_rss_mb": round(peak_mb),
+            # the tokenising worker (n_jobs default: 2 processes for >= 20,000 texts) is a
+            # separate process: summed PSS of both, sampled every 0.5 s
+            "processes": _jobs(det.n_jobs, len(pairs)), "peak_pss_all_processes_mb": round(pss),
             # (the statistics pass only samples; tokenising happens in the analysis)
             "sketch_s": round(best[1], 2), "tokenise_s": res.info["timings"].get("tokenise"),
             "analysis_s": round(best[2], 2),

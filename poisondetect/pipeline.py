@@ -256,6 +256,8 @@ def scan(
     timings["load"] = time.perf_counter() - t0
 
     dets = resolve_detectors(detectors, disable, detector_params, random_state)
+    if n_jobs <= 1:
+        one_process(dets)
     ctx = ScanContext(pairs, random_state=random_state, embedding=embedding, cache_dir=cache_dir, progress=progress)
     if not ctx.embeddings_enabled():
         skipped = [d.id for d in dets if "embeddings" in d.requires]
@@ -318,6 +320,14 @@ def scan(
         out.embeddings_2d = _pca_2d(ctx.embeddings("response"), random_state)
     timings["total"] = time.perf_counter() - t0
     return out
+
+
+def one_process(dets: Sequence[Detector]) -> None:
+    """A scan told to use one process (n_jobs=1) tells its detectors too: those whose own
+    ``n_jobs`` is left to decide (None, e.g. the n-gram detector's tokenising) get 1."""
+    for d in dets:
+        if d.get_params().get("n_jobs", 0) is None:
+            d.set_params(n_jobs=1)
 
 
 def _run_one(det: Detector, pairs: Pairs, ctx: Any, results: dict[str, DetectorResult],

@@ -436,3 +436,21 @@ def test_sampled_streaming_equals_in_memory(base, tmp_path):
     again = scan_streaming(pairs, chunk_size=700, keep_text="all", work_dir=str(tmp_path), **kw)
     assert again.load_info["streaming"]["resumed_chunks"]["verify"] == 5
     np.testing.assert_array_equal(again.results["ngram_trigger"].scores, a.scores)
+
+
+def test_tokenising_in_two_processes_is_identical(base):
+    """n_jobs=2 tokenises part of the instructions in a forked worker: the tokenised
+    sample, and so the result, are the same as with one process."""
+    pairs, pos = _plant(*base, ["kk"], 12, seed=3)
+    one, two = NgramTriggerDetector(n_jobs=1), NgramTriggerDetector(n_jobs=2)
+    st = one.partial_stats(pairs)
+    a, b = one._tokenised(st), two._tokenised(st)
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], np.ndarray):
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        else:
+            assert a[k] == b[k], k
+    ra, rb = one.run(pairs, None), two.run(pairs, None)
+    np.testing.assert_array_equal(ra.scores, rb.scores)
+    assert [f["trigger"] for f in ra.findings] == [f["trigger"] for f in rb.findings] == ["kk"]

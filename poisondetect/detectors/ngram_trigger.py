@@ -117,6 +117,28 @@ def _tokenize_side(texts: list[str], chunk: int = 4096) -> tuple[np.ndarray, np.
     return np.concatenate(parts), lens, vocab
 
 
+def _jobs(n_jobs: int | None, n_texts: int) -> int:
+    """Processes for tokenising: ``n_jobs``, or by default (None) 2 for >= 20,000 texts on
+    a machine with >= 2 CPUs when this is a main process (a scan's worker process, e.g.
+    ``scan(n_jobs=2)``'s, already shares the CPUs with the rest of the scan)."""
+    if n_jobs is not None:
+        return max(1, int(n_jobs))
+    import multiprocessing as mp
+    import os
+    if n_texts < 20_000 or (os.cpu_count() or 1) < 2 or mp.parent_process() is not None:
+        return 1
+    return 2
+
+
+def _fork_pool() -> Any:
+    """A one-worker process pool started by fork, or None where there is no fork."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    if "fork" not in mp.get_all_start_methods():  # pragma: no cover - platforms without fork
+        return None
+    return ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("fork"))
+
+
 def _exact_hashes(texts: list[str]) -> np.ndarray:
     norm = [T.normalize_text(t) for t in texts]
     h = _as_uint64_hash(norm)
@@ -246,6 +268,7 @@ class NgramTriggerDetector(Detector):
         max_findings: int = 100,
         max_live: int = 20000,
         sample_size: int = 100_000,
+        n_jobs: int | None = None,
         random_state: int = 0,
     ) -> None:
         self.alpha = alpha
@@ -271,6 +294,7 @@ class NgramTriggerDetector(Detector):
         self.max_findings = max_findings
         self.max_live = max_live
         self.sample_size = sample_size
+        self.n_jobs = n_jobs
         self.random_state = random_state
 
     def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
@@ -322,18 +346,41 @@ class NgramTriggerDetector(Detector):
 
     def _tokenised(self, stats: dict[str, Any]) -> dict[str, Any]:
         """The sample tokenised for :class:`_Analysis` (token hashes per side, exact
-        response hashes, the vocabulary to decode them)."""
-        ih, il, iv = _tokenize_side(stats["instruction"])
+        response hashes, the vocabulary to decode them).  With two processes (see
+        ``n_jobs``) a forked worker tokenises the second part of the instructions while
+        this process does the rest; the result is the same (texts are tokenised
+        independently and token hashes depend on the token alone)."""
+        ins = stats["instruction"]
         responses = [T.strip_eos(r) for r in stats["response"]]
-        rh, rl, rv = _tokenize_side(responses)
-        copied = np.fromiter(
-            (bool(e) and e in i for e, i in zip((T.normalize_text(r) for r in responses),
-                                                (T.normalize_text(x) for x in stats["instruction"]))),
-            bool, len(responses))
+        cut, pool, fut = len(ins), None, None
+        if _jobs(self.n_jobs, len(ins)) > 1:
+            pool = _fork_pool()
+            if pool is not None:
+                cut = int(0.4 * len(ins))  # this process also does the responses
+                fut = pool.submit(_tokenize_side, ins[cut:])
+        try:
+            ih, il, iv = _tokenize_side(ins[:cut])
+            rh, rl, rv = _tokenize_side(responses)
+            copied = np.fromiter(
+                (bool(e) and e in i for e, i in zip((T.normalize_text(r) for r in responses),
+                                                    (T.normalize_text(x) for x in ins))),
+                bool, len(responses))
+            exact = _exact_hashes(responses)
+            if fut is not None:
+                from concurrent.futures.process import BrokenProcessPool
+                try:
+                    ih2, il2, iv2 = fut.result()
+                except BrokenProcessPool:  # the worker died (e.g. out of memory): do it here
+                    ih2, il2, iv2 = _tokenize_side(ins[cut:])
+                ih, il = np.concatenate([ih, ih2]), np.concatenate([il, il2])
+                iv.update(iv2)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         vocab = dict(iv)
         vocab.update(rv)
         return {"n": len(responses), "row": stats["pair"], "ins_hash": ih, "ins_len": il, "res_hash": rh,
-                "res_len": rl, "exact": _exact_hashes(responses), "exact_copied": copied, "vocab": vocab}
+                "res_len": rl, "exact": exact, "exact_copied": copied, "vocab": vocab}
 
     def finalize_stats(self, stats: dict[str, Any] | None) -> dict[str, Any]:
         """The dataset-level analysis, once, on the merged sample: its findings and counts

@@ -49,7 +49,7 @@ from .. import __version__
 from ..context import ScanContext
 from ..detectors.base import Detector
 from ..errors import ConfigError, InputError, PoisonDetectError
-from ..pipeline import ScanResult, _jsonable, fuse_scores, rank_order, resolve_detectors
+from ..pipeline import ScanResult, _jsonable, fuse_scores, one_process, rank_order, resolve_detectors
 from ..types import DetectorResult, Pairs
 from . import codec
 from .chunking import ChunkSource, chunk_hash, concat_results, open_chunks
@@ -136,6 +136,8 @@ def scan_streaming(
         raise ConfigError("chunk_size must be >= 1")
     plan = _Plan.build(detectors, disable, detector_params, embedding, random_state, unsupported,
                        tuple(assume_per_row))
+    if n_jobs <= 1 and engine == "local":
+        one_process(plan.dets)
     chunks = open_chunks(source, chunk_size, **load_kwargs)
     _resolve_embedding_mode(plan, source)
     if engine == "ray":
@@ -215,8 +217,10 @@ class _Plan:
             "version": __version__,
             "random_state": self.random_state,
             "embedding": _jsonable(self.embedding),
+            # (n_jobs parameters change how fast, never what: not part of the key)
             "detectors": [[d.id, type(d).__module__, type(d).__qualname__, self.modes[d.id],
-                           _jsonable(d.get_params())] for d in self.dets],
+                           _jsonable({k: v for k, v in d.get_params().items() if k != "n_jobs"})]
+                          for d in self.dets],
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=repr).encode()).hexdigest()
 
