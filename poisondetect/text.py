@@ -151,9 +151,25 @@ def ngram_hashes(tok_hash: np.ndarray, doc_len: np.ndarray, n: int) -> tuple[np.
 _EOS_RE = re.compile(r"(?:\s*(?:<\|endoftext\|>|<\|im_end\|>|<\|eot_id\|>|<\|end\|>|</s>|<eos>|\[/?INST\]))+\s*$")
 
 
+_EOS_MARKERS = ("<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|end|>", "</s>", "<eos>", "[INST]", "[/INST]")
+
+
 def strip_eos(text: str) -> str:
-    """Drop trailing end-of-sequence markers (``<|endoftext|>``, ``</s>``, ``<|im_end|>``...)."""
-    return _EOS_RE.sub("", text)
+    """Drop trailing end-of-sequence markers (``<|endoftext|>``, ``</s>``, ``<|im_end|>``...)
+    and the whitespace around them: what ``_EOS_RE.sub("", text)`` does, from the end of
+    the text (``str.isspace`` is exactly ``\\s``), without scanning all of it."""
+    s = text.rstrip()
+    if not s or s[-1] not in ">]":
+        return text
+    cut = False
+    while True:
+        for m in _EOS_MARKERS:
+            if s.endswith(m):
+                s = s[: len(s) - len(m)].rstrip()
+                cut = True
+                break
+        else:
+            return s if cut else text
 
 
 def normalize_text(text: str) -> str:

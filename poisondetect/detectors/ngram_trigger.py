@@ -66,7 +66,9 @@ union, so the sample never depends on how the input was chunked or sharded.
 """
 from __future__ import annotations
 
+import re
 import time
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -75,6 +77,7 @@ import scipy.sparse as sp
 from scipy import special
 from scipy import stats as sstats
 
+from .. import kernels as K
 from .. import text as T
 from ..errors import ConfigError
 from ..types import DetectorResult, Evidence, Pairs
@@ -95,14 +98,21 @@ def _tokenize_side(texts: list[str], chunk: int = 4096) -> tuple[np.ndarray, np.
     hash_of: dict[str, int] = {}
     parts, lens_all = [], []
     for s0 in range(0, len(texts), chunk):
-        flat, lens = T.tokenize_many(texts[s0:s0 + chunk])
-        lens_all.append(lens)
-        if not flat:
-            continue
-        arr = np.empty(len(flat), dtype=object)
-        arr[:] = flat
-        codes, uniq = pd.factorize(arr)
-        del flat, arr
+        fast = K.tokenize_codes(texts[s0:s0 + chunk])
+        if fast is not None:  # compiled segmentation, identical to T.tokenize_many's
+            uniq, codes, lens = fast
+            lens_all.append(lens)
+            if not len(codes):
+                continue
+        else:
+            flat, lens = T.tokenize_many(texts[s0:s0 + chunk])
+            lens_all.append(lens)
+            if not flat:
+                continue
+            arr = np.empty(len(flat), dtype=object)
+            arr[:] = flat
+            codes, uniq = pd.factorize(arr)
+            del flat, arr
         new = [u for u in uniq if u not in hash_of]
         if new:
             low = [u.lower() for u in new]
@@ -139,12 +149,38 @@ def _fork_pool() -> Any:
     return ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("fork"))
 
 
-def _exact_hashes(texts: list[str]) -> np.ndarray:
-    norm = [T.normalize_text(t) for t in texts]
+def _exact_hashes(texts: list[str], norm: list[str] | None = None) -> np.ndarray:
+    norm = [T.normalize_text(t) for t in texts] if norm is None else norm
     h = _as_uint64_hash(norm)
     empty = np.fromiter((len(s) == 0 for s in norm), bool, len(norm))
     h[empty] = 0
     return h
+
+
+def _copied_exact(ins: list[str], norm_responses: list[str], exact: np.ndarray, min_support: int) -> np.ndarray:
+    """Rows whose whole (normalised) response is contained in their (normalised)
+    instruction.  Only rows whose exact response occurs at least ``min_support`` times can
+    make an exact-response feature, so only those are checked (the others are False)."""
+    out = np.zeros(len(norm_responses), bool)
+    _, inv, cnt = np.unique(exact, return_inverse=True, return_counts=True)
+    for i in np.flatnonzero((cnt[inv] >= min_support) & (exact != 0)).tolist():
+        e = norm_responses[i]
+        if not e:
+            continue
+        x = ins[i]
+        if x.isascii() or unicodedata.is_normalized("NFKC", x):
+            # NFKC leaves x alone, so normalising x only lower-cases it and collapses
+            # its whitespace runs: e (single spaces) is in it iff e's words, separated by
+            # whitespace runs, are in x.lower() (\\s is exactly what str.split splits on)
+            xl = x.lower()
+            words = e.split(" ")
+            if len(words) == 1:
+                out[i] = e in xl
+            elif all(w in xl for w in words):
+                out[i] = re.search(r"\s+".join(map(re.escape, words)), xl) is not None
+            continue
+        out[i] = e in T.normalize_text(x)
+    return out
 
 
 def _ngram_ids(codes: np.ndarray, lens: np.ndarray, max_n: int, V: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -353,7 +389,8 @@ class NgramTriggerDetector(Detector):
         ins = stats["instruction"]
         responses = [T.strip_eos(r) for r in stats["response"]]
         cut, pool, fut = len(ins), None, None
-        if _jobs(self.n_jobs, len(ins)) > 1:
+        # (with the compiled tokeniser a second process costs more than it saves)
+        if _jobs(self.n_jobs, len(ins)) > 1 and not K.available():
             pool = _fork_pool()
             if pool is not None:
                 cut = int(0.4 * len(ins))  # this process also does the responses
@@ -361,11 +398,10 @@ class NgramTriggerDetector(Detector):
         try:
             ih, il, iv = _tokenize_side(ins[:cut])
             rh, rl, rv = _tokenize_side(responses)
-            copied = np.fromiter(
-                (bool(e) and e in i for e, i in zip((T.normalize_text(r) for r in responses),
-                                                    (T.normalize_text(x) for x in ins))),
-                bool, len(responses))
-            exact = _exact_hashes(responses)
+            norm = [T.normalize_text(r) for r in responses]
+            exact = _exact_hashes(responses, norm)
+            copied = _copied_exact(ins, norm, exact, self.min_support)
+            del norm
             if fut is not None:
                 from concurrent.futures.process import BrokenProcessPool
                 try:
