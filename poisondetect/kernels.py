@@ -43,103 +43,19 @@ def available() -> bool:
 
 
 def _compile() -> None:
-    import numba as nb
+    from . import _jit
 
-    @nb.njit(cache=True, nogil=True)
-    def tokens(cp, doc_start, cls):  # pragma: no cover - compiled
-        """Segment every text; give each distinct token spelling a code, in order of
-        first occurrence.  Spellings are keyed exactly: the hash only picks the bucket,
-        a hit compares the code points with the bucket's first occurrence."""
-        n_max = cp.shape[0]
-        codes = np.empty(n_max, np.int64)
-        ntok = np.zeros(doc_start.shape[0] - 1, np.int64)
-        cap = 1 << 12
-        # open addressing; a slot holds (hash, code + 1, start and length of the first occurrence)
-        slots = np.zeros((cap, 4), np.int64)
-        rep_start = np.empty(1024, np.int64)
-        rep_end = np.empty(1024, np.int64)
-        n = 0
-        u = 0
-        mask = cap - 1
-        for d in range(doc_start.shape[0] - 1):
-            i = doc_start[d]
-            e = doc_start[d + 1]
-            n0 = n
-            while i < e:
-                c = cls[cp[i]]
-                if c == 0:
-                    i += 1
-                    continue
-                j = i + 1
-                if c != 3:
-                    while j < e and cls[cp[j]] == c:
-                        j += 1
-                if c == 2 and j - i < 2:
-                    i = j
-                    continue
-                ln = j - i
-                h = np.uint64(0xCBF29CE484222325) ^ np.uint64(ln)
-                for k in range(i, j):
-                    h = (h ^ np.uint64(cp[k])) * np.uint64(0x100000001B3)
-                h ^= h >> np.uint64(29)
-                h *= np.uint64(0xBF58476D1CE4E5B9)
-                h ^= h >> np.uint64(32)
-                hi = np.int64(h >> np.uint64(1))  # 63 bits: fits the int64 slot
-                s = hi & mask
-                while True:
-                    code = slots[s, 1] - 1
-                    if code < 0:
-                        # a new spelling
-                        if u == rep_start.shape[0]:
-                            rep_start = np.concatenate((rep_start, np.empty(u, np.int64)))
-                            rep_end = np.concatenate((rep_end, np.empty(u, np.int64)))
-                        rep_start[u] = i
-                        rep_end[u] = j
-                        slots[s, 0] = hi
-                        slots[s, 1] = u + 1
-                        slots[s, 2] = i
-                        slots[s, 3] = ln
-                        code = u
-                        u += 1
-                        if 2 * u > cap:  # grow the table
-                            cap <<= 1
-                            mask = cap - 1
-                            old = slots
-                            slots = np.zeros((cap, 4), np.int64)
-                            for t in range(old.shape[0]):
-                                if old[t, 1] > 0:
-                                    s2 = old[t, 0] & mask
-                                    while slots[s2, 1] > 0:
-                                        s2 = (s2 + 1) & mask
-                                    slots[s2, 0] = old[t, 0]
-                                    slots[s2, 1] = old[t, 1]
-                                    slots[s2, 2] = old[t, 2]
-                                    slots[s2, 3] = old[t, 3]
-                        break
-                    if slots[s, 0] == hi and slots[s, 3] == ln:
-                        b = slots[s, 2]
-                        same = True
-                        for k in range(ln):
-                            if cp[i + k] != cp[b + k]:
-                                same = False
-                                break
-                        if same:
-                            break
-                    s = (s + 1) & mask
-                codes[n] = code
-                n += 1
-                i = j
-            ntok[d] = n - n0
-        return codes[:n].copy(), ntok, rep_start[:u].copy(), rep_end[:u].copy()
-
-    # compile (or load from the cache) now, so a failure shows here and not mid-scan
+    # compile (or load from the on-disk cache) now, so a failure shows here, not mid-scan
     ds = np.array([0, 4], np.int64)
     cl = np.zeros(128, np.uint8)
     cl[97], cl[63] = 1, 2
     # (the signatures of real calls: read-only code points from np.frombuffer)
-    tokens(np.frombuffer(b"a ??", np.uint8), ds, cl)
-    tokens(np.frombuffer("a ??".encode("utf-32-le"), np.uint32), ds, cl)
-    _STATE.update(tokens=tokens)
+    _jit.tokens(np.frombuffer(b"a ??", np.uint8), ds, cl)
+    _jit.tokens(np.frombuffer("a ??".encode("utf-32-le"), np.uint32), ds, cl)
+    c = np.array([0, 1, 0, 1], np.int64)
+    _jit.ngram_index(c, ds, 3, c, ds, 3, 3, 2, 1)
+    _STATE.update(tokens=_jit.tokens, ngram_index=_jit.ngram_index, joint_counts=_jit.joint_counts,
+                  family_counts=_jit.family_counts)
 
 
 # --------------------------------------------------------------------- code point classes
@@ -200,3 +116,38 @@ def tokenize_codes(texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndar
     codes, ntok, rs, re_ = _STATE["tokens"](cp, doc_start, cls)
     toks = [joined[s:e] for s, e in zip(rs.tolist(), re_.tolist())]
     return toks, codes, ntok
+
+
+# --------------------------------------------------------------------- n-gram index
+def ngram_index(icodes: np.ndarray, ins_off: np.ndarray, max_n: int, rcodes: np.ndarray, res_off: np.ndarray,
+                rn: int, min_pt: int, V: int, min_support: int) -> tuple:
+    """Dense n-gram ids, their first occurrences and the frequent ids' binary matrices
+    (see the compiled ``ngram_index``; the reference is
+    ``NgramTriggerDetector``'s ``_Analysis._ngram_matrices``)."""
+    if not available():  # pragma: no cover - callers check first
+        raise RuntimeError("numba kernels unavailable")
+    return _STATE["ngram_index"](icodes, ins_off, int(max_n), rcodes, res_off, int(rn), int(min_pt), int(V),
+                                 int(min_support))
+
+
+def joint_counts(x_ptr: np.ndarray, x_idx: np.ndarray, cols: np.ndarray, y_ptr: np.ndarray, y_idx: np.ndarray,
+                 F: int, row_ok: np.ndarray, df_g: np.ndarray, df_f: np.ndarray, min_a: int, conc: float,
+                 cov: float, half: float, max_cover: int, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Filtered co-occurrence counts of instruction columns and response features (see
+    the compiled ``joint_counts``): (index into cols, feature, count)."""
+    if not available():  # pragma: no cover - callers check first
+        raise RuntimeError("numba kernels unavailable")
+    return _STATE["joint_counts"](x_ptr, x_idx, np.ascontiguousarray(cols, np.int64), y_ptr, y_idx, int(F),
+                                  np.ascontiguousarray(row_ok, np.bool_), np.ascontiguousarray(df_g, np.int64),
+                                  np.ascontiguousarray(df_f, np.float64), int(min_a), float(conc), float(cov), float(half),
+                                  int(max_cover), int(block))
+
+
+def family_counts(m_ptr: np.ndarray, m_idx: np.ndarray, yc_ptr: np.ndarray, yc_idx: np.ndarray, x_ptr: np.ndarray,
+                  x_idx: np.ndarray, gsel: np.ndarray, row_ok: np.ndarray, N: int) -> tuple[np.ndarray, ...]:
+    """Rows with a family phrase, rows of the n-gram, rows with both (see the compiled
+    ``family_counts``)."""
+    if not available():  # pragma: no cover - callers check first
+        raise RuntimeError("numba kernels unavailable")
+    return _STATE["family_counts"](m_ptr, m_idx, yc_ptr, yc_idx, x_ptr, x_idx, np.ascontiguousarray(gsel, np.int64),
+                                   np.ascontiguousarray(row_ok, np.bool_), int(N))

@@ -233,6 +233,32 @@ def _fisher_greater(a: np.ndarray, N: np.ndarray, n_f: np.ndarray, n_g: np.ndarr
     return np.clip(sstats.hypergeom.sf(a - 1, N, n_f, n_g), 0.0, 1.0)
 
 
+def _fisher_greater_bh(a: np.ndarray, N: int, n_f: np.ndarray, n_g: np.ndarray, tau: float) -> np.ndarray:
+    """:func:`_fisher_greater` where it can matter to Benjamini-Hochberg, a bound elsewhere.
+
+    With ``tau`` = (p-values listed) / (tests counted) of the BH family they join, a
+    p-value >= tau contributes only terms >= 1 to every BH q-value, so any value >= tau
+    gives the same q-values.  Where the first term of the tail, pmf(a) (a lower bound on
+    the p-value), is above ``tau`` the cheap upper bound :func:`_fisher_upper` is used
+    (>= the exact p >= tau); the exact tail (scipy, slow: ~70 us a value) is computed for
+    the rest."""
+    a = np.asarray(a, float)
+    n_f = np.asarray(n_f, float)
+    n_g = np.asarray(n_g, float)
+    out = np.ones(len(a))
+    if len(a) == 0:
+        return out
+    gl = special.gammaln
+    logpmf = (gl(n_f + 1) - gl(a + 1) - gl(n_f - a + 1) + gl(N - n_f + 1) - gl(n_g - a + 1)
+              - gl(N - n_f - n_g + a + 1) - gl(N + 1) + gl(n_g + 1) + gl(N - n_g + 1))
+    lower_big = np.exp(logpmf) >= 2.0 * tau if tau > 0 else np.zeros(len(a), bool)  # (margin for rounding)
+    out[lower_big] = _fisher_upper(a[lower_big], float(N), n_f[lower_big], n_g[lower_big])
+    ex = ~lower_big
+    if ex.any():
+        out[ex] = _fisher_greater(a[ex], N, n_f[ex], n_g[ex])
+    return out
+
+
 def _fisher_upper(a: np.ndarray, N: float, n_f: np.ndarray, n_g: np.ndarray) -> np.ndarray:
     """A cheap upper bound on the one-sided Fisher p, P(X >= a): pmf(a) / (1 - r) with
     r = pmf(a+1)/pmf(a) (the pmf ratio decreases above the mode, so the tail is below a
@@ -658,49 +684,20 @@ class _Analysis:
         self.V = V
         t = self._tick("factorize_tokens", t)
 
-        # instruction n-grams
-        gid_raw, gdoc, gstart, gord = _ngram_ids(icodes, st["ins_len"], det.max_n, V)
-        # response features: response_n-grams; whole response when shorter
-        rn = det.response_n
-        rlen = st["res_len"]
-        fid_raw, fdoc, fstart, ford = _ngram_ids(rcodes, rlen, rn, V)
-        keep = ((ford == rn) | ((rlen[fdoc] < rn) & (ford == rlen[fdoc]))) & (ford >= det.min_payload_tokens)
-        fid_raw, fdoc, fstart, ford = fid_raw[keep], fdoc[keep], fstart[keep], ford[keep]
-        t = self._tick("ngrams", t)
-
-        both = np.concatenate([gid_raw, fid_raw])
-        n_g_occ = len(gid_raw)
-        del gid_raw, fid_raw  # the big intermediates go as soon as they are used (peak RSS)
-        ids, uniq_ng = pd.factorize(both)
-        del both
-        U = len(uniq_ng)
-        del uniq_ng
-        gids, fids = ids[:n_g_occ], ids[n_g_occ:]
-        # representative occurrence of each id (for decoding)
-        self.rep_start = np.full(U, -1, np.int64)
-        self.rep_order = np.zeros(U, np.int8)
-        self.rep_side = np.zeros(U, np.int8)
-        self.rep_start[fids[::-1]] = fstart[::-1]
-        self.rep_order[fids[::-1]] = ford[::-1]
-        self.rep_side[fids] = 1
-        self.rep_start[gids[::-1]] = gstart[::-1]
-        self.rep_order[gids[::-1]] = gord[::-1]
-        self.rep_side[gids] = 0
-        del gstart, gord, fstart, ford
-        t = self._tick("factorize_ngrams", t)
-
-        # document frequencies; prune before building the big matrices
-        tf_g = np.bincount(gids, minlength=U)
-        pre = tf_g[gids] >= det.min_support
-        Xall = _binary_csr(gdoc[pre], gids[pre], (N, U))
-        df_g = np.asarray(Xall.sum(axis=0)).ravel()
-        t = self._tick("instruction_df", t)
-
-        # response features, minus those copied from the same row's instruction
-        tf_f = np.bincount(fids, minlength=U)
-        pre_f = tf_f[fids] >= det.min_support
-        Yall = _binary_csr(fdoc[pre_f], fids[pre_f], (N, U))
-        del gdoc, gids, fdoc, fids, ids, pre, pre_f, tf_g, tf_f
+        if K.available():
+            # one compiled pass: ids in the order pandas.factorize gives the reference
+            # path's concatenation, first occurrences, frequent ids' row x id matrices
+            (U, self.rep_start, self.rep_order, self.rep_side, xp, xi, df_g, yp, yi) = K.ngram_index(
+                np.ascontiguousarray(icodes, np.int64), self.ins_off.astype(np.int64), det.max_n,
+                np.ascontiguousarray(rcodes, np.int64), self.res_off.astype(np.int64), det.response_n,
+                det.min_payload_tokens, V, det.min_support)
+            Xall = sp.csr_matrix((np.ones(len(xi), np.float32), xi, xp), shape=(N, U))
+            Yall = sp.csr_matrix((np.ones(len(yi), np.float32), yi, yp), shape=(N, U))
+            del xi, xp, yi, yp
+            t = self._tick("ngram_index", t)
+        else:
+            Xall, Yall, df_g, U = self._ngram_matrices(icodes, rcodes, V)
+            t = self._tick("instruction_df", t)
         Yall = self._drop_copied(Yall, icodes, st["ins_len"], V, U)
         df_f = np.asarray(Yall.sum(axis=0)).ravel()
         t = self._tick("response_df", t)
@@ -735,6 +732,53 @@ class _Analysis:
         self.df_f = np.concatenate([df_f[fcols], ex_df[ex_cols]]).astype(np.int64)
         self.G, self.F = len(gcols), self.Y.shape[1]
         t = self._tick("matrices", t)
+
+    def _ngram_matrices(self, icodes: np.ndarray, rcodes: np.ndarray, V: int) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, int]:
+        """Reference path of :func:`poisondetect.kernels` ``ngram_index`` (numpy/pandas):
+        n-gram ids, first occurrences, the frequent ids' binary row x id matrices and the
+        instruction document frequencies."""
+        det, st, N = self.det, self.st, self.N
+        # instruction n-grams
+        gid_raw, gdoc, gstart, gord = _ngram_ids(icodes, st["ins_len"], det.max_n, V)
+        # response features: response_n-grams; whole response when shorter
+        rn = det.response_n
+        rlen = st["res_len"]
+        fid_raw, fdoc, fstart, ford = _ngram_ids(rcodes, rlen, rn, V)
+        keep = ((ford == rn) | ((rlen[fdoc] < rn) & (ford == rlen[fdoc]))) & (ford >= det.min_payload_tokens)
+        fid_raw, fdoc, fstart, ford = fid_raw[keep], fdoc[keep], fstart[keep], ford[keep]
+
+        both = np.concatenate([gid_raw, fid_raw])
+        n_g_occ = len(gid_raw)
+        del gid_raw, fid_raw  # the big intermediates go as soon as they are used (peak RSS)
+        ids, uniq_ng = pd.factorize(both)
+        del both
+        U = len(uniq_ng)
+        del uniq_ng
+        gids, fids = ids[:n_g_occ], ids[n_g_occ:]
+        # representative occurrence of each id (for decoding)
+        self.rep_start = np.full(U, -1, np.int64)
+        self.rep_order = np.zeros(U, np.int8)
+        self.rep_side = np.zeros(U, np.int8)
+        self.rep_start[fids[::-1]] = fstart[::-1]
+        self.rep_order[fids[::-1]] = ford[::-1]
+        self.rep_side[fids] = 1
+        self.rep_start[gids[::-1]] = gstart[::-1]
+        self.rep_order[gids[::-1]] = gord[::-1]
+        self.rep_side[gids] = 0
+        del gstart, gord, fstart, ford
+
+        # document frequencies; prune before building the big matrices
+        tf_g = np.bincount(gids, minlength=U)
+        pre = tf_g[gids] >= det.min_support
+        Xall = _binary_csr(gdoc[pre], gids[pre], (N, U))
+        df_g = np.asarray(Xall.sum(axis=0)).ravel()
+
+        # response features, minus those copied from the same row's instruction
+        tf_f = np.bincount(fids, minlength=U)
+        pre_f = tf_f[fids] >= det.min_support
+        Yall = _binary_csr(fdoc[pre_f], fids[pre_f], (N, U))
+        del gdoc, gids, fdoc, fids, ids, pre, pre_f, tf_g, tf_f
+        return Xall, Yall, df_g, U
 
     def _one_per_row_set(self, Xall: sp.csr_matrix, gcols: np.ndarray, df_g: np.ndarray) -> np.ndarray:
         """Keep one instruction n-gram per distinct row set: the longest (the whole phrase;
@@ -867,7 +911,10 @@ class _Analysis:
         t = self._tick("candidates", t)
         fam: list[dict[str, Any]] = []
         if det.paraphrase_families:
-            fam = self._family_candidates(np.unique(g))
+            # p-values >= (tests listed) / (tests counted) cannot move any BH q-value
+            # below 1, so those need no exact tail (an upper bound will do)
+            tau = (len(p_unc) + self.G) / max(self.m_single, 1.0)
+            fam = self._family_candidates(np.unique(g), tau)
             self.m_single += float(self.n_trigger_ngrams)  # one family test per n-gram
             t = self._tick("family_candidates", t)
         fam_p = np.array([c["p_unc"] for c in fam], float)
@@ -950,6 +997,16 @@ class _Analysis:
         support >= min_support and either a concentrated trigger or half a payload's
         rows), so memory stays bounded on templated corpora (55k T0 rows)."""
         det = self.det
+        if K.available():
+            X = self.X
+            Yr = self._y_csr()
+            # (only the entries a later step reads: the single candidates of run() and the
+            # half-payload covers of the conjunction search)
+            g, f, a = K.joint_counts(X.indptr, X.indices, np.arange(self.G, dtype=np.int64), Yr.indptr, Yr.indices,
+                                     self.F, np.ones(self.N, bool), self.df_g, self.df_f, det.min_support,
+                                     det.min_concentration, det.min_coverage, 0.5,
+                                     3 * det.max_conjunction_terms if det.conjunctions else 0, block)
+            return sp.coo_matrix((a.astype(np.float32), (g, f)), shape=(self.G, self.F))
         XT = self.X.T.tocsr()
         rows, cols, vals = [], [], []
         for b0 in range(0, self.F, block):
@@ -967,6 +1024,13 @@ class _Analysis:
             return sp.coo_matrix((self.G, self.F))
         return sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                              shape=(self.G, self.F))
+
+    def _y_csr(self) -> sp.csr_matrix:
+        """Y by rows (features ascending within a row), built once."""
+        if not hasattr(self, "_ycsr") or self._ycsr.shape != self.Y.shape:
+            self._ycsr = self.Y.tocsr()
+            self._ycsr.sort_indices()
+        return self._ycsr
 
     def _bh(self, p: np.ndarray, n_single: int) -> np.ndarray:
         """BH within the single-n-gram family (G x F tests) and within the conjunction
@@ -1077,7 +1141,7 @@ class _Analysis:
                                 "p_unc": float(_fisher_upper(aa, self.N, self.df_f[fcol], n_g))})
         return out
 
-    def _family_candidates(self, skip_g: np.ndarray) -> list[dict[str, Any]]:
+    def _family_candidates(self, skip_g: np.ndarray, tau: float = 0.0) -> list[dict[str, Any]]:
         """Paraphrased payloads: a trigger whose responses carry *some* phrase of one
         payload family (opener / core / closer variants) though no single phrase is in
         nearly all of them.
@@ -1088,7 +1152,8 @@ class _Analysis:
         >= 2 rows and specific to it (at least half of f's H1 rows hold g).  On H2 the
         test is one-sided Fisher: do g's rows carry a family phrase more often than the
         other H2 rows?  The choice never looked at H2, so under the null (g independent
-        of the responses) the p-value is exact."""
+        of the responses) the p-value is exact.  (Candidates whose p-value is provably >=
+        ``tau`` get an upper bound instead: see :func:`_fisher_greater_bh`.)"""
         det = self.det
         N = self.N
         rng = np.random.default_rng([det.random_state, 17])
@@ -1098,32 +1163,50 @@ class _Analysis:
             gsel = np.setdiff1d(gsel, skip_g)
         if len(gsel) == 0:
             return []
-        XT = self.X[:, gsel].T.tocsr()  # (G' x N)
-        d1 = sp.diags(h1.astype(np.float32))
-        Y1 = (d1 @ self.Y).tocsc()
-        df1_f = np.asarray(Y1.sum(axis=0)).ravel()
-        rows, cols = [], []
-        block = 4096
-        for b0 in range(0, self.F, block):
-            Jb = (XT @ Y1[:, b0:b0 + block]).tocoo()
-            keep = (Jb.data >= 2) & (Jb.data >= 0.5 * df1_f[Jb.col + b0])
-            rows.append(Jb.row[keep]); cols.append(Jb.col[keep] + b0)
-        gi = np.concatenate(rows); fi = np.concatenate(cols)
-        if len(gi) == 0:
-            return []
-        M = sp.csr_matrix((np.ones(len(gi), np.float32), (gi, fi)), shape=(len(gsel), self.F))
+        Y = self.Y
+        col_of = np.repeat(np.arange(self.F), np.diff(Y.indptr))
+        df1_f = np.bincount(col_of[h1[Y.indices]], minlength=self.F).astype(np.float32)
+        del col_of
+        if K.available():
+            X, Yr = self.X, self._y_csr()
+            # (M's rows sorted by feature, as the reference's coo -> csr gives them)
+            gi, fi, _ = K.joint_counts(X.indptr, X.indices, gsel.astype(np.int64), Yr.indptr, Yr.indices, self.F,
+                                       h1, self.df_g[gsel], df1_f, 2, -1.0, 0.0, 0.5, 0, 0)
+            if len(gi) == 0:
+                return []
+            indptr = np.zeros(len(gsel) + 1, np.int64)
+            np.cumsum(np.bincount(gi, minlength=len(gsel)), out=indptr[1:])
+            M = sp.csr_matrix((np.ones(len(fi), np.float32), fi, indptr), shape=(len(gsel), self.F))
+            del gi, fi
+        else:
+            Y1 = (sp.diags(h1.astype(np.float32)) @ self.Y).tocsc()
+            XT = self.X[:, gsel].T.tocsr()  # (G' x N)
+            rows, cols = [], []
+            block = 4096
+            for b0 in range(0, self.F, block):
+                Jb = (XT @ Y1[:, b0:b0 + block]).tocoo()
+                keep = (Jb.data >= 2) & (Jb.data >= 0.5 * df1_f[Jb.col + b0])
+                rows.append(Jb.row[keep]); cols.append(Jb.col[keep] + b0)
+            gi = np.concatenate(rows); fi = np.concatenate(cols)
+            if len(gi) == 0:
+                return []
+            M = sp.csr_matrix((np.ones(len(gi), np.float32), (gi, fi)), shape=(len(gsel), self.F))
         h2 = ~h1
-        Y2 = (sp.diags(h2.astype(np.float32)) @ self.Y).tocsr()
-        Z = (Y2 @ M.T).tocsc()  # (N x G'): family phrases of g in each H2 row
-        Z.data[:] = 1.0
-        u = np.asarray(Z.sum(axis=0)).ravel()
-        X2 = (sp.diags(h2.astype(np.float32)) @ self.X[:, gsel]).tocsc()
-        nB = np.asarray(X2.sum(axis=0)).ravel()
-        xB = np.asarray(X2.multiply(Z).sum(axis=0)).ravel()
+        if K.available():
+            u, nB, xB = K.family_counts(M.indptr, M.indices, Y.indptr, Y.indices, self.X.indptr, self.X.indices,
+                                        gsel, h2, N)
+        else:
+            Y2 = (sp.diags(h2.astype(np.float32)) @ self.Y).tocsr()
+            Z = (Y2 @ M.T).tocsc()  # (N x G'): family phrases of g in each H2 row
+            Z.data[:] = 1.0
+            u = np.asarray(Z.sum(axis=0)).ravel()
+            X2 = (sp.diags(h2.astype(np.float32)) @ self.X[:, gsel]).tocsc()
+            nB = np.asarray(X2.sum(axis=0)).ravel()
+            xB = np.asarray(X2.multiply(Z).sum(axis=0)).ravel()
         N2 = int(h2.sum())
         ok = (nB >= 3) & (xB >= det.family_min_concentration * nB)
         self._h2 = h2
-        p = _fisher_greater(xB[ok], N2, u[ok], nB[ok]) if ok.any() else np.zeros(0)
+        p = _fisher_greater_bh(xB[ok], N2, u[ok], nB[ok], tau) if ok.any() else np.zeros(0)
         return [{"terms": (int(gsel[j]),), "f": -1, "family": M.indices[M.indptr[j]:M.indptr[j + 1]].astype(np.int64),
                  "ng": int(self.df_g[gsel[j]]), "p_unc": float(pj)}
                 for j, pj in zip(np.flatnonzero(ok).tolist(), p.tolist())]
