@@ -352,3 +352,151 @@ def family_counts(m_ptr, m_idx, yc_ptr, yc_idx, x_ptr, x_idx, gsel, row_ok, N): 
                 if stamp[r] == j:
                     xB[j] += 1
     return u, nB, xB
+
+
+@nb.njit(cache=True, nogil=True)
+def count_ids(indptr, indices, rows, acc, thr):  # pragma: no cover - compiled
+    """The ids present in at least ``thr`` of ``rows`` (of a CSR row x id matrix, one entry
+    per row and id), ascending, with their row counts (np.unique of the rows' entries,
+    filtered).  ``acc`` is a zeroed int32 buffer of one slot per id, left zeroed."""
+    nt = 0
+    for r in rows:
+        nt += indptr[r + 1] - indptr[r]
+    touched = np.empty(nt, np.int64)
+    k = 0
+    for r in rows:
+        for p in range(indptr[r], indptr[r + 1]):
+            c = indices[p]
+            if acc[c] == 0:
+                touched[k] = c
+                k += 1
+            acc[c] += 1
+    touched = np.sort(touched[:k])
+    m = 0
+    for t in range(k):
+        if acc[touched[t]] >= thr:
+            m += 1
+    ids = np.empty(m, np.int64)
+    cnt = np.empty(m, np.int64)
+    m = 0
+    for t in range(k):
+        c = touched[t]
+        if acc[c] >= thr:
+            ids[m] = c
+            cnt[m] = acc[c]
+            m += 1
+        acc[c] = 0
+    return ids, cnt
+
+
+@nb.njit(cache=True, nogil=True)
+def _majority(vals, n):  # pragma: no cover - compiled
+    """(most frequent value, its count) of vals[:n]; ties: the smallest value."""
+    v = np.sort(vals[:n])
+    best, best_c = v[0], 0
+    i = 0
+    while i < n:
+        j = i
+        while j < n and v[j] == v[i]:
+            j += 1
+        if j - i > best_c:
+            best, best_c = v[i], j - i
+        i = j
+    return best, best_c
+
+
+@nb.njit(cache=True, nogil=True)
+def maximal_phrase(allc, off, rows, seq, max_extra):  # pragma: no cover - compiled
+    """Token codes of the phrase around ``seq`` (extended left, then right, while the
+    neighbouring token is the same in >= 90% of the rows' first occurrences of seq)."""
+    o = seq.shape[0]
+    n = rows.shape[0]
+    occ_s = np.empty(n, np.int64)  # row start, occurrence start, row end
+    occ_a = np.empty(n, np.int64)
+    occ_e = np.empty(n, np.int64)
+    k = 0
+    for i in range(n):
+        r = rows[i]
+        s0, e0 = off[r], off[r + 1]
+        if e0 - s0 < o:
+            continue
+        for h in range(s0, e0 - o + 1):
+            ok = True
+            for t in range(o):
+                if allc[h + t] != seq[t]:
+                    ok = False
+                    break
+            if ok:
+                occ_s[k] = s0
+                occ_a[k] = h
+                occ_e[k] = e0
+                k += 1
+                break
+    left = np.empty(max_extra, np.int64)
+    right = np.empty(max_extra, np.int64)
+    nl = 0
+    nr = 0
+    if k > 0:
+        need = 0.9 * k
+        vals = np.empty(k, np.int64)
+        for side in range(2):
+            for step in range(1, max_extra + 1):
+                m = 0
+                for i in range(k):
+                    j = occ_a[i] - step if side == 0 else occ_a[i] + o - 1 + step
+                    if occ_s[i] <= j < occ_e[i]:
+                        vals[m] = allc[j]
+                        m += 1
+                if m == 0:
+                    break
+                v, c = _majority(vals, m)
+                if c < need:
+                    break
+                if side == 0:
+                    left[nl] = v
+                    nl += 1
+                else:
+                    right[nr] = v
+                    nr += 1
+    out = np.empty(nl + o + nr, np.int64)
+    for i in range(nl):
+        out[i] = left[nl - 1 - i]
+    out[nl:nl + o] = seq
+    out[nl + o:] = right[:nr]
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def pooled_overlap(mc_ptr, mc_idx, rows_ptr, rows, drop_ptr, drop, acc):  # pragma: no cover - compiled
+    """For each group k of rows (rows[rows_ptr[k]:rows_ptr[k+1]]): with c(v) the number of
+    its rows whose instruction holds content word v (rows of the binary CSR matrix
+    mc_ptr/mc_idx), the words drop[drop_ptr[k]:drop_ptr[k+1]] left out, the sum over row
+    pairs of shared words (sum c(c-1)/2) and of their union ((n-1) sum c - shared).
+    ``acc`` is a zeroed int64 buffer of one slot per word, left zeroed."""
+    K = rows_ptr.shape[0] - 1
+    inter = np.zeros(K)
+    union = np.zeros(K)
+    touched = np.empty(acc.shape[0], np.int64)
+    for k in range(K):
+        nt = 0
+        for i in range(rows_ptr[k], rows_ptr[k + 1]):
+            r = rows[i]
+            for p in range(mc_ptr[r], mc_ptr[r + 1]):
+                v = mc_idx[p]
+                if acc[v] == 0:
+                    touched[nt] = v
+                    nt += 1
+                acc[v] += 1
+        for i in range(drop_ptr[k], drop_ptr[k + 1]):
+            acc[drop[i]] = 0
+        size = 0
+        sq = 0
+        for t in range(nt):
+            c = acc[touched[t]]
+            size += c
+            sq += c * c
+            acc[touched[t]] = 0
+        n = rows_ptr[k + 1] - rows_ptr[k]
+        inter[k] = (sq - size) / 2.0
+        union[k] = (n - 1) * float(size) - inter[k]
+    return inter, union

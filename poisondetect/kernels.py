@@ -55,7 +55,8 @@ def _compile() -> None:
     c = np.array([0, 1, 0, 1], np.int64)
     _jit.ngram_index(c, ds, 3, c, ds, 3, 3, 2, 1)
     _STATE.update(tokens=_jit.tokens, ngram_index=_jit.ngram_index, joint_counts=_jit.joint_counts,
-                  family_counts=_jit.family_counts)
+                  family_counts=_jit.family_counts, count_ids=_jit.count_ids,
+                  maximal_phrase=_jit.maximal_phrase, pooled_overlap=_jit.pooled_overlap)
 
 
 # --------------------------------------------------------------------- code point classes
@@ -151,3 +152,25 @@ def family_counts(m_ptr: np.ndarray, m_idx: np.ndarray, yc_ptr: np.ndarray, yc_i
         raise RuntimeError("numba kernels unavailable")
     return _STATE["family_counts"](m_ptr, m_idx, yc_ptr, yc_idx, x_ptr, x_idx, np.ascontiguousarray(gsel, np.int64),
                                    np.ascontiguousarray(row_ok, np.bool_), int(N))
+
+
+def count_ids(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, acc: np.ndarray,
+              thr: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ids in >= thr of ``rows`` and their counts, ascending (see the compiled ``count_ids``)."""
+    return _STATE["count_ids"](indptr, indices, np.ascontiguousarray(rows, np.int64), acc, float(thr))
+
+
+def maximal_phrase(allc: np.ndarray, off: np.ndarray, rows: np.ndarray, seq: np.ndarray,
+                   max_extra: int) -> np.ndarray:
+    """Token codes of the maximal phrase around ``seq`` in ``rows`` (see the compiled
+    ``maximal_phrase``)."""
+    return _STATE["maximal_phrase"](allc, off, np.ascontiguousarray(rows, np.int64),
+                                    np.ascontiguousarray(seq, np.int64), int(max_extra))
+
+
+def pooled_overlap(mc_ptr: np.ndarray, mc_idx: np.ndarray, rows_ptr: np.ndarray, rows: np.ndarray,
+                   drop_ptr: np.ndarray, drop: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled pairwise word overlap of groups of rows (see the compiled ``pooled_overlap``)."""
+    return _STATE["pooled_overlap"](mc_ptr, mc_idx, np.ascontiguousarray(rows_ptr, np.int64),
+                                    np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(drop_ptr, np.int64),
+                                    np.ascontiguousarray(drop, np.int64), acc)

@@ -1448,6 +1448,28 @@ class _Analysis:
             return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
         base_rows = np.sort(rng.choice(self.N, min(self.N, 400), replace=False))
+        if K.available():
+            acc = np.zeros(Mc.shape[1], np.int64)
+
+            def ratio(inter: np.ndarray, union: np.ndarray) -> np.ndarray:
+                return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+            z = np.zeros(2, np.int64)
+            bi, bu = K.pooled_overlap(Mc.indptr, Mc.indices, np.array([0, len(base_rows)]), base_rows, z, z[:0], acc)
+            base = max(float(ratio(bi, bu)[0]), 1e-4)
+            ri, drop = [], []
+            for t in terms:
+                rows = X.indices[X.indptr[t]:X.indptr[t + 1]]
+                if len(rows) > sample:
+                    rows = np.sort(rng.choice(rows, sample, replace=False))
+                ri.append(rows)
+                drop.append(np.fromiter(self._term_codes((t,)), np.int64))
+            ptr = np.concatenate([[0], np.cumsum([len(r) for r in ri])]).astype(np.int64)
+            dptr = np.concatenate([[0], np.cumsum([len(d) for d in drop])]).astype(np.int64)
+            flat = np.concatenate(ri) if ri else np.zeros(0, np.int64)
+            dflat = np.concatenate(drop) if drop else np.zeros(0, np.int64)
+            inter, union = K.pooled_overlap(Mc.indptr, Mc.indices, ptr, flat, dptr, dflat, acc)
+            return ratio(inter, union) / base
         bsel = sp.csr_matrix((np.ones(len(base_rows), np.float32), (np.zeros(len(base_rows), np.int64), base_rows)),
                              shape=(1, self.N))
         base = max(float(pooled(bsel @ Mc, np.array([len(base_rows)], float), [np.zeros(0, np.int64)])[0]), 1e-4)
@@ -1583,13 +1605,20 @@ class _Analysis:
         det = self.det
         ng = len(rows_g)
         Xall = self.Xall
-        idx = np.concatenate([Xall.indices[Xall.indptr[r]:Xall.indptr[r + 1]] for r in rows_g]) if ng else np.zeros(0, np.int64)
-        if len(idx) == 0:
-            return None, None
-        comp, cnt = np.unique(idx, return_counts=True)
         thr = max(det.companion_coverage * ng, 2)
-        sel = cnt >= thr
-        comp, cnt = comp[sel], cnt[sel]
+        if K.available():
+            acc = self.__dict__.get("_id_acc")
+            if acc is None:
+                acc = self.__dict__["_id_acc"] = np.zeros(Xall.shape[1], np.int32)
+            comp, cnt = K.count_ids(Xall.indptr, Xall.indices, rows_g, acc, thr)
+        else:
+            idx = (np.concatenate([Xall.indices[Xall.indptr[r]:Xall.indptr[r + 1]] for r in rows_g]) if ng
+                   else np.zeros(0, np.int64))
+            if len(idx) == 0:
+                return None, None
+            comp, cnt = np.unique(idx, return_counts=True)
+            sel = cnt >= thr
+            comp, cnt = comp[sel], cnt[sel]
         if len(comp) == 0:
             return None, None
         own = set()
@@ -1629,6 +1658,12 @@ class _Analysis:
         s0, o = int(self.rep_start[uid]), int(self.rep_order[uid])
         seq = (self.icodes if int(self.rep_side[uid]) == 0 else self.rcodes)[s0:s0 + o]
         allc, off = (self.icodes, self.ins_off) if side == 0 else (self.rcodes, self.res_off)
+        if K.available():
+            codes = K.maximal_phrase(allc, off, rows_g[:50], seq, max_extra)
+            vocab = self.st["vocab"]
+            out = tuple(vocab.get(int(h), "?") for h in self.tok_hash_of_code[codes])
+            cache[key] = out
+            return out
         occ = []
         for r in rows_g[:50]:
             codes = allc[off[r]:off[r + 1]]
