@@ -114,115 +114,6 @@ def _grow(tab, bits):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True)
-def ngram_index(icodes, ins_off, max_n, rcodes, res_off, rn, min_pt, V, min_support):  # pragma: no cover
-    """Dense ids of every instruction 1..max_n-gram and every response feature (the
-    rn-grams; the whole response when it is shorter, if >= min_pt tokens), in order of
-    first appearance over [instruction order 1, 2, ..., response features] (what
-    pandas.factorize of those exact ids in that order gives); the first occurrence of
-    each; and the binary row x id matrices (CSR, unsorted within a row) of the ids whose
-    occurrence count on that side is >= min_support, with the instruction document
-    frequencies."""
-    N = ins_off.shape[0] - 1
-    bits = 16
-    # open addressing, one 16-byte slot per id: (exact id + 1, dense id << 32 | count of
-    # its instruction occurrences); 0: empty
-    tab = np.zeros((1 << bits, 2), np.int64)
-    rep_start = np.empty(4096, np.int64)
-    rep_order = np.empty(4096, np.int8)
-    rep_side = np.empty(4096, np.int8)
-    # per id: occurrences in instructions, in responses, last row seen, rows (one cache
-    # line per id: the passes below touch one row of it per occurrence)
-    info = np.zeros((4096, 4), np.int32)
-    U = 0
-    nI = icodes.shape[0]
-    nR = rcodes.shape[0]
-    gid = np.empty((max_n, nI), np.int32)
-    fid = np.full(nR, -1, np.int32)
-    for side in range(2):
-        codes = icodes if side == 0 else rcodes
-        off = ins_off if side == 0 else res_off
-        orders = max_n if side == 0 else rn
-        offset = 0
-        width = 1
-        for n in range(1, orders + 1):
-            if n > 1:
-                offset += width
-            width *= V
-            for d in range(N):
-                a = off[d]
-                b = off[d + 1]
-                if side == 1:
-                    ln = b - a
-                    if n < min_pt or not (n == rn or (ln < rn and n == ln)):
-                        continue
-                for st in range(a, b - n + 1):
-                    key = codes[st]
-                    for k in range(1, n):
-                        key = key * V + codes[st + k]
-                    key += offset + 1
-                    mask = (1 << bits) - 1
-                    s = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
-                    while tab[s, 0] != 0 and tab[s, 0] != key:
-                        s = (s + 1) & mask
-                    if tab[s, 0] == 0:
-                        if U == rep_start.shape[0]:
-                            rep_start = np.concatenate((rep_start, np.empty(U, np.int64)))
-                            rep_order = np.concatenate((rep_order, np.empty(U, np.int8)))
-                            rep_side = np.concatenate((rep_side, np.empty(U, np.int8)))
-                            info = np.concatenate((info, np.zeros((U, 4), np.int32)))
-                        rep_start[U] = st
-                        rep_order[U] = n
-                        rep_side[U] = side
-                        tab[s, 0] = key
-                        tab[s, 1] = np.int64(U) << 32
-                        g = U
-                        U += 1
-                    else:
-                        g = np.int32(tab[s, 1] >> 32)
-                    if side == 0:
-                        tab[s, 1] += 1
-                        gid[n - 1, st] = g
-                    else:
-                        info[g, 1] += 1
-                        fid[st] = g
-                    if 2 * U > tab.shape[0]:
-                        tab, bits = _grow(tab, bits)
-    for t in range(tab.shape[0]):
-        if tab[t, 0] != 0:
-            info[np.int64(tab[t, 1] >> 32), 0] = np.int32(tab[t, 1] & 0xFFFFFFFF)
-    # the binary row x id matrices of the frequent ids (one entry per row and id)
-    info[:, 2] = -1
-    x_ptr = np.zeros(N + 1, np.int64)
-    x_idx = np.empty(max_n * nI, np.int32)
-    m = 0
-    for d in range(N):
-        for n in range(max_n):
-            for st in range(ins_off[d], ins_off[d + 1] - n):
-                g = gid[n, st]
-                if info[g, 2] != d and info[g, 0] >= min_support:
-                    info[g, 2] = d
-                    info[g, 3] += 1
-                    x_idx[m] = g
-                    m += 1
-        x_ptr[d + 1] = m
-    info[:, 2] = -1
-    y_ptr = np.zeros(N + 1, np.int64)
-    y_idx = np.empty(nR, np.int32)
-    m2 = 0
-    for d in range(N):
-        for st in range(res_off[d], res_off[d + 1]):
-            f = fid[st]
-            if f >= 0 and info[f, 2] != d and info[f, 1] >= min_support:
-                info[f, 2] = d
-                y_idx[m2] = f
-                m2 += 1
-        y_ptr[d + 1] = m2
-    df_g = info[:U, 3].astype(np.int64)
-    return (U, rep_start[:U].copy(), rep_order[:U].copy(), rep_side[:U].copy(),
-            x_ptr, x_idx[:m].copy(), df_g, y_ptr, y_idx[:m2].copy())
-
-
-@nb.njit(cache=True, nogil=True)
 def joint_counts(x_ptr, x_idx, cols, y_ptr, y_idx, F, row_ok, df_g, df_f, min_a, conc, cov, half, max_cover,
                  block):  # pragma: no cover - compiled
     """Co-occurrence counts a(g, f) = |rows(g) & rows(f)| for the instruction columns
@@ -500,3 +391,130 @@ def pooled_overlap(mc_ptr, mc_idx, rows_ptr, rows, drop_ptr, drop, acc):  # prag
         inter[k] = (sq - size) / 2.0
         union[k] = (n - 1) * float(size) - inter[k]
     return inter, union
+
+
+@nb.njit(cache=True, nogil=True)
+def order_ids(codes, off, n, V, offset, gid, tab_bits0):  # pragma: no cover - compiled
+    """Local ids (0, 1, ... in order of first appearance) of the n-grams of one order that
+    do not cross a row boundary, written to ``gid`` (-1 where no n-gram starts); returns
+    (exact key of each id, first occurrence, occurrence count, hash table, its bits).
+    Keys are ``offset`` + the base-V number of the n-gram's token codes."""
+    bits = tab_bits0
+    tab = np.zeros((1 << bits, 2), np.int64)  # (key + 1, local id << 32 | count); 0: empty
+    keys = np.empty(4096, np.int64)
+    rep = np.empty(4096, np.int64)
+    u = 0
+    N = off.shape[0] - 1
+    for d in range(N):
+        a = off[d]
+        b = off[d + 1]
+        for st in range(max(a, b - n + 1), b):
+            gid[st] = -1
+        for st in range(a, b - n + 1):
+            key = codes[st]
+            for k in range(1, n):
+                key = key * V + codes[st + k]
+            key += offset + 1
+            mask = (1 << bits) - 1
+            s = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
+            while tab[s, 0] != 0 and tab[s, 0] != key:
+                s = (s + 1) & mask
+            if tab[s, 0] == 0:
+                if u == keys.shape[0]:
+                    keys = np.concatenate((keys, np.empty(u, np.int64)))
+                    rep = np.concatenate((rep, np.empty(u, np.int64)))
+                keys[u] = key
+                rep[u] = st
+                tab[s, 0] = key
+                tab[s, 1] = (np.int64(u) << 32) + 1
+                gid[st] = u
+                u += 1
+                if 2 * u > tab.shape[0]:
+                    tab, bits = _grow(tab, bits)
+            else:
+                tab[s, 1] += 1
+                gid[st] = np.int32(tab[s, 1] >> 32)
+    tf = np.zeros(u, np.int64)
+    for t in range(tab.shape[0]):
+        if tab[t, 0] != 0:
+            tf[tab[t, 1] >> 32] = tab[t, 1] & 0xFFFFFFFF
+    return keys[:u].copy(), rep[:u].copy(), tf, tab, bits
+
+
+@nb.njit(cache=True, nogil=True)
+def response_ids(rcodes, res_off, n, rn, min_pt, V, offset, tab, bits, base, fid, new_tab, new_bits, next_id,
+                 new_rep):  # pragma: no cover - compiled
+    """The response features of order n (rn-grams; whole responses of n < rn tokens, if
+    n >= min_pt): global id of an instruction n-gram with the same key (``tab``, ids
+    ``base`` + local), else a new id from ``next_id`` on (response-only keys: ``new_tab``),
+    written to ``fid``.  Returns (next_id, new_tab, new_bits, new_rep, number of new ids
+    so far)."""
+    N = res_off.shape[0] - 1
+    mask = (1 << bits) - 1
+    nn = 0
+    for d in range(N):
+        a = res_off[d]
+        b = res_off[d + 1]
+        ln = b - a
+        if n < min_pt or not (n == rn or (ln < rn and n == ln)):
+            continue
+        for st in range(a, b - n + 1):
+            key = rcodes[st]
+            for k in range(1, n):
+                key = key * V + rcodes[st + k]
+            key += offset + 1
+            s = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
+            while tab[s, 0] != 0 and tab[s, 0] != key:
+                s = (s + 1) & mask
+            if tab[s, 0] != 0:
+                fid[st] = base + (tab[s, 1] >> 32)
+                continue
+            m2 = (1 << new_bits) - 1
+            s = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - new_bits))
+            while new_tab[s, 0] != 0 and new_tab[s, 0] != key:
+                s = (s + 1) & m2
+            if new_tab[s, 0] == 0:
+                if nn == new_rep.shape[0]:
+                    new_rep = np.concatenate((new_rep, np.empty(max(nn, 16), np.int64)))
+                new_rep[nn] = st
+                nn += 1
+                new_tab[s, 0] = key
+                new_tab[s, 1] = np.int64(next_id) << 32
+                next_id += 1
+                fid[st] = new_tab[s, 1] >> 32
+                if 2 * nn > new_tab.shape[0]:
+                    new_tab, new_bits = _grow(new_tab, new_bits)
+            else:
+                fid[st] = new_tab[s, 1] >> 32
+    return next_id, new_tab, new_bits, new_rep[:nn].copy()
+
+
+@nb.njit(cache=True, nogil=True)
+def frequent_matrix(gid, base, tf_ok, off, N, U):  # pragma: no cover - compiled
+    """Binary row x id matrix (CSR, unsorted within a row) of the ids with ``tf_ok``: row
+    d holds each id among its n-grams once (orders in gid's rows, global id = base[order]
+    + local id); returns (indptr, indices, rows per id)."""
+    max_n = gid.shape[0]
+    last = np.full(U, -1, np.int32)
+    df = np.zeros(U, np.int64)
+    cnt = 0
+    for n in range(max_n):
+        for d in range(N):
+            for st in range(off[d], off[d + 1] - n):
+                if tf_ok[base[n] + gid[n, st]]:
+                    cnt += 1
+    ptr = np.zeros(N + 1, np.int64)
+    idx = np.empty(cnt, np.int32)
+    m = 0
+    for d in range(N):
+        for n in range(max_n):
+            b = base[n]
+            for st in range(off[d], off[d + 1] - n):
+                g = b + gid[n, st]
+                if tf_ok[g] and last[g] != d:
+                    last[g] = d
+                    df[g] += 1
+                    idx[m] = g
+                    m += 1
+        ptr[d + 1] = m
+    return ptr, idx[:m].copy(), df

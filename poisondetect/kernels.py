@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from typing import Any, Sequence
 
 import numpy as np
 
 _STATE: dict[str, Any] = {}
+_LOCK = threading.Lock()
 
 # code point classes
 SPACE, WORD, PUNCT, ODD = 0, 1, 2, 3
@@ -30,6 +32,13 @@ SPACE, WORD, PUNCT, ODD = 0, 1, 2, 3
 
 def available() -> bool:
     """True when the numba kernels can be used (imported and compiled once)."""
+    if "ok" in _STATE:
+        return bool(_STATE["ok"])
+    with _LOCK:
+        return _available_locked()
+
+
+def _available_locked() -> bool:
     if "ok" not in _STATE:
         ok = False
         if os.environ.get("POISONDETECT_NO_NUMBA", "") not in ("1", "true", "yes"):
@@ -53,8 +62,12 @@ def _compile() -> None:
     _jit.tokens(np.frombuffer(b"a ??", np.uint8), ds, cl)
     _jit.tokens(np.frombuffer("a ??".encode("utf-32-le"), np.uint32), ds, cl)
     c = np.array([0, 1, 0, 1], np.int64)
-    _jit.ngram_index(c, ds, 3, c, ds, 3, 3, 2, 1)
-    _STATE.update(tokens=_jit.tokens, ngram_index=_jit.ngram_index, joint_counts=_jit.joint_counts,
+    _STATE["ok"] = True  # (ngram_index checks it)
+    try:
+        ngram_index(c, ds, 3, c, ds, 3, 3, 2, 1)
+    finally:
+        del _STATE["ok"]
+    _STATE.update(tokens=_jit.tokens, joint_counts=_jit.joint_counts,
                   family_counts=_jit.family_counts, count_ids=_jit.count_ids,
                   maximal_phrase=_jit.maximal_phrase, pooled_overlap=_jit.pooled_overlap)
 
@@ -65,6 +78,11 @@ def _class_table(cp: np.ndarray) -> np.ndarray:
     code points of ``cp`` that were not classified yet.  ``\\w`` is exactly
     ``str.isalnum() or '_'`` and ``\\s`` exactly ``str.isspace()`` for Python's ``re``
     (checked over every code point by the tests)."""
+    with _LOCK:  # (tokenising threads share the table)
+        return _class_table_locked(cp)
+
+
+def _class_table_locked(cp: np.ndarray) -> np.ndarray:
     from .text import ODD_CHAR_CLASS
     tab = _STATE.get("cls")
     if tab is None:
@@ -121,14 +139,79 @@ def tokenize_codes(texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndar
 
 # --------------------------------------------------------------------- n-gram index
 def ngram_index(icodes: np.ndarray, ins_off: np.ndarray, max_n: int, rcodes: np.ndarray, res_off: np.ndarray,
-                rn: int, min_pt: int, V: int, min_support: int) -> tuple:
-    """Dense n-gram ids, their first occurrences and the frequent ids' binary matrices
-    (see the compiled ``ngram_index``; the reference is
-    ``NgramTriggerDetector``'s ``_Analysis._ngram_matrices``)."""
+                rn: int, min_pt: int, V: int, min_support: int, threads: int = 1) -> tuple:
+    """Dense ids of every instruction 1..max_n-gram and every response feature (the
+    rn-grams; the whole response when it is shorter, if >= min_pt tokens), in order of
+    first appearance over [instruction order 1, ..., max_n, response features] (what
+    ``pandas.factorize`` of the exact ids in that order gives, as the reference path
+    ``_Analysis._ngram_matrices`` does); the first occurrence of each; the binary row x id
+    matrices (CSR) of the ids occurring >= min_support times on that side; the
+    instruction document frequencies.  Each order has a table of its own, so with
+    ``threads`` > 1 the orders are counted in parallel (the kernels release the GIL).
+
+    Returns (U, rep_start, rep_order, rep_side, x_ptr, x_idx, df_g, y_ptr, y_idx)."""
     if not available():  # pragma: no cover - callers check first
         raise RuntimeError("numba kernels unavailable")
-    return _STATE["ngram_index"](icodes, ins_off, int(max_n), rcodes, res_off, int(rn), int(min_pt), int(V),
-                                 int(min_support))
+    from . import _jit
+    icodes = np.ascontiguousarray(icodes, np.int64)
+    rcodes = np.ascontiguousarray(rcodes, np.int64)
+    ins_off = np.ascontiguousarray(ins_off, np.int64)
+    res_off = np.ascontiguousarray(res_off, np.int64)
+    N = len(ins_off) - 1
+    offset = [0] * (max(max_n, rn) + 1)  # key offset of order n (keys of orders never collide)
+    for n in range(2, len(offset)):
+        offset[n] = offset[n - 1] + V ** (n - 1)
+    gid = np.empty((max_n, len(icodes)), np.int32)
+
+    def one(n: int) -> tuple:
+        return _jit.order_ids(icodes, ins_off, n, V, offset[n], gid[n - 1], 16)
+
+    order = list(range(max_n, 0, -1))  # longest first (the most distinct keys)
+    if threads > 1 and max_n > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=threads) as ex:
+            res = dict(zip(order, ex.map(one, order)))
+    else:
+        res = {n: one(n) for n in order}
+    base = np.zeros(max_n + 1, np.int64)
+    for n in range(1, max_n + 1):
+        base[n] = base[n - 1] + len(res[n][0])
+    U_i = int(base[max_n])
+    # response features, order by order (an id of an instruction n-gram, else a new one)
+    fid = np.full(len(rcodes), -1, np.int64)
+    next_id, new_bits = U_i, 12
+    new_tab = np.zeros((1 << new_bits, 2), np.int64)
+    new_reps, new_orders = [], []
+    empty_tab = np.zeros((2, 2), np.int64)
+    for n in range(1, rn + 1):
+        tab, bits = (res[n][3], res[n][4]) if n <= max_n else (empty_tab, 1)
+        b = int(base[n - 1]) if n <= max_n else 0
+        before = next_id
+        next_id, new_tab, new_bits, nr = _jit.response_ids(rcodes, res_off, n, rn, min_pt, V, offset[n], tab, bits,
+                                                           b, fid, new_tab, new_bits, next_id,
+                                                           np.empty(16, np.int64))
+        new_reps.append(nr)
+        new_orders.append(np.full(next_id - before, n, np.int8))
+    U = int(next_id)
+    rep_start = np.concatenate([res[n][1] for n in range(1, max_n + 1)] + new_reps)
+    rep_order = np.concatenate([np.full(len(res[n][0]), n, np.int8) for n in range(1, max_n + 1)] + new_orders)
+    rep_side = np.concatenate([np.zeros(U_i, np.int8), np.ones(U - U_i, np.int8)])
+    tf_ok = np.zeros(U, bool)
+    tf_ok[:U_i] = np.concatenate([res[n][2] for n in range(1, max_n + 1)]) >= min_support
+    del res
+    x_ptr, x_idx, df_g = _jit.frequent_matrix(gid, base[:max_n].copy(), tf_ok, ins_off, N, U)
+    del gid
+    # responses: one entry per (row, frequent feature), rows sorted
+    ok = fid >= 0
+    tf_f = np.bincount(fid[ok], minlength=U)
+    pos = np.flatnonzero(ok)
+    pos = pos[tf_f[fid[pos]] >= min_support]
+    doc = np.searchsorted(res_off, pos, side="right") - 1
+    key = np.unique(doc * np.int64(U) + fid[pos])
+    y_idx = (key % U).astype(np.int32)
+    y_ptr = np.zeros(N + 1, np.int64)
+    np.cumsum(np.bincount(key // U, minlength=N), out=y_ptr[1:])
+    return U, rep_start, rep_order, rep_side, x_ptr, x_idx, df_g, y_ptr, y_idx
 
 
 def joint_counts(x_ptr: np.ndarray, x_idx: np.ndarray, cols: np.ndarray, y_ptr: np.ndarray, y_idx: np.ndarray,

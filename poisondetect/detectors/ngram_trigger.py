@@ -414,15 +414,23 @@ class NgramTriggerDetector(Detector):
         independently and token hashes depend on the token alone)."""
         ins = stats["instruction"]
         responses = [T.strip_eos(r) for r in stats["response"]]
-        cut, pool, fut = len(ins), None, None
-        # (with the compiled tokeniser a second process costs more than it saves)
-        if _jobs(self.n_jobs, len(ins)) > 1 and not K.available():
-            pool = _fork_pool()
-            if pool is not None:
-                cut = int(0.4 * len(ins))  # this process also does the responses
-                fut = pool.submit(_tokenize_side, ins[cut:])
+        cut, pool, fut, thread = len(ins), None, None, None
+        if _jobs(self.n_jobs, len(ins)) > 1:
+            if K.available():
+                # the compiled tokeniser runs without the GIL: a thread tokenises the
+                # instructions while this one does the responses (a second process would
+                # cost more in copies than it saves)
+                from concurrent.futures import ThreadPoolExecutor
+                pool = ThreadPoolExecutor(max_workers=1)
+                thread = pool.submit(_tokenize_side, ins)
+                cut = 0
+            else:
+                pool = _fork_pool()
+                if pool is not None:
+                    cut = int(0.4 * len(ins))  # this process also does the responses
+                    fut = pool.submit(_tokenize_side, ins[cut:])
         try:
-            ih, il, iv = _tokenize_side(ins[:cut])
+            ih, il, iv = _tokenize_side(ins[:cut]) if thread is None else (None, None, None)
             rh, rl, rv = _tokenize_side(responses)
             norm = [T.normalize_text(r) for r in responses]
             exact = _exact_hashes(responses, norm)
@@ -436,6 +444,8 @@ class NgramTriggerDetector(Detector):
                     ih2, il2, iv2 = _tokenize_side(ins[cut:])
                 ih, il = np.concatenate([ih, ih2]), np.concatenate([il, il2])
                 iv.update(iv2)
+            if thread is not None:
+                ih, il, iv = thread.result()
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -690,7 +700,7 @@ class _Analysis:
             (U, self.rep_start, self.rep_order, self.rep_side, xp, xi, df_g, yp, yi) = K.ngram_index(
                 np.ascontiguousarray(icodes, np.int64), self.ins_off.astype(np.int64), det.max_n,
                 np.ascontiguousarray(rcodes, np.int64), self.res_off.astype(np.int64), det.response_n,
-                det.min_payload_tokens, V, det.min_support)
+                det.min_payload_tokens, V, det.min_support, threads=_jobs(det.n_jobs, N))
             Xall = sp.csr_matrix((np.ones(len(xi), np.float32), xi, xp), shape=(N, U))
             Yall = sp.csr_matrix((np.ones(len(yi), np.float32), yi, yp), shape=(N, U))
             del xi, xp, yi, yp
@@ -906,17 +916,32 @@ class _Analysis:
         self.m_conj = 0.0
         t = self._tick("joint_counts", t)
 
-        p_unc = _fisher_upper(a, N, nf, ng) if len(g) else np.zeros(0)
-        conj = self._conjunction_candidates(J) if det.conjunctions else []
-        t = self._tick("candidates", t)
         fam: list[dict[str, Any]] = []
+        fam_job, pool = None, None
         if det.paraphrase_families:
             # p-values >= (tests listed) / (tests counted) cannot move any BH q-value
             # below 1, so those need no exact tail (an upper bound will do)
-            tau = (len(p_unc) + self.G) / max(self.m_single, 1.0)
-            fam = self._family_candidates(np.unique(g), tau)
-            self.m_single += float(self.n_trigger_ngrams)  # one family test per n-gram
-            t = self._tick("family_candidates", t)
+            tau = (len(g) + self.G) / max(self.m_single, 1.0)
+            skip = np.unique(g)
+            if _jobs(det.n_jobs, N) > 1 and K.available():
+                # the family search is mostly compiled code and scipy ufuncs, which run
+                # without the GIL: a second thread overlaps it with the candidates below
+                # (it reads shared arrays only; Y by rows is built before it starts)
+                from concurrent.futures import ThreadPoolExecutor
+                self._y_csr()
+                pool = ThreadPoolExecutor(max_workers=1)
+                fam_job = pool.submit(self._family_candidates, skip, tau)
+        try:
+            p_unc = _fisher_upper(a, N, nf, ng) if len(g) else np.zeros(0)
+            conj = self._conjunction_candidates(J) if det.conjunctions else []
+            t = self._tick("candidates", t)
+            if det.paraphrase_families:
+                fam = fam_job.result() if fam_job is not None else self._family_candidates(skip, tau)
+                self.m_single += float(self.n_trigger_ngrams)  # one family test per n-gram
+                t = self._tick("family_candidates", t)  # (with a thread: the wait for it)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         fam_p = np.array([c["p_unc"] for c in fam], float)
         conj_p = np.array([c["p_unc"] for c in conj], float)
         self.n_candidates = len(p_unc) + len(fam) + len(conj)
