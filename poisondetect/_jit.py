@@ -518,3 +518,25 @@ def frequent_matrix(gid, base, tf_ok, off, N, U):  # pragma: no cover - compiled
                     m += 1
         ptr[d + 1] = m
     return ptr, idx[:m].copy(), df
+
+
+@nb.njit(cache=True, nogil=True)
+def token_presence(codes, off, V):  # pragma: no cover - compiled
+    """Binary row x token matrix (canonical CSR: each row's distinct codes, ascending)."""
+    N = off.shape[0] - 1
+    last = np.full(V, -1, np.int64)
+    ptr = np.zeros(N + 1, np.int64)
+    idx = np.empty(codes.shape[0], np.int32)
+    m = 0
+    for d in range(N):
+        m0 = m
+        for p in range(off[d], off[d + 1]):
+            c = codes[p]
+            if last[c] != d:
+                last[c] = d
+                idx[m] = c
+                m += 1
+        if m - m0 > 1:
+            idx[m0:m] = np.sort(idx[m0:m])
+        ptr[d + 1] = m
+    return ptr, idx[:m].copy()

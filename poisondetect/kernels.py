@@ -69,7 +69,8 @@ def _compile() -> None:
         del _STATE["ok"]
     _STATE.update(tokens=_jit.tokens, joint_counts=_jit.joint_counts,
                   family_counts=_jit.family_counts, count_ids=_jit.count_ids,
-                  maximal_phrase=_jit.maximal_phrase, pooled_overlap=_jit.pooled_overlap)
+                  maximal_phrase=_jit.maximal_phrase, pooled_overlap=_jit.pooled_overlap,
+                  token_presence=_jit.token_presence)
 
 
 # --------------------------------------------------------------------- code point classes
@@ -257,3 +258,9 @@ def pooled_overlap(mc_ptr: np.ndarray, mc_idx: np.ndarray, rows_ptr: np.ndarray,
     return _STATE["pooled_overlap"](mc_ptr, mc_idx, np.ascontiguousarray(rows_ptr, np.int64),
                                     np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(drop_ptr, np.int64),
                                     np.ascontiguousarray(drop, np.int64), acc)
+
+
+def token_presence(codes: np.ndarray, off: np.ndarray, V: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, indices) of the binary row x token matrix, canonical (see ``token_presence``)."""
+    return _STATE["token_presence"](np.ascontiguousarray(codes, np.int64), np.ascontiguousarray(off, np.int64),
+                                    int(V))

@@ -812,8 +812,13 @@ class _Analysis:
         concept words, names from a passage).  Function words (instruction document
         frequency above 5%) are ignored; a feature made only of them is dropped."""
         N = self.N
-        idoc = np.repeat(np.arange(N, dtype=np.int64), ins_len)
-        Mtok = _binary_csr(idoc, icodes.astype(np.int64), (N, V))
+        if K.available():
+            tp, ti = K.token_presence(icodes, self.ins_off, V)
+            Mtok = sp.csr_matrix((np.ones(len(ti), np.float32), ti, tp), shape=(N, V))
+            Mtok.has_canonical_format = True
+        else:
+            idoc = np.repeat(np.arange(N, dtype=np.int64), ins_len)
+            Mtok = _binary_csr(idoc, icodes.astype(np.int64), (N, V))
         tok_df = np.bincount(Mtok.indices, minlength=V)
         keys = np.repeat(np.arange(N, dtype=np.int64), np.diff(Mtok.indptr)) * V + Mtok.indices
         function = tok_df > 0.05 * N
@@ -1000,7 +1005,20 @@ class _Analysis:
             key = (len(rows_g), float(w[rows_g].sum()), c["f"], c["terms"] if len(c["terms"]) > 1 else None)
             if key not in sig_cache:
                 sig_cache[key] = self._conditional_p(c, rows_g, rows_f, comp_cache)
-            c["p"], c["companion"] = sig_cache[key]
+            c["_key"] = key
+        # the conditional tails in one vectorised call (the same values as one by one)
+        pend = [(k, v) for k, v in sig_cache.items() if len(v) == 6]
+        if pend:
+            cnt = np.array([v[1:5] for _, v in pend], float)
+            pc = _fisher_upper(cnt[:, 0], cnt[:, 1], cnt[:, 2], cnt[:, 3])
+            for (k, v), p in zip(pend, pc.tolist()):
+                c0, name = v[5], v[0]
+                if p < 1e-3 and self._payload_repeats_trigger(c0):
+                    sig_cache[k] = (1.0, "(payload repeats the trigger)")
+                else:
+                    sig_cache[k] = (max(p, c0["p_unc"]), name)
+        for c in live:
+            c["p"], c["companion"] = sig_cache[c.pop("_key")]
         t = self._tick("conditional_tests", t)
         if not live:
             return []
@@ -1400,9 +1418,11 @@ class _Analysis:
                 kept_rows.append(rows)
         return kept
 
-    def _conditional_p(self, c: dict, rows_g: np.ndarray, rows_f: np.ndarray,
-                       cache: dict) -> tuple[float, str | None]:
-        """Fisher test conditional on the trigger's most specific companion (if any)."""
+    def _conditional_p(self, c: dict, rows_g: np.ndarray, rows_f: np.ndarray, cache: dict) -> tuple:
+        """Fisher test conditional on the trigger's most specific companion (if any):
+        (p, companion), or, where the test needs its tail, (companion, a, N, n_f, n_g, c)
+        for the caller to finish in one vectorised call (p = max(tail, c's unconditional
+        p), or 1 when the payload repeats the trigger and the tail is below 1e-3)."""
         key = rows_g.tobytes() + repr(c["terms"]).encode()
         if key not in cache:
             cache[key] = self._companion(c["terms"], rows_g)
@@ -1424,10 +1444,7 @@ class _Analysis:
         if n0 == 0 or n1 == 0:
             return 1.0, name
         a1 = int((in_g & in_f).sum())
-        p = float(_fisher_upper(a1, len(rows_c), int(in_f.sum()), n1))
-        if p < 1e-3 and self._payload_repeats_trigger(c):
-            return 1.0, "(payload repeats the trigger)"
-        return max(p, c["p_unc"]), name
+        return name, a1, len(rows_c), int(in_f.sum()), n1, c
 
     def _member(self, rows: np.ndarray, of: np.ndarray) -> np.ndarray:
         """``np.isin(rows, of)`` for row indices, through a reused boolean buffer (the
