@@ -540,3 +540,26 @@ def token_presence(codes, off, V):  # pragma: no cover - compiled
             idx[m0:m] = np.sort(idx[m0:m])
         ptr[d + 1] = m
     return ptr, idx[:m].copy()
+
+
+@nb.njit(cache=True, nogil=True)
+def pair_counts(x_ptr, x_idx, t1, t2, y_ptr, y_idx, fcol, N):  # pragma: no cover - compiled
+    """For each k: n = |rows(t1[k]) & rows(t2[k])| (columns of X) and a = the part of those
+    rows in feature fcol[k]'s rows (columns of Y)."""
+    K = t1.shape[0]
+    n = np.zeros(K, np.int64)
+    a = np.zeros(K, np.int64)
+    s1 = np.full(N, -1, np.int64)
+    s2 = np.full(N, -1, np.int64)
+    for k in range(K):
+        for p in range(x_ptr[t1[k]], x_ptr[t1[k] + 1]):
+            s1[x_idx[p]] = k
+        for p in range(x_ptr[t2[k]], x_ptr[t2[k] + 1]):
+            r = x_idx[p]
+            if s1[r] == k:
+                s2[r] = k
+                n[k] += 1
+        for p in range(y_ptr[fcol[k]], y_ptr[fcol[k] + 1]):
+            if s2[y_idx[p]] == k:
+                a[k] += 1
+    return n, a

@@ -70,7 +70,7 @@ def _compile() -> None:
     _STATE.update(tokens=_jit.tokens, joint_counts=_jit.joint_counts,
                   family_counts=_jit.family_counts, count_ids=_jit.count_ids,
                   maximal_phrase=_jit.maximal_phrase, pooled_overlap=_jit.pooled_overlap,
-                  token_presence=_jit.token_presence)
+                  token_presence=_jit.token_presence, pair_counts=_jit.pair_counts)
 
 
 # --------------------------------------------------------------------- code point classes
@@ -264,3 +264,10 @@ def token_presence(codes: np.ndarray, off: np.ndarray, V: int) -> tuple[np.ndarr
     """(indptr, indices) of the binary row x token matrix, canonical (see ``token_presence``)."""
     return _STATE["token_presence"](np.ascontiguousarray(codes, np.int64), np.ascontiguousarray(off, np.int64),
                                     int(V))
+
+
+def pair_counts(x_ptr: np.ndarray, x_idx: np.ndarray, t1: np.ndarray, t2: np.ndarray, y_ptr: np.ndarray,
+                y_idx: np.ndarray, fcol: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of each n-gram pair and their part in a feature's rows (see ``pair_counts``)."""
+    return _STATE["pair_counts"](x_ptr, x_idx, np.ascontiguousarray(t1, np.int64), np.ascontiguousarray(t2, np.int64),
+                                 y_ptr, y_idx, np.ascontiguousarray(fcol, np.int64), int(N))

@@ -1130,15 +1130,24 @@ class _Analysis:
         conc_s = as_ / self.df_g[gs]
         X = self.X
         pre_p = np.ones(len(b0s))
-        for k, (b0, b1) in enumerate(zip(b0s.tolist(), b1s.tolist())):
-            top = np.argsort(-conc_s[b0:b1], kind="stable")[:2] + b0
-            t1, t2 = int(gs[top[0]]), int(gs[top[1]])
-            rows = np.intersect1d(X.indices[X.indptr[t1]:X.indptr[t1 + 1]], X.indices[X.indptr[t2]:X.indptr[t2 + 1]],
-                                  assume_unique=True)
-            fcol = int(fs[b0])
-            aa = np.intersect1d(rows, Y.indices[Y.indptr[fcol]:Y.indptr[fcol + 1]], assume_unique=True).size
-            if aa >= det.min_support:
-                pre_p[k] = float(_fisher_upper(aa, self.N, self.df_f[fcol], len(rows)))
+        if K.available():
+            # the two most concentrated (first on ties) of each payload's covering n-grams
+            o = np.lexsort((np.arange(len(gs)), -conc_s, fs))  # (fs is sorted: groups stay)
+            t1, t2 = gs[o[b0s]], gs[o[b0s + 1]]
+            n12, aa = K.pair_counts(X.indptr, X.indices, t1, t2, Y.indptr, Y.indices, fs[b0s], self.N)
+            hit = aa >= det.min_support
+            if hit.any():
+                pre_p[hit] = _fisher_upper(aa[hit], self.N, self.df_f[fs[b0s][hit]], n12[hit])
+        else:
+            for k, (b0, b1) in enumerate(zip(b0s.tolist(), b1s.tolist())):
+                top = np.argsort(-conc_s[b0:b1], kind="stable")[:2] + b0
+                t1, t2 = int(gs[top[0]]), int(gs[top[1]])
+                rows = np.intersect1d(X.indices[X.indptr[t1]:X.indptr[t1 + 1]],
+                                      X.indices[X.indptr[t2]:X.indptr[t2 + 1]], assume_unique=True)
+                fcol = int(fs[b0])
+                aa = np.intersect1d(rows, Y.indices[Y.indptr[fcol]:Y.indptr[fcol + 1]], assume_unique=True).size
+                if aa >= det.min_support:
+                    pre_p[k] = float(_fisher_upper(aa, self.N, self.df_f[fcol], len(rows)))
         order = np.lexsort((b0s, pre_p))
         todo = [(0, int(b0s[k]), int(b1s[k])) for k in order]
         for _, b0, b1 in todo[: det.max_conjunction_payloads]:
