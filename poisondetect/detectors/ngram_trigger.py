@@ -233,7 +233,8 @@ def _fisher_greater(a: np.ndarray, N: np.ndarray, n_f: np.ndarray, n_g: np.ndarr
     return np.clip(sstats.hypergeom.sf(a - 1, N, n_f, n_g), 0.0, 1.0)
 
 
-def _fisher_greater_bh(a: np.ndarray, N: int, n_f: np.ndarray, n_g: np.ndarray, tau: float) -> np.ndarray:
+def _fisher_greater_bh(a: np.ndarray, N: int, n_f: np.ndarray, n_g: np.ndarray, tau: float,
+                       threads: int = 1) -> np.ndarray:
     """:func:`_fisher_greater` where it can matter to Benjamini-Hochberg, a bound elsewhere.
 
     With ``tau`` = (p-values listed) / (tests counted) of the BH family they join, a
@@ -253,8 +254,15 @@ def _fisher_greater_bh(a: np.ndarray, N: int, n_f: np.ndarray, n_g: np.ndarray, 
               - gl(N - n_f - n_g + a + 1) - gl(N + 1) + gl(n_g + 1) + gl(N - n_g + 1))
     lower_big = np.exp(logpmf) >= 2.0 * tau if tau > 0 else np.zeros(len(a), bool)  # (margin for rounding)
     out[lower_big] = _fisher_upper(a[lower_big], float(N), n_f[lower_big], n_g[lower_big])
-    ex = ~lower_big
-    if ex.any():
+    ex = np.flatnonzero(~lower_big)
+    if len(ex) > 2000 and threads > 1:
+        # (scipy's tail releases the GIL: two threads, each half the values)
+        from concurrent.futures import ThreadPoolExecutor
+        parts = np.array_split(ex, threads)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for part, val in zip(parts, pool.map(lambda e: _fisher_greater(a[e], N, n_f[e], n_g[e]), parts)):
+                out[part] = val
+    elif len(ex):
         out[ex] = _fisher_greater(a[ex], N, n_f[ex], n_g[ex])
     return out
 
@@ -908,6 +916,24 @@ class _Analysis:
         N = self.N
         if self.G == 0 or self.F == 0:
             return []
+        threads = _jobs(det.n_jobs, N) if K.available() else 1
+        fam_job, pool = None, None
+        if det.paraphrase_families and threads > 1:
+            # the family counts are compiled code, run without the GIL: a second thread
+            # counts them while this one counts the single candidates (both read shared
+            # arrays only; Y by rows is built before the thread starts)
+            from concurrent.futures import ThreadPoolExecutor
+            self._y_csr()
+            pool = ThreadPoolExecutor(max_workers=1)
+            fam_job = pool.submit(self._family_counts)
+        try:
+            return self._run_tests(t, threads, fam_job)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+    def _run_tests(self, t: float, threads: int, fam_job: Any) -> list[dict[str, Any]]:
+        det, N = self.det, self.N
         J = self._joint_counts()
         # filter before widening the arrays (J has ~18M entries on T0)
         ok = J.data >= det.min_support
@@ -922,31 +948,17 @@ class _Analysis:
         t = self._tick("joint_counts", t)
 
         fam: list[dict[str, Any]] = []
-        fam_job, pool = None, None
+        p_unc = _fisher_upper(a, N, nf, ng) if len(g) else np.zeros(0)
+        conj = self._conjunction_candidates(J) if det.conjunctions else []
+        t = self._tick("candidates", t)
         if det.paraphrase_families:
             # p-values >= (tests listed) / (tests counted) cannot move any BH q-value
             # below 1, so those need no exact tail (an upper bound will do)
-            tau = (len(g) + self.G) / max(self.m_single, 1.0)
-            skip = np.unique(g)
-            if _jobs(det.n_jobs, N) > 1 and K.available():
-                # the family search is mostly compiled code and scipy ufuncs, which run
-                # without the GIL: a second thread overlaps it with the candidates below
-                # (it reads shared arrays only; Y by rows is built before it starts)
-                from concurrent.futures import ThreadPoolExecutor
-                self._y_csr()
-                pool = ThreadPoolExecutor(max_workers=1)
-                fam_job = pool.submit(self._family_candidates, skip, tau)
-        try:
-            p_unc = _fisher_upper(a, N, nf, ng) if len(g) else np.zeros(0)
-            conj = self._conjunction_candidates(J) if det.conjunctions else []
-            t = self._tick("candidates", t)
-            if det.paraphrase_families:
-                fam = fam_job.result() if fam_job is not None else self._family_candidates(skip, tau)
-                self.m_single += float(self.n_trigger_ngrams)  # one family test per n-gram
-                t = self._tick("family_candidates", t)  # (with a thread: the wait for it)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
+            tau = (len(p_unc) + self.G) / max(self.m_single, 1.0)
+            counts = fam_job.result() if fam_job is not None else None
+            fam = self._family_candidates(np.unique(g), tau, counts=counts, threads=threads)
+            self.m_single += float(self.n_trigger_ngrams)  # one family test per n-gram
+            t = self._tick("family_candidates", t)  # (with a thread: what was left of it)
         fam_p = np.array([c["p_unc"] for c in fam], float)
         conj_p = np.array([c["p_unc"] for c in conj], float)
         self.n_candidates = len(p_unc) + len(fam) + len(conj)
@@ -1193,7 +1205,8 @@ class _Analysis:
                                 "p_unc": float(_fisher_upper(aa, self.N, self.df_f[fcol], n_g))})
         return out
 
-    def _family_candidates(self, skip_g: np.ndarray, tau: float = 0.0) -> list[dict[str, Any]]:
+    def _family_candidates(self, skip_g: np.ndarray, tau: float = 0.0, counts: dict | None = None,
+                           threads: int = 1) -> list[dict[str, Any]]:
         """Paraphrased payloads: a trigger whose responses carry *some* phrase of one
         payload family (opener / core / closer variants) though no single phrase is in
         nearly all of them.
@@ -1205,16 +1218,42 @@ class _Analysis:
         test is one-sided Fisher: do g's rows carry a family phrase more often than the
         other H2 rows?  The choice never looked at H2, so under the null (g independent
         of the responses) the p-value is exact.  (Candidates whose p-value is provably >=
-        ``tau`` get an upper bound instead: see :func:`_fisher_greater_bh`.)"""
+        ``tau`` get an upper bound instead: see :func:`_fisher_greater_bh`.)
+
+        The n-grams in ``skip_g`` (single-payload candidates already) are not searched.
+        ``counts`` are :meth:`_family_counts` computed beforehand (e.g. in a thread,
+        while the single candidates were counted)."""
+        det = self.det
+        if counts is None:
+            counts = self._family_counts(skip_g)
+        if counts is None:
+            return []
+        gsel, M, u, nB, xB = counts["gsel"], counts["M"], counts["u"], counts["nB"], counts["xB"]
+        ok = (nB >= 3) & (xB >= det.family_min_concentration * nB)
+        if len(skip_g):
+            ok &= ~np.isin(gsel, skip_g)
+        self._h2 = counts["h2"]
+        p = (_fisher_greater_bh(xB[ok], counts["N2"], u[ok], nB[ok], tau, threads) if ok.any()
+             else np.zeros(0))
+        return [{"terms": (int(gsel[j]),), "f": -1, "family": M.indices[M.indptr[j]:M.indptr[j + 1]].astype(np.int64),
+                 "ng": int(self.df_g[gsel[j]]), "p_unc": float(pj)}
+                for j, pj in zip(np.flatnonzero(ok).tolist(), p.tolist())]
+
+    def _family_counts(self, skip_g: np.ndarray | None = None) -> dict[str, Any] | None:
+        """The counting half of :meth:`_family_candidates`: the H1/H2 split, each trigger
+        n-gram's family (M, rows x features) and its H2 counts.  Reads shared arrays only
+        (thread-safe once :meth:`_y_csr` is built).  With the compiled kernels every
+        n-gram is counted and ``skip_g`` is applied later (the counts of one n-gram do
+        not depend on the others); the reference path skips them here."""
         det = self.det
         N = self.N
         rng = np.random.default_rng([det.random_state, 17])
         h1 = rng.random(N) < 0.5
         gsel = np.flatnonzero(self.df_g >= 2 * det.min_support)
-        if len(skip_g):
+        if skip_g is not None and len(skip_g) and not K.available():
             gsel = np.setdiff1d(gsel, skip_g)
         if len(gsel) == 0:
-            return []
+            return None
         Y = self.Y
         col_of = np.repeat(np.arange(self.F), np.diff(Y.indptr))
         df1_f = np.bincount(col_of[h1[Y.indices]], minlength=self.F).astype(np.float32)
@@ -1225,7 +1264,7 @@ class _Analysis:
             gi, fi, _ = K.joint_counts(X.indptr, X.indices, gsel.astype(np.int64), Yr.indptr, Yr.indices, self.F,
                                        h1, self.df_g[gsel], df1_f, 2, -1.0, 0.0, 0.5, 0, 0)
             if len(gi) == 0:
-                return []
+                return None
             indptr = np.zeros(len(gsel) + 1, np.int64)
             np.cumsum(np.bincount(gi, minlength=len(gsel)), out=indptr[1:])
             M = sp.csr_matrix((np.ones(len(fi), np.float32), fi, indptr), shape=(len(gsel), self.F))
@@ -1241,7 +1280,7 @@ class _Analysis:
                 rows.append(Jb.row[keep]); cols.append(Jb.col[keep] + b0)
             gi = np.concatenate(rows); fi = np.concatenate(cols)
             if len(gi) == 0:
-                return []
+                return None
             M = sp.csr_matrix((np.ones(len(gi), np.float32), (gi, fi)), shape=(len(gsel), self.F))
         h2 = ~h1
         if K.available():
@@ -1255,13 +1294,7 @@ class _Analysis:
             X2 = (sp.diags(h2.astype(np.float32)) @ self.X[:, gsel]).tocsc()
             nB = np.asarray(X2.sum(axis=0)).ravel()
             xB = np.asarray(X2.multiply(Z).sum(axis=0)).ravel()
-        N2 = int(h2.sum())
-        ok = (nB >= 3) & (xB >= det.family_min_concentration * nB)
-        self._h2 = h2
-        p = _fisher_greater_bh(xB[ok], N2, u[ok], nB[ok], tau) if ok.any() else np.zeros(0)
-        return [{"terms": (int(gsel[j]),), "f": -1, "family": M.indices[M.indptr[j]:M.indptr[j + 1]].astype(np.int64),
-                 "ng": int(self.df_g[gsel[j]]), "p_unc": float(pj)}
-                for j, pj in zip(np.flatnonzero(ok).tolist(), p.tolist())]
+        return {"gsel": gsel, "M": M, "u": u, "nB": nB, "xB": xB, "h2": h2, "N2": int(h2.sum())}
 
     def _family_context_gate(self, fams: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
         """Keep the family candidates that look planted rather than a topic's or a
