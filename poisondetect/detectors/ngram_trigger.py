@@ -955,6 +955,8 @@ class _Analysis:
             # p-values >= (tests listed) / (tests counted) cannot move any BH q-value
             # below 1, so those need no exact tail (an upper bound will do)
             tau = (len(p_unc) + self.G) / max(self.m_single, 1.0)
+            if fam_job is not None:
+                self._warm_companions(p_unc, g, fam_job)
             counts = fam_job.result() if fam_job is not None else None
             fam = self._family_candidates(np.unique(g), tau, counts=counts, threads=threads)
             self.m_single += float(self.n_trigger_ngrams)  # one family test per n-gram
@@ -1008,7 +1010,7 @@ class _Analysis:
         w = rng.random(N)
         Y = self.Y
         sig_cache: dict[tuple, tuple[float, str | None]] = {}
-        comp_cache: dict[bytes, tuple[int | None, str | None]] = {}
+        comp_cache: dict[bytes, tuple[int | None, str | None]] = self.__dict__.setdefault("_comp_cache", {})
         for c in live:
             rows_g = self._rows_of_terms(c["terms"])
             rows_f = Y.indices[Y.indptr[c["f"]]:Y.indptr[c["f"] + 1]]
@@ -1079,6 +1081,34 @@ class _Analysis:
             return sp.coo_matrix((self.G, self.F))
         return sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                              shape=(self.G, self.F))
+
+    def _warm_companions(self, p_unc: np.ndarray, g: np.ndarray, job: Any) -> None:
+        """While the family thread runs, find the companions of the single candidates most
+        likely to be tested conditionally (significant before the family p-values join
+        the correction: adding p-values to BH at the same number of tests only lowers
+        q-values, so these are all tested), most significant first, until the thread is
+        done.  Pure work ahead: :meth:`_conditional_p` finds them in its cache."""
+        det = self.det
+        if not len(p_unc):
+            return
+        q0 = _bh_with_total(p_unc, self.m_single)
+        lk = np.flatnonzero(q0 < det.alpha)
+        if not len(lk):
+            return
+        lk = lk[np.argsort(p_unc[lk], kind="stable")]
+        _, first = np.unique(g[lk], return_index=True)
+        cache = self.__dict__.setdefault("_comp_cache", {})
+        self._xall_csc()
+        self._df_all()
+        X = self.X
+        for k in lk[np.sort(first)][: det.max_live].tolist():
+            if job.done():
+                break
+            t = int(g[k])
+            rows_g = X.indices[X.indptr[t]:X.indptr[t + 1]]
+            key = rows_g.tobytes() + repr((t,)).encode()
+            if key not in cache:
+                cache[key] = self._companion((t,), rows_g)
 
     def _y_csr(self) -> sp.csr_matrix:
         """Y by rows (features ascending within a row), built once."""
