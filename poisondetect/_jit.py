@@ -563,3 +563,39 @@ def pair_counts(x_ptr, x_idx, t1, t2, y_ptr, y_idx, fcol, N):  # pragma: no cove
             if s2[y_idx[p]] == k:
                 a[k] += 1
     return n, a
+
+
+@nb.njit(cache=True, nogil=True)
+def column_sums(indptr, indices, W, U):  # pragma: no cover - compiled
+    """M.T @ W for a binary CSR matrix M (U columns): rows added in ascending order, as
+    scipy's csc_matvecs adds them (so the float sums are bitwise the same)."""
+    k = W.shape[1]
+    out = np.zeros((U, k))
+    for r in range(indptr.shape[0] - 1):
+        for p in range(indptr[r], indptr[r + 1]):
+            c = indices[p]
+            for j in range(k):
+                out[c, j] += W[r, j]
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def select_csc(indptr, indices, colmap, ncols):  # pragma: no cover - compiled
+    """The columns of a binary CSR matrix with colmap[c] >= 0, as a CSC matrix with
+    column colmap[c] (rows ascending within each column): (indptr, indices)."""
+    cnt = np.zeros(ncols + 1, np.int64)
+    for p in range(indices.shape[0]):
+        j = colmap[indices[p]]
+        if j >= 0:
+            cnt[j + 1] += 1
+    for j in range(ncols):
+        cnt[j + 1] += cnt[j]
+    out = np.empty(cnt[ncols], np.int32)
+    pos = cnt[:ncols].copy()
+    for r in range(indptr.shape[0] - 1):
+        for p in range(indptr[r], indptr[r + 1]):
+            j = colmap[indices[p]]
+            if j >= 0:
+                out[pos[j]] = r
+                pos[j] += 1
+    return cnt, out

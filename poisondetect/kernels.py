@@ -70,7 +70,8 @@ def _compile() -> None:
     _STATE.update(tokens=_jit.tokens, joint_counts=_jit.joint_counts,
                   family_counts=_jit.family_counts, count_ids=_jit.count_ids,
                   maximal_phrase=_jit.maximal_phrase, pooled_overlap=_jit.pooled_overlap,
-                  token_presence=_jit.token_presence, pair_counts=_jit.pair_counts)
+                  token_presence=_jit.token_presence, pair_counts=_jit.pair_counts,
+                  column_sums=_jit.column_sums, select_csc=_jit.select_csc)
 
 
 # --------------------------------------------------------------------- code point classes
@@ -271,3 +272,13 @@ def pair_counts(x_ptr: np.ndarray, x_idx: np.ndarray, t1: np.ndarray, t2: np.nda
     """Rows of each n-gram pair and their part in a feature's rows (see ``pair_counts``)."""
     return _STATE["pair_counts"](x_ptr, x_idx, np.ascontiguousarray(t1, np.int64), np.ascontiguousarray(t2, np.int64),
                                  y_ptr, y_idx, np.ascontiguousarray(fcol, np.int64), int(N))
+
+
+def column_sums(indptr: np.ndarray, indices: np.ndarray, W: np.ndarray, U: int) -> np.ndarray:
+    """``M.T @ W`` of a binary CSR matrix, bitwise as scipy sums it (see ``column_sums``)."""
+    return _STATE["column_sums"](indptr, indices, np.ascontiguousarray(W, np.float64), int(U))
+
+
+def select_csc(indptr: np.ndarray, indices: np.ndarray, colmap: np.ndarray, ncols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Selected columns of a binary CSR matrix as CSC (see ``select_csc``)."""
+    return _STATE["select_csc"](indptr, indices, np.ascontiguousarray(colmap, np.int64), int(ncols))

@@ -157,13 +157,18 @@ def _exact_hashes(texts: list[str], norm: list[str] | None = None) -> np.ndarray
     return h
 
 
-def _copied_exact(ins: list[str], norm_responses: list[str], exact: np.ndarray, min_support: int) -> np.ndarray:
+def _copied_exact(ins: list[str], norm_responses: list[str], exact: np.ndarray, min_support: int,
+                  res_len: np.ndarray | None = None, min_tokens: int = 0) -> np.ndarray:
     """Rows whose whole (normalised) response is contained in their (normalised)
-    instruction.  Only rows whose exact response occurs at least ``min_support`` times can
-    make an exact-response feature, so only those are checked (the others are False)."""
+    instruction.  Only rows whose exact response occurs at least ``min_support`` times
+    and has at least ``min_tokens`` tokens (``res_len``) can make an exact-response
+    feature, so only those are checked (the others are False)."""
     out = np.zeros(len(norm_responses), bool)
     _, inv, cnt = np.unique(exact, return_inverse=True, return_counts=True)
-    for i in np.flatnonzero((cnt[inv] >= min_support) & (exact != 0)).tolist():
+    todo = (cnt[inv] >= min_support) & (exact != 0)
+    if res_len is not None:
+        todo &= res_len >= min_tokens
+    for i in np.flatnonzero(todo).tolist():
         e = norm_responses[i]
         if not e:
             continue
@@ -442,7 +447,7 @@ class NgramTriggerDetector(Detector):
             rh, rl, rv = _tokenize_side(responses)
             norm = [T.normalize_text(r) for r in responses]
             exact = _exact_hashes(responses, norm)
-            copied = _copied_exact(ins, norm, exact, self.min_support)
+            copied = _copied_exact(ins, norm, exact, self.min_support, rl, self.min_payload_tokens)
             del norm
             if fut is not None:
                 from concurrent.futures.process import BrokenProcessPool
@@ -737,7 +742,15 @@ class _Analysis:
         rows_ex = np.flatnonzero(ex_ok & (ex_map[ex_codes] >= 0))
         Yex = sp.csr_matrix((np.ones(len(rows_ex), np.float32), (rows_ex, ex_map[ex_codes[rows_ex]])),
                             shape=(N, len(ex_cols)))
-        self.X = Xall[:, gcols].tocsc()
+        if K.available():
+            colmap = np.full(Xall.shape[1], -1, np.int64)
+            colmap[gcols] = np.arange(len(gcols))
+            xp, xi = K.select_csc(Xall.indptr, Xall.indices, colmap, len(gcols))
+            self.X = sp.csc_matrix((np.ones(len(xi), np.float32), xi, xp), shape=(N, len(gcols)))
+            self.X.has_canonical_format = True
+            del colmap
+        else:
+            self.X = Xall[:, gcols].tocsc()
         self.Xall = Xall
         self.Y = sp.hstack([Yall[:, fcols], Yex]).tocsc()
         self.gcols = gcols
@@ -808,7 +821,10 @@ class _Analysis:
             return gcols
         rng = np.random.default_rng([self.det.random_state, 13])
         W = rng.random((Xall.shape[0], 2))
-        sig = np.asarray(Xall.T @ W)[gcols]  # (no column-sliced copy of the big matrix)
+        if K.available():
+            sig = K.column_sums(Xall.indptr, Xall.indices, W, Xall.shape[1])[gcols]
+        else:
+            sig = np.asarray(Xall.T @ W)[gcols]  # (no column-sliced copy of the big matrix)
         key = pd.DataFrame({"a": sig[:, 0], "b": sig[:, 1], "n": df_g[gcols]})
         order = np.lexsort((gcols, -self.rep_order[gcols]))  # longest first
         keep = ~key.iloc[order].duplicated(keep="first").to_numpy()
