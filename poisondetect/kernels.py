@@ -209,7 +209,9 @@ def ngram_index(icodes: np.ndarray, ins_off: np.ndarray, max_n: int, rcodes: np.
     pos = np.flatnonzero(ok)
     pos = pos[tf_f[fid[pos]] >= min_support]
     doc = np.searchsorted(res_off, pos, side="right") - 1
-    key = np.unique(doc * np.int64(U) + fid[pos])
+    key = np.sort(doc * np.int64(U) + fid[pos])  # (sort + adjacent test: np.unique's hash path is slow here)
+    if len(key):
+        key = key[np.concatenate([[True], key[1:] != key[:-1]])]
     y_idx = (key % U).astype(np.int32)
     y_ptr = np.zeros(N + 1, np.int64)
     np.cumsum(np.bincount(key // U, minlength=N), out=y_ptr[1:])
