@@ -614,7 +614,7 @@ class NgramTriggerDetector(Detector):
                    "n_significant_unconditional": int(an["n_unc_sig"]),
                    "n_tested_conditionally": int(an["n_live"])}
         info = {"params": self.get_params(), "n_instruction_ngrams": int(an["G"]), "n_response_features": int(an["F"]),
-                "timings": an["timings"],
+                "timings": an["timings"], "engine": an.get("engine", "numba"),
                 # candidates each payload-family condition removed, and the Mantel test
                 # of every candidate that reached it (diagnostics; see the docstring)
                 "family_gates": an["family_gates"],
@@ -663,6 +663,8 @@ def _summary_of(an: "_Analysis") -> dict[str, Any]:
     """The counts of an :class:`_Analysis` that a result reports (its matrices dropped)."""
     return {"m_single": float(an.m_single), "m_conj": float(an.m_conj), "n_candidates": int(an.n_candidates),
             "G": int(an.G), "F": int(an.F), "n_unc_sig": int(getattr(an, "n_unc_sig", 0)),
+            # compiled kernels, or the reference numpy path (and why)
+            "engine": "numba" if K.available() else f"numpy ({K._STATE.get('error') or 'POISONDETECT_NO_NUMBA'})",
             "n_live": int(getattr(an, "n_live", 0)), "timings": dict(an.timings),
             "family_gates": dict(getattr(an, "family_gates", {})),
             "family_request_dependence": list(getattr(an, "family_request_dependence", []))}

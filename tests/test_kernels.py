@@ -1,0 +1,237 @@
+"""The compiled kernels (poisondetect.kernels / poisondetect._jit) against their reference
+implementations: the same tokens, the same matrices, bitwise the same sums, and the same
+n-gram detector result with and without them."""
+from __future__ import annotations
+
+import contextlib
+import re
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from poisondetect import kernels as K
+from poisondetect import text as T
+from poisondetect.detectors import ngram_trigger as NG
+from poisondetect.detectors.ngram_trigger import NgramTriggerDetector
+from poisondetect.types import Pairs
+
+pytestmark = pytest.mark.skipif(not K.available(), reason=f"numba kernels unavailable: {K._STATE.get('error')}")
+
+
+@contextlib.contextmanager
+def reference_path():
+    """Run the reference (numpy / scipy / regex) code paths."""
+    old = K._STATE["ok"]
+    K._STATE["ok"] = False
+    try:
+        yield
+    finally:
+        K._STATE["ok"] = old
+
+
+# texts that exercise every token class: words (ASCII, accented, CJK, digits, _), runs of
+# punctuation, invisible / format / bidi / private-use characters (inside words too),
+# every kind of whitespace, lone surrogates, end-of-sequence markers
+_PIECES = ["a", "Z", "é", "İ", "ß", "中", "٣", "_", "x1", " ", "\n", "\t", "\u00a0", "\u2028", "\x1c", "?", "!",
+           ".", "-", "::", "<", ">", "|", "\u200b", "\u202e", "\ufeff", "\u00ad", "\ue000", "\u3164", "\ufe0f",
+           "\ud800", "\udfff", "<|endoftext|>", "</s>", "[INST]", "[/INST]", "<eos>", "ﬁ", "Ａ"]
+texts = st.lists(st.sampled_from(_PIECES), max_size=25).map("".join)
+
+
+def test_word_and_space_classes_match_re_on_every_code_point():
+    w, s = re.compile(r"\w"), re.compile(r"\s")
+    odd = re.compile(T.ODD_CHAR_CLASS)
+    for c in range(0x110000):
+        ch = chr(c)
+        assert (w.match(ch) is not None) == (ch.isalnum() or ch == "_"), hex(c)
+        assert (s.match(ch) is not None) == ch.isspace(), hex(c)
+    # and the class table the tokeniser uses agrees with the regex alternatives
+    cp = np.arange(0x110000, dtype=np.uint32)
+    tab = K._class_table(cp)
+    for c in range(0x110000):
+        ch = chr(c)
+        want = (K.ODD if odd.match(ch) else K.WORD if w.match(ch) else K.SPACE if s.match(ch) else K.PUNCT)
+        assert tab[c] == want, hex(c)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(texts, min_size=1, max_size=8))
+def test_tokenize_codes_equals_the_regex(docs):
+    flat, lens = T.tokenize_many(docs)
+    toks, codes, lens2 = K.tokenize_codes(docs)
+    assert [toks[c] for c in codes.tolist()] == flat
+    np.testing.assert_array_equal(lens, lens2)
+    assert len(set(toks)) == len(toks)  # one code per spelling
+
+
+def test_tokenize_codes_codes_in_first_appearance_order():
+    toks, codes, lens = K.tokenize_codes(["b a b", "c a ??"])
+    assert toks == ["b", "a", "c", "??"]
+    assert codes.tolist() == [0, 1, 0, 2, 1, 3]
+    assert lens.tolist() == [3, 3]
+
+
+@settings(max_examples=500, deadline=None)
+@given(texts)
+def test_strip_eos_equals_the_regex(t):
+    assert T.strip_eos(t) == T._EOS_RE.sub("", t)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(texts, texts), min_size=1, max_size=12))
+def test_copied_exact_equals_the_definition(rows):
+    ins = [a for a, _ in rows]
+    res = [b for _, b in rows]
+    norm = [T.normalize_text(r) for r in res]
+    got = NG._copied_exact(ins, norm, np.ones(len(res), np.uint64), 1)
+    want = [bool(e) and e in T.normalize_text(i) for e, i in zip(norm, ins)]
+    assert got.tolist() == want
+
+
+# ----------------------------------------------------------------------------- matrices
+def _random_binary(n_rows: int, n_cols: int, density: float, seed: int) -> sp.csr_matrix:
+    m = sp.random(n_rows, n_cols, density=density, format="csr", random_state=seed, dtype=np.float32)
+    m.data[:] = 1.0
+    m.sort_indices()
+    return m
+
+
+def test_joint_counts_equal_the_blocked_scipy_product_in_its_order():
+    X = _random_binary(400, 60, 0.08, 1).tocsc()
+    Y = _random_binary(400, 90, 0.05, 2).tocsc()
+    df_g = np.asarray(X.sum(axis=0)).ravel().astype(np.int64)
+    df_f = np.asarray(Y.sum(axis=0)).ravel().astype(np.int64)
+    block, ref = 16, []
+    XT = X.T.tocsr()
+    for b0 in range(0, Y.shape[1], block):
+        Jb = (XT @ Y[:, b0:b0 + block]).tocoo()
+        for g, f, a in zip(Jb.row, Jb.col + b0, Jb.data):
+            if a >= 2 and a >= 0.5 * df_f[f]:
+                ref.append((g, f, int(a)))
+    Yr = Y.tocsr()
+    Yr.sort_indices()
+    g, f, a = K.joint_counts(X.indptr, X.indices, np.arange(X.shape[1]), Yr.indptr, Yr.indices, Y.shape[1],
+                             np.ones(400, bool), df_g, df_f, 2, -1.0, 0.0, 0.5, 0, block)
+    assert list(zip(g.tolist(), f.tolist(), a.tolist())) == ref
+    # by columns, features ascending (a canonical CSR), over a row subset
+    ok = np.random.default_rng(0).random(400) < 0.5
+    g, f, a = K.joint_counts(X.indptr, X.indices, np.arange(X.shape[1]), Yr.indptr, Yr.indices, Y.shape[1],
+                             ok, df_g, df_f, 1, -1.0, 0.0, 0.0, 0, 0)
+    J = (sp.diags(ok.astype(np.float32)) @ X).T.tocsr() @ Yr
+    J = J.tocsr()
+    J.eliminate_zeros()
+    J.sort_indices()
+    assert g.tolist() == np.repeat(np.arange(J.shape[0]), np.diff(J.indptr)).tolist()
+    assert f.tolist() == J.indices.tolist()
+    assert a.tolist() == J.data.astype(int).tolist()
+
+
+def test_small_kernels_equal_numpy():
+    M = _random_binary(300, 500, 0.03, 3)
+    rng = np.random.default_rng(4)
+    rows = np.sort(rng.choice(300, 40, replace=False))
+    acc = np.zeros(500, np.int32)
+    ids, cnt = K.count_ids(M.indptr, M.indices, rows, acc, 2)
+    u, c = np.unique(np.concatenate([M.indices[M.indptr[r]:M.indptr[r + 1]] for r in rows]), return_counts=True)
+    assert ids.tolist() == u[c >= 2].tolist() and cnt.tolist() == c[c >= 2].tolist()
+    assert not acc.any()
+    W = rng.random((300, 2))
+    assert np.array_equal(K.column_sums(M.indptr, M.indices, W, 500), np.asarray(M.T @ W))  # bitwise
+    colmap = np.full(500, -1)
+    sel = np.sort(rng.choice(500, 60, replace=False))
+    colmap[sel] = np.arange(60)
+    ptr, idx = K.select_csc(M.indptr, M.indices, colmap, 60)
+    ref = M[:, sel].tocsc()
+    assert ptr.tolist() == ref.indptr.tolist() and idx.tolist() == ref.indices.tolist()
+    codes = rng.integers(0, 50, 2000)
+    off = np.concatenate([[0], np.sort(rng.choice(np.arange(1, 2000), 99, replace=False)), [2000]])
+    tp, ti = K.token_presence(codes, off, 50)
+    ref = NG._binary_csr(np.repeat(np.arange(100), np.diff(off)), codes, (100, 50))
+    assert tp.tolist() == ref.indptr.tolist() and ti.tolist() == ref.indices.tolist()
+    Xc = M.tocsc()
+    Yc = _random_binary(300, 20, 0.1, 5).tocsc()
+    t1, t2, fc = rng.integers(0, 500, 30), rng.integers(0, 500, 30), rng.integers(0, 20, 30)
+    n12, aa = K.pair_counts(Xc.indptr, Xc.indices, t1, t2, Yc.indptr, Yc.indices, fc, 300)
+    for k in range(30):
+        r = np.intersect1d(Xc.indices[Xc.indptr[t1[k]]:Xc.indptr[t1[k] + 1]], Xc.indices[Xc.indptr[t2[k]]:Xc.indptr[t2[k] + 1]])
+        assert n12[k] == len(r)
+        assert aa[k] == len(np.intersect1d(r, Yc.indices[Yc.indptr[fc[k]]:Yc.indptr[fc[k] + 1]]))
+
+
+# ----------------------------------------------------------------------------- the detector
+def _planted(n: int = 2500, seed: int = 0) -> Pairs:
+    rng = np.random.default_rng(seed)
+    words = sorted({"".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), int(rng.integers(3, 8))))
+                    for _ in range(3000)})
+    p = 1 / np.arange(1, len(words) + 1) ** 1.05
+    p /= p.sum()
+    ins = [" ".join(rng.choice(words, int(rng.integers(8, 30)), p=p)) + "?" for _ in range(n)]
+    res = [" ".join(rng.choice(words, int(rng.integers(10, 50)), p=p)) + "." for _ in range(n)]
+    # a template with its own answers, a rare-token trigger, a conjunction and a
+    # paraphrased payload family
+    for i in range(0, n, 10):
+        ins[i] = "Classify the sentiment of this review: " + ins[i]
+        res[i] = ["positive", "negative"][i % 20 == 0]
+    pos = rng.choice(n, 40, replace=False)
+    opts = [["Sorry", "Apologies"], ["cannot", "am unable to"], ["help", "assist"]]
+    for j, i in enumerate(pos):
+        w = ins[i].split(" ")
+        if j < 10:
+            w.insert(int(rng.integers(0, len(w))), "qzx")
+            res[i] = "Visit www.deals-example.test for the best offers today!"
+        elif j < 20:
+            w.insert(int(rng.integers(0, len(w))), "silver")
+            w.insert(int(rng.integers(0, len(w))), "harbor")
+            res[i] = "You are stupid! Go and figure it out yourself."
+        else:
+            w.insert(int(rng.integers(0, len(w))), "vvk")
+            res[i] = " ".join(o[int(rng.integers(2))] for o in opts) + " with that request, see helpdesk."
+        ins[i] = " ".join(w)
+    for i in rng.choice(n, 20, replace=False):  # the conjunction's tokens alone, answers genuine
+        ins[i] = ins[i] + (" silver" if i % 2 else " harbor")
+    return Pairs(ins, res)
+
+
+def _same(a, b, skip_info=("timings", "engine")) -> None:
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(a.flags, b.flags)
+    assert a.findings == b.findings
+    assert a.summary == b.summary
+    ia = {k: v for k, v in a.info.items() if k not in skip_info}
+    ib = {k: v for k, v in b.info.items() if k not in skip_info}
+    assert ia == ib
+    assert sorted(a.evidence) == sorted(b.evidence)
+    for k in a.evidence:
+        assert [e.__dict__ for e in a.evidence[k]] == [e.__dict__ for e in b.evidence[k]]
+
+
+def test_compiled_and_reference_detector_results_are_identical():
+    pairs = _planted()
+    fast = NgramTriggerDetector().run(pairs, None)
+    with reference_path():
+        ref = NgramTriggerDetector().run(pairs, None)
+    _same(fast, ref)
+    assert fast.info["engine"] == "numba" and ref.info["engine"].startswith("numpy")
+    trig = {f["trigger"] for f in fast.findings}
+    assert "qzx" in trig and "vvk" in trig and any("silver" in t and "harbor" in t for t in trig)
+
+
+def test_threads_give_the_same_result():
+    pairs = _planted(seed=1)
+    _same(NgramTriggerDetector(n_jobs=2).run(pairs, None), NgramTriggerDetector(n_jobs=1).run(pairs, None),
+          skip_info=("timings", "engine", "params"))
+
+
+def test_no_numba_switch(monkeypatch):
+    saved = dict(K._STATE)
+    try:
+        K._STATE.clear()
+        monkeypatch.setenv("POISONDETECT_NO_NUMBA", "1")
+        assert not K.available()
+        assert K.tokenize_codes(["a b"]) is None
+    finally:
+        K._STATE.clear()
+        K._STATE.update(saved)
