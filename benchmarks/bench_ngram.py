@@ -5,6 +5,10 @@
 Three parts (each prints a table; ``--out`` writes ngram_<part>.md/json):
 
 - ``t0``: speed and false triggers on the templated T0 set (55k rows, 294 templates);
+  ``--reps`` runs, the best wall reported; ``--cold`` adds one run in a fresh process with
+  an empty numba cache (what the first scan after an install pays for compiling);
+- ``countvec``: calibration, scikit-learn's CountVectorizer (word 1-3-grams) on the T0
+  instructions;
 - ``clean``: false triggers (q < alpha) on every unpoisoned shared clean corpus;
 - ``attacks``: 0.1% poison injected into the Alpaca-style union (~17k pairs): rare-token
   and phrase triggers at a random position with fixed, appended and paraphrased
@@ -266,7 +270,9 @@ def run_t0(root: Path, reps: int = 1) -> dict[str, Any]:
         load = float("nan")
     import resource
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # whole process (data loaded too)
-    return {"corpus": "self_instruct_t0", "n": len(pairs), "wall_s": round(best[0], 2), "peak_rss_mb": round(peak_mb),
+    return {"corpus": "self_instruct_t0", "n": len(pairs), "wall_s": round(best[0], 2),
+            "wall_s_all_reps": [round(w[0], 2) for w in walls], "engine": res.info.get("engine"),
+            "peak_rss_mb": round(peak_mb),
             # the tokenising worker (n_jobs default: 2 processes for >= 20,000 texts) is a
             # separate process: summed PSS of both, sampled every 0.5 s
             "processes": _jobs(det.n_jobs, len(pairs)), "peak_pss_all_processes_mb": round(pss),
@@ -276,6 +282,35 @@ def run_t0(root: Path, reps: int = 1) -> dict[str, Any]:
             "false_triggers": len(res.findings), "n_tested": res.summary["n_tested"],
             "n_flagged": int(res.flags.sum()), "timings": res.info["timings"], "load_avg_1m": load,
             "examples": [(f["trigger"], f["payload"], f["q_value"]) for f in res.findings[:5]]}
+
+
+def run_t0_cold(root: Path) -> dict[str, Any]:
+    """The t0 part once in a fresh process whose numba cache is empty (NUMBA_CACHE_DIR a new
+    temporary folder): the first scan after an install, kernels compiled on the way."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        code = ("import sys, json, time; t = time.perf_counter(); sys.path.insert(0, %r); import bench_ngram as b; "
+                "from pathlib import Path; r = b.run_t0(Path(%r)); "
+                "print(json.dumps({'wall_s': r['wall_s'], 'process_s': round(time.perf_counter() - t, 2)}))"
+                % (str(Path(__file__).resolve().parent), str(root)))
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"wall_s": r["wall_s"], "process_s": r["process_s"],
+            "note": "fresh process, empty numba cache: the analysis' wall includes compiling the kernels"}
+
+
+def run_countvec(root: Path) -> dict[str, Any]:
+    """Calibration of the machine: scikit-learn's CountVectorizer for word 1-3-grams over
+    the T0 instructions (the issue quotes 45-57 s for it on 50k docs on the machine its
+    10 s goal was set on)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    texts = [r[0] for r in load_corpus("t0", root)]
+    t0 = time.perf_counter()
+    m = CountVectorizer(ngram_range=(1, 3), binary=True).fit_transform(texts)
+    return {"corpus": "self_instruct_t0 instructions", "n": len(texts), "wall_s": round(time.perf_counter() - t0, 2),
+            "n_features": int(m.shape[1])}
 
 
 def run_clean(root: Path, names: list[str]) -> list[dict[str, Any]]:
@@ -322,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parts", default="t0,clean,attacks")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--cold", action="store_true",
+                    help="t0 also in a fresh process with an empty numba cache (compilation included)")
     args = ap.parse_args(argv)
     root = data_dir(args.data_dir)
     if root is None:
@@ -333,7 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     if "t0" in parts:
         results["t0"] = run_t0(root, args.reps)
+        if args.cold:
+            results["t0"]["cold"] = run_t0_cold(root)
         print(json.dumps(results["t0"], indent=1))
+    if "countvec" in parts:
+        results["countvec"] = run_countvec(root)
+        print(json.dumps(results["countvec"], indent=1))
     if "clean" in parts:
         results["clean"] = run_clean(root, [c for c in CLEAN_ALL if c != "t0"])
         print(_md_table(results["clean"], ["corpus", "n", "wall_s", "false_triggers", "n_flagged", "examples"]))
@@ -348,10 +390,11 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for part, val in results.items():
             (out / f"ngram_{part}.json").write_text(json.dumps({**stamp, "results": val}, indent=1, default=str))
-            body = json.dumps(val, indent=1, default=str) if part == "t0" else _md_table(val, list(val[0].keys()))
+            body = (json.dumps(val, indent=1, default=str) if part in ("t0", "countvec")
+                    else _md_table(val, list(val[0].keys())))
             (out / f"ngram_{part}.md").write_text(
                 f"# ngram_trigger benchmark: {part}\n\n- date: {stamp['date']}\n- machine: {stamp['machine']}\n"
-                f"- command: `{stamp['command']}`\n\n" + (f"```json\n{body}\n```\n" if part == "t0" else body + "\n"))
+                f"- command: `{stamp['command']}`\n\n" + (f"```json\n{body}\n```\n" if part in ("t0", "countvec") else body + "\n"))
     return 0
 
 

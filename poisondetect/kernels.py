@@ -38,6 +38,22 @@ def available() -> bool:
         return _available_locked()
 
 
+def disable(reason: str) -> None:
+    """Use the reference paths from now on in this process (``reason`` is reported)."""
+    with _LOCK:
+        _STATE["ok"] = False
+        _STATE["error"] = reason[:500]
+
+
+def is_numba_error(exc: BaseException) -> bool:
+    """Is ``exc`` numba failing to type or compile a kernel (not a bug in the caller)?"""
+    try:
+        from numba.core.errors import NumbaError
+    except Exception:  # noqa: BLE001 - numba missing: nothing of it failed
+        return False
+    return isinstance(exc, NumbaError)
+
+
 def _available_locked() -> bool:
     if "ok" not in _STATE:
         ok = False

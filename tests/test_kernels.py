@@ -235,3 +235,36 @@ def test_no_numba_switch(monkeypatch):
     finally:
         K._STATE.clear()
         K._STATE.update(saved)
+
+
+def test_a_kernel_numba_cannot_compile_falls_back_to_the_reference(monkeypatch):
+    """A numba typing/compile failure inside the analysis redoes it on the reference path
+    and says so in the result's info (any other error propagates)."""
+    from numba.core.errors import TypingError
+    pairs = _planted(1200, seed=2)
+    with reference_path():
+        ref = NgramTriggerDetector().run(pairs, None)
+    saved = dict(K._STATE)
+
+    def broken(*a, **k):
+        raise TypingError("no implementation for these argument types")
+
+    try:
+        monkeypatch.setitem(K._STATE, "joint_counts", broken)
+        got = NgramTriggerDetector().run(pairs, None)
+    finally:
+        K._STATE.clear()
+        K._STATE.update(saved)
+    assert "TypingError" in got.info["engine"]
+    _same(got, ref)
+
+    def bug(*a, **k):
+        raise ValueError("a bug, not numba")
+
+    try:
+        monkeypatch.setitem(K._STATE, "joint_counts", bug)
+        with pytest.raises(ValueError):
+            NgramTriggerDetector().run(pairs, None)
+    finally:
+        K._STATE.clear()
+        K._STATE.update(saved)

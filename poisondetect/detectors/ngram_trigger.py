@@ -1,8 +1,11 @@
 """Trigger -> payload association: instruction n-grams whose presence predicts an
 unusually concentrated response.
 
-How it works (all counting is vectorised numpy / scipy.sparse; no per-n-gram Python loop
-over the corpus):
+How it works (no per-n-gram Python loop over the corpus: the tokenising, n-gram index,
+co-occurrence and companion counts run in compiled kernels, :mod:`poisondetect.kernels`,
+numba, each with a numpy / scipy.sparse reference path that gives identical results and is
+used where numba is unavailable, with ``POISONDETECT_NO_NUMBA=1``, or if numba cannot
+compile a kernel, which ``info["engine"]`` reports):
 
 1. Both sides are tokenised with :mod:`poisondetect.text` (lower-cased words, punctuation
    runs such as ``??``, invisible characters as tokens of their own).  Instruction
@@ -128,9 +131,14 @@ def _tokenize_side(texts: list[str], chunk: int = 4096) -> tuple[np.ndarray, np.
 
 
 def _jobs(n_jobs: int | None, n_texts: int) -> int:
-    """Processes for tokenising: ``n_jobs``, or by default (None) 2 for >= 20,000 texts on
+    """Workers of the analysis: ``n_jobs``, or by default (None) 2 for >= 20,000 texts on
     a machine with >= 2 CPUs when this is a main process (a scan's worker process, e.g.
-    ``scan(n_jobs=2)``'s, already shares the CPUs with the rest of the scan)."""
+    ``scan(n_jobs=2)``'s, already shares the CPUs with the rest of the scan).  With the
+    compiled kernels they are threads (the kernels release the GIL): the instructions are
+    tokenised beside the responses, the n-gram orders are indexed in parallel, the
+    payload-family counts run beside the single-candidate counts, scipy's exact tails are
+    split; without them, a forked process tokenises part of the instructions.  The result
+    does not depend on it (tests/test_kernels.py)."""
     if n_jobs is not None:
         return max(1, int(n_jobs))
     import multiprocessing as mp
@@ -479,10 +487,19 @@ class NgramTriggerDetector(Detector):
         if n_sample < max(2 * self.min_support, 10):
             out.update(findings=[], summary={"reason": "too few pairs"})
             return out
-        t0 = time.perf_counter()
-        an = _Analysis(self, self._tokenised(stats))
-        an.timings["tokenise"] = round(time.perf_counter() - t0, 4)
-        out["findings"] = an.run()
+        for attempt in range(2):
+            t0 = time.perf_counter()
+            try:
+                an = _Analysis(self, self._tokenised(stats))
+                an.timings["tokenise"] = round(time.perf_counter() - t0, 4)
+                out["findings"] = an.run()
+                break
+            except Exception as exc:
+                # a kernel that numba cannot compile for these inputs: say so (info
+                # "engine") and redo the analysis on the reference path
+                if attempt or not K.is_numba_error(exc):
+                    raise
+                K.disable(f"{type(exc).__name__}: {exc}")
         out["summary"] = _summary_of(an)
         del an
         if n_seen > n_sample:
