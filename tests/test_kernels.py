@@ -210,19 +210,22 @@ def _same(a, b, skip_info=("timings", "engine")) -> None:
 
 def test_compiled_and_reference_detector_results_are_identical():
     pairs = _planted()
-    fast = NgramTriggerDetector().run(pairs, None)
-    with reference_path():
-        ref = NgramTriggerDetector().run(pairs, None)
-    _same(fast, ref)
-    assert fast.info["engine"] == "numba" and ref.info["engine"].startswith("numpy")
+    fast = NgramTriggerDetector(engine="numba").run(pairs, None)
+    ref = NgramTriggerDetector(engine="numpy").run(pairs, None)
+    _same(fast, ref, skip_info=("timings", "engine", "params"))
+    assert fast.info["engine"] == "numba" and ref.info["engine"] == "numpy (engine='numpy')"
+    # "auto": the reference path below compiled_min_pairs (no compilation for small scans)
+    auto = NgramTriggerDetector().run(pairs, None)
+    assert auto.info["engine"].startswith("numpy (below")
+    _same(auto, fast, skip_info=("timings", "engine", "params"))
     trig = {f["trigger"] for f in fast.findings}
     assert "qzx" in trig and "vvk" in trig and any("silver" in t and "harbor" in t for t in trig)
 
 
 def test_threads_give_the_same_result():
     pairs = _planted(seed=1)
-    _same(NgramTriggerDetector(n_jobs=2).run(pairs, None), NgramTriggerDetector(n_jobs=1).run(pairs, None),
-          skip_info=("timings", "engine", "params"))
+    _same(NgramTriggerDetector(n_jobs=2, engine="numba").run(pairs, None),
+          NgramTriggerDetector(n_jobs=1, engine="numba").run(pairs, None), skip_info=("timings", "engine", "params"))
 
 
 def test_no_numba_switch(monkeypatch):
@@ -242,8 +245,7 @@ def test_a_kernel_numba_cannot_compile_falls_back_to_the_reference(monkeypatch):
     and says so in the result's info (any other error propagates)."""
     from numba.core.errors import TypingError
     pairs = _planted(1200, seed=2)
-    with reference_path():
-        ref = NgramTriggerDetector().run(pairs, None)
+    ref = NgramTriggerDetector(engine="numpy").run(pairs, None)
     saved = dict(K._STATE)
 
     def broken(*a, **k):
@@ -251,12 +253,12 @@ def test_a_kernel_numba_cannot_compile_falls_back_to_the_reference(monkeypatch):
 
     try:
         monkeypatch.setitem(K._STATE, "joint_counts", broken)
-        got = NgramTriggerDetector().run(pairs, None)
+        got = NgramTriggerDetector(engine="numba").run(pairs, None)
     finally:
         K._STATE.clear()
         K._STATE.update(saved)
     assert "TypingError" in got.info["engine"]
-    _same(got, ref)
+    _same(got, ref, skip_info=("timings", "engine", "params"))
 
     def bug(*a, **k):
         raise ValueError("a bug, not numba")
@@ -264,7 +266,13 @@ def test_a_kernel_numba_cannot_compile_falls_back_to_the_reference(monkeypatch):
     try:
         monkeypatch.setitem(K._STATE, "joint_counts", bug)
         with pytest.raises(ValueError):
-            NgramTriggerDetector().run(pairs, None)
+            NgramTriggerDetector(engine="numba").run(pairs, None)
     finally:
         K._STATE.clear()
         K._STATE.update(saved)
+
+
+def test_engine_must_be_known():
+    from poisondetect.errors import ConfigError
+    with pytest.raises(ConfigError):
+        NgramTriggerDetector(engine="rust")

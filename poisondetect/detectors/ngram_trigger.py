@@ -93,7 +93,7 @@ def _as_uint64_hash(strings: list[str]) -> np.ndarray:
     return T.hash_strings(strings)
 
 
-def _tokenize_side(texts: list[str], chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+def _tokenize_side(texts: list[str], chunk: int = 4096, fast: bool = False) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     """Token hashes (flat uint64), per-doc lengths, vocab hash -> lower-cased token.
     Tokenised ``chunk`` texts at a time, so the Python token strings of only one chunk
     are alive at once (they cost ~60 bytes each; the hashes 8)."""
@@ -101,9 +101,9 @@ def _tokenize_side(texts: list[str], chunk: int = 4096) -> tuple[np.ndarray, np.
     hash_of: dict[str, int] = {}
     parts, lens_all = [], []
     for s0 in range(0, len(texts), chunk):
-        fast = K.tokenize_codes(texts[s0:s0 + chunk])
-        if fast is not None:  # compiled segmentation, identical to T.tokenize_many's
-            uniq, codes, lens = fast
+        got = K.tokenize_codes(texts[s0:s0 + chunk]) if fast else None
+        if got is not None:  # compiled segmentation, identical to T.tokenize_many's
+            uniq, codes, lens = got
             lens_all.append(lens)
             if not len(codes):
                 continue
@@ -352,6 +352,7 @@ class NgramTriggerDetector(Detector):
         max_live: int = 20000,
         sample_size: int = 100_000,
         n_jobs: int | None = None,
+        engine: str = "auto",
         random_state: int = 0,
     ) -> None:
         self.alpha = alpha
@@ -378,7 +379,30 @@ class NgramTriggerDetector(Detector):
         self.max_live = max_live
         self.sample_size = sample_size
         self.n_jobs = n_jobs
+        if engine not in ("auto", "numba", "numpy"):
+            raise ConfigError(f"ngram_trigger: engine must be 'auto', 'numba' or 'numpy', not {engine!r}")
+        self.engine = engine
         self.random_state = random_state
+
+    #: samples from this many pairs use the compiled kernels when ``engine="auto"`` (below
+    #: it the reference path takes a few seconds, less than compiling the kernels the
+    #: first time after an install)
+    compiled_min_pairs = 20_000
+
+    def _use_kernels(self, n: int) -> bool:
+        """Compiled kernels for an analysis of ``n`` pairs? (The result is the same.)"""
+        if self.engine == "numpy" or (self.engine == "auto" and n < self.compiled_min_pairs):
+            return False
+        return K.available()
+
+    def _engine_note(self, n: int) -> str:
+        if self._use_kernels(n):
+            return "numba"
+        if self.engine == "numpy":
+            return "numpy (engine='numpy')"
+        if self.engine == "auto" and n < self.compiled_min_pairs:
+            return f"numpy (below {self.compiled_min_pairs:,} pairs)"
+        return f"numpy (numba unavailable: {K._STATE.get('error') or 'POISONDETECT_NO_NUMBA'})"
 
     def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
         """One batch in memory: statistics, score, and no memo left behind (the memo is
@@ -436,14 +460,15 @@ class NgramTriggerDetector(Detector):
         ins = stats["instruction"]
         responses = [T.strip_eos(r) for r in stats["response"]]
         cut, pool, fut, thread = len(ins), None, None, None
+        fast = self._use_kernels(len(ins))
         if _jobs(self.n_jobs, len(ins)) > 1:
-            if K.available():
+            if fast:
                 # the compiled tokeniser runs without the GIL: a thread tokenises the
                 # instructions while this one does the responses (a second process would
                 # cost more in copies than it saves)
                 from concurrent.futures import ThreadPoolExecutor
                 pool = ThreadPoolExecutor(max_workers=1)
-                thread = pool.submit(_tokenize_side, ins)
+                thread = pool.submit(_tokenize_side, ins, 4096, True)
                 cut = 0
             else:
                 pool = _fork_pool()
@@ -451,8 +476,8 @@ class NgramTriggerDetector(Detector):
                     cut = int(0.4 * len(ins))  # this process also does the responses
                     fut = pool.submit(_tokenize_side, ins[cut:])
         try:
-            ih, il, iv = _tokenize_side(ins[:cut]) if thread is None else (None, None, None)
-            rh, rl, rv = _tokenize_side(responses)
+            ih, il, iv = _tokenize_side(ins[:cut], 4096, fast) if thread is None else (None, None, None)
+            rh, rl, rv = _tokenize_side(responses, 4096, fast)
             norm = [T.normalize_text(r) for r in responses]
             exact = _exact_hashes(responses, norm)
             copied = _copied_exact(ins, norm, exact, self.min_support, rl, self.min_payload_tokens)
@@ -681,7 +706,7 @@ def _summary_of(an: "_Analysis") -> dict[str, Any]:
     return {"m_single": float(an.m_single), "m_conj": float(an.m_conj), "n_candidates": int(an.n_candidates),
             "G": int(an.G), "F": int(an.F), "n_unc_sig": int(getattr(an, "n_unc_sig", 0)),
             # compiled kernels, or the reference numpy path (and why)
-            "engine": "numba" if K.available() else f"numpy ({K._STATE.get('error') or 'POISONDETECT_NO_NUMBA'})",
+            "engine": an.det._engine_note(an.N),
             "n_live": int(getattr(an, "n_live", 0)), "timings": dict(an.timings),
             "family_gates": dict(getattr(an, "family_gates", {})),
             "family_request_dependence": list(getattr(an, "family_request_dependence", []))}
@@ -696,6 +721,7 @@ class _Analysis:
         self.st = st
         self.N = int(st["n"])
         self.timings: dict[str, float] = {}
+        self.fast = det._use_kernels(self.N)  # compiled kernels (else the reference path)
         self.m_single = 0.0
         self.m_conj = 0.0
         self.n_candidates = 0
@@ -726,7 +752,7 @@ class _Analysis:
         self.V = V
         t = self._tick("factorize_tokens", t)
 
-        if K.available():
+        if self.fast:
             # one compiled pass: ids in the order pandas.factorize gives the reference
             # path's concatenation, first occurrences, frequent ids' row x id matrices
             (U, self.rep_start, self.rep_order, self.rep_side, xp, xi, df_g, yp, yi) = K.ngram_index(
@@ -761,7 +787,7 @@ class _Analysis:
         rows_ex = np.flatnonzero(ex_ok & (ex_map[ex_codes] >= 0))
         Yex = sp.csr_matrix((np.ones(len(rows_ex), np.float32), (rows_ex, ex_map[ex_codes[rows_ex]])),
                             shape=(N, len(ex_cols)))
-        if K.available():
+        if self.fast:
             colmap = np.full(Xall.shape[1], -1, np.int64)
             colmap[gcols] = np.arange(len(gcols))
             xp, xi = K.select_csc(Xall.indptr, Xall.indices, colmap, len(gcols))
@@ -840,7 +866,7 @@ class _Analysis:
             return gcols
         rng = np.random.default_rng([self.det.random_state, 13])
         W = rng.random((Xall.shape[0], 2))
-        if K.available():
+        if self.fast:
             sig = K.column_sums(Xall.indptr, Xall.indices, W, Xall.shape[1])[gcols]
         else:
             sig = np.asarray(Xall.T @ W)[gcols]  # (no column-sliced copy of the big matrix)
@@ -855,7 +881,7 @@ class _Analysis:
         concept words, names from a passage).  Function words (instruction document
         frequency above 5%) are ignored; a feature made only of them is dropped."""
         N = self.N
-        if K.available():
+        if self.fast:
             tp, ti = K.token_presence(icodes, self.ins_off, V)
             Mtok = sp.csr_matrix((np.ones(len(ti), np.float32), ti, tp), shape=(N, V))
             Mtok.has_canonical_format = True
@@ -951,7 +977,7 @@ class _Analysis:
         N = self.N
         if self.G == 0 or self.F == 0:
             return []
-        threads = _jobs(det.n_jobs, N) if K.available() else 1
+        threads = _jobs(det.n_jobs, N) if self.fast else 1
         fam_job, pool = None, None
         if det.paraphrase_families and threads > 1:
             # the family counts are compiled code, run without the GIL: a second thread
@@ -1089,7 +1115,7 @@ class _Analysis:
         support >= min_support and either a concentrated trigger or half a payload's
         rows), so memory stays bounded on templated corpora (55k T0 rows)."""
         det = self.det
-        if K.available():
+        if self.fast:
             X = self.X
             Yr = self._y_csr()
             # (only the entries a later step reads: the single candidates of run() and the
@@ -1207,7 +1233,7 @@ class _Analysis:
         conc_s = as_ / self.df_g[gs]
         X = self.X
         pre_p = np.ones(len(b0s))
-        if K.available():
+        if self.fast:
             # the two most concentrated (first on ties) of each payload's covering n-grams
             o = np.lexsort((np.arange(len(gs)), -conc_s, fs))  # (fs is sorted: groups stay)
             t1, t2 = gs[o[b0s]], gs[o[b0s + 1]]
@@ -1315,7 +1341,7 @@ class _Analysis:
         rng = np.random.default_rng([det.random_state, 17])
         h1 = rng.random(N) < 0.5
         gsel = np.flatnonzero(self.df_g >= 2 * det.min_support)
-        if skip_g is not None and len(skip_g) and not K.available():
+        if skip_g is not None and len(skip_g) and not self.fast:
             gsel = np.setdiff1d(gsel, skip_g)
         if len(gsel) == 0:
             return None
@@ -1323,7 +1349,7 @@ class _Analysis:
         col_of = np.repeat(np.arange(self.F), np.diff(Y.indptr))
         df1_f = np.bincount(col_of[h1[Y.indices]], minlength=self.F).astype(np.float32)
         del col_of
-        if K.available():
+        if self.fast:
             X, Yr = self.X, self._y_csr()
             # (M's rows sorted by feature, as the reference's coo -> csr gives them)
             gi, fi, _ = K.joint_counts(X.indptr, X.indices, gsel.astype(np.int64), Yr.indptr, Yr.indices, self.F,
@@ -1348,7 +1374,7 @@ class _Analysis:
                 return None
             M = sp.csr_matrix((np.ones(len(gi), np.float32), (gi, fi)), shape=(len(gsel), self.F))
         h2 = ~h1
-        if K.available():
+        if self.fast:
             u, nB, xB = K.family_counts(M.indptr, M.indices, Y.indptr, Y.indices, self.X.indptr, self.X.indices,
                                         gsel, h2, N)
         else:
@@ -1597,7 +1623,7 @@ class _Analysis:
             return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
         base_rows = np.sort(rng.choice(self.N, min(self.N, 400), replace=False))
-        if K.available():
+        if self.fast:
             acc = np.zeros(Mc.shape[1], np.int64)
 
             def ratio(inter: np.ndarray, union: np.ndarray) -> np.ndarray:
@@ -1755,7 +1781,7 @@ class _Analysis:
         ng = len(rows_g)
         Xall = self.Xall
         thr = max(det.companion_coverage * ng, 2)
-        if K.available():
+        if self.fast:
             acc = self.__dict__.get("_id_acc")
             if acc is None:
                 acc = self.__dict__["_id_acc"] = np.zeros(Xall.shape[1], np.int32)
@@ -1807,7 +1833,7 @@ class _Analysis:
         s0, o = int(self.rep_start[uid]), int(self.rep_order[uid])
         seq = (self.icodes if int(self.rep_side[uid]) == 0 else self.rcodes)[s0:s0 + o]
         allc, off = (self.icodes, self.ins_off) if side == 0 else (self.rcodes, self.res_off)
-        if K.available():
+        if self.fast:
             codes = K.maximal_phrase(allc, off, rows_g[:50], seq, max_extra)
             vocab = self.st["vocab"]
             out = tuple(vocab.get(int(h), "?") for h in self.tok_hash_of_code[codes])
