@@ -132,7 +132,7 @@ def joint_counts(x_ptr, x_idx, cols, y_ptr, y_idx, F, row_ok, df_g, df_f, min_a,
     Entries come out in the order of the blocked scipy product they replace (by feature
     block of ``block`` features, then by position in ``cols``, then in reverse order of
     first touch, as scipy's csr_matmat gives), so the results stay identical; with
-    ``block`` <= 0, by position in ``cols``, then by feature (a canonical CSR).  A counting
+    ``block`` <= 0, by position in ``cols`` only (features unsorted).  A counting
     pass first, then one writing pass in place (no growing or reordered buffers).
     Returns (index into cols, f, a) as int32 arrays."""
     by_row = block <= 0  # one block; each column's entries sorted by feature instead
@@ -161,7 +161,6 @@ def joint_counts(x_ptr, x_idx, cols, y_ptr, y_idx, F, row_ok, df_g, df_f, min_a,
             out_g = np.empty(m, np.int32)
             out_f = np.empty(m, np.int32)
             out_a = np.empty(m, np.int32)
-        start = pos[0]
         for j in range(cols.shape[0]):
             g = cols[j]
             nt = 0
@@ -208,11 +207,6 @@ def joint_counts(x_ptr, x_idx, cols, y_ptr, y_idx, F, row_ok, df_g, df_f, min_a,
                     out_f[k] = f
                     out_a[k] = a
                     pos[b] = k + 1
-            if by_row and rep == 1 and pos[0] - start > 1:
-                o = np.argsort(out_f[start:pos[0]])
-                out_f[start:pos[0]] = out_f[start:pos[0]][o]
-                out_a[start:pos[0]] = out_a[start:pos[0]][o]
-            start = pos[0]
     return out_g, out_f, out_a
 
 

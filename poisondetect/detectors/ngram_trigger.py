@@ -467,8 +467,10 @@ class NgramTriggerDetector(Detector):
                 # instructions while this one does the responses (a second process would
                 # cost more in copies than it saves)
                 from concurrent.futures import ThreadPoolExecutor
-                pool = ThreadPoolExecutor(max_workers=1)
-                thread = pool.submit(_tokenize_side, ins, 4096, True)
+                nw = _jobs(self.n_jobs, len(ins))
+                pool = ThreadPoolExecutor(max_workers=nw)
+                bounds = np.linspace(0, len(ins), nw + 1).astype(int)
+                thread = [pool.submit(_tokenize_side, ins[a:b], 4096, True) for a, b in zip(bounds[:-1], bounds[1:])]
                 cut = 0
             else:
                 pool = _fork_pool()
@@ -491,7 +493,12 @@ class NgramTriggerDetector(Detector):
                 ih, il = np.concatenate([ih, ih2]), np.concatenate([il, il2])
                 iv.update(iv2)
             if thread is not None:
-                ih, il, iv = thread.result()
+                parts = [th.result() for th in thread]
+                ih = np.concatenate([x[0] for x in parts])
+                il = np.concatenate([x[1] for x in parts])
+                iv = {}
+                for x in parts:
+                    iv.update(x[2])
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -710,6 +717,13 @@ def _summary_of(an: "_Analysis") -> dict[str, Any]:
             "n_live": int(getattr(an, "n_live", 0)), "timings": dict(an.timings),
             "family_gates": dict(getattr(an, "family_gates", {})),
             "family_request_dependence": list(getattr(an, "family_request_dependence", []))}
+
+
+class _Rows:
+    """The index arrays of a binary CSR matrix (indptr, indices), without scipy's checks."""
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray) -> None:
+        self.indptr, self.indices = indptr, indices
 
 
 class _Analysis:
@@ -1326,7 +1340,8 @@ class _Analysis:
         self._h2 = counts["h2"]
         p = (_fisher_greater_bh(xB[ok], counts["N2"], u[ok], nB[ok], tau, threads) if ok.any()
              else np.zeros(0))
-        return [{"terms": (int(gsel[j]),), "f": -1, "family": M.indices[M.indptr[j]:M.indptr[j + 1]].astype(np.int64),
+        # (a family's features ascending, as the reference's canonical M has them)
+        return [{"terms": (int(gsel[j]),), "f": -1, "family": np.sort(M.indices[M.indptr[j]:M.indptr[j + 1]]).astype(np.int64),
                  "ng": int(self.df_g[gsel[j]]), "p_unc": float(pj)}
                 for j, pj in zip(np.flatnonzero(ok).tolist(), p.tolist())]
 
@@ -1351,15 +1366,15 @@ class _Analysis:
         del col_of
         if self.fast:
             X, Yr = self.X, self._y_csr()
-            # (M's rows sorted by feature, as the reference's coo -> csr gives them)
             gi, fi, _ = K.joint_counts(X.indptr, X.indices, gsel.astype(np.int64), Yr.indptr, Yr.indices, self.F,
                                        h1, self.df_g[gsel], df1_f, 2, -1.0, 0.0, 0.5, 0, 0)
             if len(gi) == 0:
                 return None
+            # (M as its two index arrays, rows j, features in any order: no scipy matrix)
             indptr = np.zeros(len(gsel) + 1, np.int64)
             np.cumsum(np.bincount(gi, minlength=len(gsel)), out=indptr[1:])
-            M = sp.csr_matrix((np.ones(len(fi), np.float32), fi, indptr), shape=(len(gsel), self.F))
-            del gi, fi
+            M = _Rows(indptr, fi)
+            del gi
         else:
             Y1 = (sp.diags(h1.astype(np.float32)) @ self.Y).tocsc()
             XT = self.X[:, gsel].T.tocsr()  # (G' x N)
