@@ -387,7 +387,7 @@ class NgramTriggerDetector(Detector):
     #: samples from this many pairs use the compiled kernels when ``engine="auto"`` (below
     #: it the reference path takes a few seconds, less than compiling the kernels the
     #: first time after an install)
-    compiled_min_pairs = 20_000
+    compiled_min_pairs = 10_000
 
     def _use_kernels(self, n: int) -> bool:
         """Compiled kernels for an analysis of ``n`` pairs? (The result is the same.)"""
