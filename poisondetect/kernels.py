@@ -1,12 +1,22 @@
 """Compiled kernels (numba) for the hot loops of the text detectors.
 
 Everything here is a pure function over numpy arrays and has a reference implementation
-elsewhere in the package that it must agree with exactly (the tests compare them):
+elsewhere in the package that it must agree with exactly (``tests/test_kernels.py``
+compares them, down to the order of entries and the bits of float sums):
 
 - :func:`tokenize_codes` segments texts exactly as :data:`poisondetect.text.TOKEN_RE`
   does (word runs, punctuation runs of two or more, every invisible / format character a
   token of its own), from the texts' code points, without building a Python string per
-  token.
+  token; spellings are keyed exactly (a hash hit is checked character by character);
+- :func:`ngram_index`: dense n-gram ids (one table per order, orders in parallel
+  threads), first occurrences, the frequent ids' row x id matrices;
+- :func:`joint_counts`, :func:`family_counts`, :func:`pair_counts`, :func:`count_ids`:
+  co-occurrence and row counts of the n-gram trigger detector, filtered in the kernel;
+- :func:`maximal_phrase`, :func:`pooled_overlap`, :func:`token_presence`,
+  :func:`column_sums`, :func:`select_csc`: the smaller loops and matrix builds.
+
+The compiled functions live in :mod:`poisondetect._jit` and release the GIL, so callers
+may run them in threads.
 
 numba is imported lazily (it costs ~0.6 s) and its compiled code is cached on disk
 (``cache=True``, under ``__pycache__`` or ``NUMBA_CACHE_DIR``), so only the first call in
