@@ -780,16 +780,50 @@ class _Analysis:
         else:
             Xall, Yall, df_g, U = self._ngram_matrices(icodes, rcodes, V)
             t = self._tick("instruction_df", t)
-        Yall = self._drop_copied(Yall, icodes, st["ins_len"], V, U)
-        df_f = np.asarray(Yall.sum(axis=0)).ravel()
-        t = self._tick("response_df", t)
-
         gmax = max(det.min_support, int(det.max_trigger_frac * N))
         fmax = max(det.min_support, int(det.max_payload_frac * N))
         gcols = np.flatnonzero((df_g >= det.min_support) & (df_g <= gmax))
         self.n_trigger_ngrams = len(gcols)
+        x_job, pool = None, None
+        if self.fast and _jobs(det.n_jobs, N) > 1:
+            # the trigger side (X) in a thread while this one does the response side
+            # (it reads Xall, df_g and rep_order only)
+            from concurrent.futures import ThreadPoolExecutor
+            pool = ThreadPoolExecutor(max_workers=1)
+            x_job = pool.submit(self._trigger_matrix, Xall, gcols, df_g)
+        try:
+            Yall = self._drop_copied(Yall, icodes, st["ins_len"], V, U)
+            df_f = np.asarray(Yall.sum(axis=0)).ravel()
+            t = self._tick("response_df", t)
+            fcols = np.flatnonzero((df_f >= det.min_support) & (df_f <= fmax))
+            self._response_side(Yall, df_f, fcols, fmax)
+            gcols, self.X = x_job.result() if x_job is not None else self._trigger_matrix(Xall, gcols, df_g)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self.Xall = Xall
+        self.gcols = gcols
+        self.df_g = df_g[gcols].astype(np.int64)
+        self.G, self.F = len(gcols), self.Y.shape[1]
+        t = self._tick("matrices", t)
+
+    def _trigger_matrix(self, Xall: sp.csr_matrix, gcols: np.ndarray, df_g: np.ndarray) -> tuple[np.ndarray, sp.csc_matrix]:
+        """The tested instruction n-grams (one per row set) and their rows (CSC)."""
+        N = self.N
         gcols = self._one_per_row_set(Xall, gcols, df_g)
-        fcols = np.flatnonzero((df_f >= det.min_support) & (df_f <= fmax))
+        if self.fast:
+            colmap = np.full(Xall.shape[1], -1, np.int64)
+            colmap[gcols] = np.arange(len(gcols))
+            xp, xi = K.select_csc(Xall.indptr, Xall.indices, colmap, len(gcols))
+            X = sp.csc_matrix((np.ones(len(xi), np.float32), xi, xp), shape=(N, len(gcols)))
+            X.has_canonical_format = True
+            return gcols, X
+        return gcols, Xall[:, gcols].tocsc()
+
+    def _response_side(self, Yall: sp.csr_matrix, df_f: np.ndarray, fcols: np.ndarray, fmax: int) -> None:
+        """The payload features: response n-grams ``fcols`` and exact responses (Y, their
+        document frequencies and where each comes from)."""
+        det, st, N = self.det, self.st, self.N
         # exact-response features (one per row), not counted when the prompt contains them
         ex = st["exact"].view(np.int64)
         ex_ok = (st["exact"] != 0) & (st["res_len"] >= det.min_payload_tokens) & ~st["exact_copied"] & ~self._short_copied(self.rcodes, st["res_len"])
@@ -801,27 +835,13 @@ class _Analysis:
         rows_ex = np.flatnonzero(ex_ok & (ex_map[ex_codes] >= 0))
         Yex = sp.csr_matrix((np.ones(len(rows_ex), np.float32), (rows_ex, ex_map[ex_codes[rows_ex]])),
                             shape=(N, len(ex_cols)))
-        if self.fast:
-            colmap = np.full(Xall.shape[1], -1, np.int64)
-            colmap[gcols] = np.arange(len(gcols))
-            xp, xi = K.select_csc(Xall.indptr, Xall.indices, colmap, len(gcols))
-            self.X = sp.csc_matrix((np.ones(len(xi), np.float32), xi, xp), shape=(N, len(gcols)))
-            self.X.has_canonical_format = True
-            del colmap
-        else:
-            self.X = Xall[:, gcols].tocsc()
-        self.Xall = Xall
         self.Y = sp.hstack([Yall[:, fcols], Yex]).tocsc()
-        self.gcols = gcols
         self.f_ngram = np.concatenate([fcols, np.full(len(ex_cols), -1, np.int64)])
         first_row = np.full(len(ex_cols), -1, np.int64)
         ecol = ex_map[ex_codes[rows_ex]]
         first_row[ecol[::-1]] = rows_ex[::-1]
         self.f_exact_row = np.concatenate([np.full(len(fcols), -1, np.int64), first_row])
-        self.df_g = df_g[gcols].astype(np.int64)
         self.df_f = np.concatenate([df_f[fcols], ex_df[ex_cols]]).astype(np.int64)
-        self.G, self.F = len(gcols), self.Y.shape[1]
-        t = self._tick("matrices", t)
 
     def _ngram_matrices(self, icodes: np.ndarray, rcodes: np.ndarray, V: int) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, int]:
         """Reference path of :func:`poisondetect.kernels` ``ngram_index`` (numpy/pandas):
