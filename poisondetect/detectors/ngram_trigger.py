@@ -1667,17 +1667,19 @@ class _Analysis:
             z = np.zeros(2, np.int64)
             bi, bu = K.pooled_overlap(Mc.indptr, Mc.indices, np.array([0, len(base_rows)]), base_rows, z, z[:0], acc)
             base = max(float(ratio(bi, bu)[0]), 1e-4)
-            ri, drop = [], []
+            ri = []
             for t in terms:
                 rows = X.indices[X.indptr[t]:X.indptr[t + 1]]
                 if len(rows) > sample:
                     rows = np.sort(rng.choice(rows, sample, replace=False))
                 ri.append(rows)
-                drop.append(np.fromiter(self._term_codes((t,)), np.int64))
             ptr = np.concatenate([[0], np.cumsum([len(r) for r in ri])]).astype(np.int64)
-            dptr = np.concatenate([[0], np.cumsum([len(d) for d in drop])]).astype(np.int64)
             flat = np.concatenate(ri) if ri else np.zeros(0, np.int64)
-            dflat = np.concatenate(drop) if drop else np.zeros(0, np.int64)
+            # each term's own token codes (those of _term_codes, repeats allowed)
+            uid = self.gcols[np.asarray(terms, np.int64)]
+            starts, lens = self.rep_start[uid], self.rep_order[uid].astype(np.int64)
+            dptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+            dflat = self.icodes[np.repeat(starts - dptr[:-1], lens) + np.arange(int(dptr[-1]))].astype(np.int64)
             inter, union = K.pooled_overlap(Mc.indptr, Mc.indices, ptr, flat, dptr, dflat, acc)
             return ratio(inter, union) / base
         bsel = sp.csr_matrix((np.ones(len(base_rows), np.float32), (np.zeros(len(base_rows), np.int64), base_rows)),
