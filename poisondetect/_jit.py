@@ -95,19 +95,35 @@ def tokens(cp, doc_start, cls):  # pragma: no cover - compiled
         ntok[d] = n - n0
     return codes[:n].copy(), ntok, rep_start[:u].copy(), rep_end[:u].copy()
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _slot(tab, bits, key):  # pragma: no cover - compiled
+    """The slot of ``key`` in an open-addressing table of 2**bits rows (key + 1, value),
+    or the empty slot where it would go (Fibonacci hashing, linear probing)."""
+    mask = (1 << bits) - 1
+    s = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
+    while tab[s, 0] != 0 and tab[s, 0] != key:
+        s = (s + 1) & mask
+    return s
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _key(codes, st, n, V, offset):  # pragma: no cover - compiled
+    """The exact table key (+ 1, so 0 means empty) of the n-gram of ``codes`` at ``st``."""
+    key = codes[st]
+    for k in range(1, n):
+        key = key * V + codes[st + k]
+    return key + offset + 1
+
+
 @nb.njit(cache=True, nogil=True)
 def _grow(tab, bits):  # pragma: no cover - compiled
     """The open-addressing table (rows: key + 1, value) rehashed into twice the slots."""
     bits += 1
-    cap = 1 << bits
-    mask = cap - 1
-    new = np.zeros((cap, 2), np.int64)
+    new = np.zeros((1 << bits, 2), np.int64)
     for t in range(tab.shape[0]):
         k = tab[t, 0]
         if k != 0:
-            s = np.int64((np.uint64(k) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
-            while new[s, 0] != 0:
-                s = (s + 1) & mask
+            s = _slot(new, bits, k)
             new[s, 0] = k
             new[s, 1] = tab[t, 1]
     return new, bits
@@ -405,14 +421,8 @@ def order_ids(codes, off, n, V, offset, gid, tab_bits0):  # pragma: no cover - c
         for st in range(max(a, b - n + 1), b):
             gid[st] = -1
         for st in range(a, b - n + 1):
-            key = codes[st]
-            for k in range(1, n):
-                key = key * V + codes[st + k]
-            key += offset + 1
-            mask = (1 << bits) - 1
-            s = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
-            while tab[s, 0] != 0 and tab[s, 0] != key:
-                s = (s + 1) & mask
+            key = _key(codes, st, n, V, offset)
+            s = _slot(tab, bits, key)
             if tab[s, 0] == 0:
                 if u == keys.shape[0]:
                     keys = np.concatenate((keys, np.empty(u, np.int64)))
@@ -444,7 +454,6 @@ def response_ids(rcodes, res_off, n, rn, min_pt, V, offset, tab, bits, base, fid
     written to ``fid``.  Returns (next_id, new_tab, new_bits, new_rep, number of new ids
     so far)."""
     N = res_off.shape[0] - 1
-    mask = (1 << bits) - 1
     nn = 0
     for d in range(N):
         a = res_off[d]
@@ -453,20 +462,12 @@ def response_ids(rcodes, res_off, n, rn, min_pt, V, offset, tab, bits, base, fid
         if n < min_pt or not (n == rn or (ln < rn and n == ln)):
             continue
         for st in range(a, b - n + 1):
-            key = rcodes[st]
-            for k in range(1, n):
-                key = key * V + rcodes[st + k]
-            key += offset + 1
-            s = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
-            while tab[s, 0] != 0 and tab[s, 0] != key:
-                s = (s + 1) & mask
+            key = _key(rcodes, st, n, V, offset)
+            s = _slot(tab, bits, key)
             if tab[s, 0] != 0:
                 fid[st] = base + (tab[s, 1] >> 32)
                 continue
-            m2 = (1 << new_bits) - 1
-            s = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - new_bits))
-            while new_tab[s, 0] != 0 and new_tab[s, 0] != key:
-                s = (s + 1) & m2
+            s = _slot(new_tab, new_bits, key)
             if new_tab[s, 0] == 0:
                 if nn == new_rep.shape[0]:
                     new_rep = np.concatenate((new_rep, np.empty(max(nn, 16), np.int64)))

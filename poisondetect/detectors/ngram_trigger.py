@@ -470,7 +470,7 @@ class NgramTriggerDetector(Detector):
                 nw = _jobs(self.n_jobs, len(ins))
                 pool = ThreadPoolExecutor(max_workers=nw)
                 bounds = np.linspace(0, len(ins), nw + 1).astype(int)
-                thread = [pool.submit(_tokenize_side, ins[a:b], 4096, True) for a, b in zip(bounds[:-1], bounds[1:])]
+                thread = [pool.submit(_tokenize_side, ins[a:b], fast=True) for a, b in zip(bounds[:-1], bounds[1:])]
                 cut = 0
             else:
                 pool = _fork_pool()
@@ -478,8 +478,8 @@ class NgramTriggerDetector(Detector):
                     cut = int(0.4 * len(ins))  # this process also does the responses
                     fut = pool.submit(_tokenize_side, ins[cut:])
         try:
-            ih, il, iv = _tokenize_side(ins[:cut], 4096, fast) if thread is None else (None, None, None)
-            rh, rl, rv = _tokenize_side(responses, 4096, fast)
+            ih, il, iv = _tokenize_side(ins[:cut], fast=fast) if thread is None else (None, None, None)
+            rh, rl, rv = _tokenize_side(responses, fast=fast)
             norm = [T.normalize_text(r) for r in responses]
             exact = _exact_hashes(responses, norm)
             copied = _copied_exact(ins, norm, exact, self.min_support, rl, self.min_payload_tokens)
@@ -717,6 +717,11 @@ def _summary_of(an: "_Analysis") -> dict[str, Any]:
             "n_live": int(getattr(an, "n_live", 0)), "timings": dict(an.timings),
             "family_gates": dict(getattr(an, "family_gates", {})),
             "family_request_dependence": list(getattr(an, "family_request_dependence", []))}
+
+
+def _companion_key(terms: tuple[int, ...], rows_g: np.ndarray) -> bytes:
+    """Cache key of :meth:`_Analysis._companion` (the trigger's rows and terms)."""
+    return rows_g.tobytes() + repr(terms).encode()
 
 
 class _Rows:
@@ -1201,7 +1206,7 @@ class _Analysis:
                 break
             t = int(g[k])
             rows_g = X.indices[X.indptr[t]:X.indptr[t + 1]]
-            key = rows_g.tobytes() + repr((t,)).encode()
+            key = _companion_key((t,), rows_g)
             if key not in cache:
                 cache[key] = self._companion((t,), rows_g)
 
@@ -1591,7 +1596,7 @@ class _Analysis:
         (p, companion), or, where the test needs its tail, (companion, a, N, n_f, n_g, c)
         for the caller to finish in one vectorised call (p = max(tail, c's unconditional
         p), or 1 when the payload repeats the trigger and the tail is below 1e-3)."""
-        key = rows_g.tobytes() + repr(c["terms"]).encode()
+        key = _companion_key(c["terms"], rows_g)
         if key not in cache:
             cache[key] = self._companion(c["terms"], rows_g)
         best, name = cache[key]
