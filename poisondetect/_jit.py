@@ -594,3 +594,106 @@ def select_csc(indptr, indices, colmap, ncols):  # pragma: no cover - compiled
                 out[pos[j]] = r
                 pos[j] += 1
     return cnt, out
+
+
+@nb.njit(cache=True, nogil=True)
+def companion_counts(c_ptr, c_idx, x_ptr, x_idx, y_ptr, y_idx, t, f, b, half, h2, N):  # pragma: no cover - compiled
+    """The 2 x 2 counts of the conditional tests.  For each k, over the rows of companion
+    b[k] (column of the CSC matrix C; only those with h2[r] where half[k]): their number,
+    those in trigger column t[k] (of X), those in feature f[k] (of Y), those in both.
+    Consecutive tests with the same trigger and companion share the first two counts."""
+    K = t.shape[0]
+    out = np.zeros((K, 4), np.int64)
+    # r is in column t's rows iff sg[r] == t; in the current companion's rows iff sc[r] == g
+    sg = np.full(N, -1, np.int64)
+    sc = np.full(N, -1, np.int64)
+    n = 0
+    n1 = 0
+    g = -1
+    for k in range(K):
+        tk = t[k]
+        new_t = k == 0 or tk != t[k - 1]
+        if new_t:
+            for p in range(x_ptr[tk], x_ptr[tk + 1]):
+                sg[x_idx[p]] = tk
+        if new_t or b[k] != b[k - 1] or half[k] != half[k - 1]:
+            g = k
+            n = 0
+            n1 = 0
+            for p in range(c_ptr[b[k]], c_ptr[b[k] + 1]):
+                r = c_idx[p]
+                if half[k] and not h2[r]:
+                    continue
+                sc[r] = g
+                n += 1
+                if sg[r] == tk:
+                    n1 += 1
+        nf = 0
+        a1 = 0
+        fk = f[k]
+        for p in range(y_ptr[fk], y_ptr[fk + 1]):
+            r = y_idx[p]
+            if sc[r] == g:
+                nf += 1
+                if sg[r] == tk:
+                    a1 += 1
+        out[k, 0] = n
+        out[k, 1] = n1
+        out[k, 2] = nf
+        out[k, 3] = a1
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def pair_jaccard(mc_ptr, mc_idx, rows, excl, mark):  # pragma: no cover - compiled
+    """Pairwise Jaccard similarities (float32, as scipy's float32 products give them) of
+    the id sets of ``rows`` (row r: mc_idx[mc_ptr[r]:mc_ptr[r + 1]], distinct ids), the ids
+    in ``excl`` left out; pairs i < j in row-major order, 0 where both sets are empty.
+    ``mark`` is an int64 buffer of one slot per id, all -1, and is left so."""
+    n = rows.shape[0]
+    for e in excl:
+        mark[e] = -2
+    size = np.zeros(n, np.int64)
+    for i in range(n):
+        r = rows[i]
+        for p in range(mc_ptr[r], mc_ptr[r + 1]):
+            if mark[mc_idx[p]] != -2:
+                size[i] += 1
+    out = np.empty(n * (n - 1) // 2, np.float32)
+    k = 0
+    for i in range(n):
+        r = rows[i]
+        for p in range(mc_ptr[r], mc_ptr[r + 1]):
+            c = mc_idx[p]
+            if mark[c] != -2:
+                mark[c] = i
+        for j in range(i + 1, n):
+            s = rows[j]
+            a = 0
+            for p in range(mc_ptr[s], mc_ptr[s + 1]):
+                if mark[mc_idx[p]] == i:
+                    a += 1
+            u = size[i] + size[j] - a
+            out[k] = np.float32(a) / np.float32(u) if u > 0 else np.float32(0.0)
+            k += 1
+        for p in range(mc_ptr[r], mc_ptr[r + 1]):
+            c = mc_idx[p]
+            if mark[c] == i:
+                mark[c] = -1
+    for e in excl:
+        mark[e] = -1
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def csc_wsums(indptr, indices, cols, w):  # pragma: no cover - compiled
+    """For each column c of ``cols``: the sum of w over its rows (a binary CSC matrix),
+    added in index order from 0.0, as scipy's csr_matvec of the transpose adds them."""
+    out = np.zeros(cols.shape[0])
+    for k in range(cols.shape[0]):
+        c = cols[k]
+        s = 0.0
+        for p in range(indptr[c], indptr[c + 1]):
+            s += w[indices[p]]
+        out[k] = s
+    return out

@@ -97,7 +97,9 @@ def _compile() -> None:
                   family_counts=_jit.family_counts, count_ids=_jit.count_ids,
                   maximal_phrase=_jit.maximal_phrase, pooled_overlap=_jit.pooled_overlap,
                   token_presence=_jit.token_presence, pair_counts=_jit.pair_counts,
-                  column_sums=_jit.column_sums, select_csc=_jit.select_csc)
+                  column_sums=_jit.column_sums, select_csc=_jit.select_csc,
+                  companion_counts=_jit.companion_counts, pair_jaccard=_jit.pair_jaccard,
+                  csc_wsums=_jit.csc_wsums)
 
 
 # --------------------------------------------------------------------- code point classes
@@ -310,3 +312,29 @@ def column_sums(indptr: np.ndarray, indices: np.ndarray, W: np.ndarray, U: int) 
 def select_csc(indptr: np.ndarray, indices: np.ndarray, colmap: np.ndarray, ncols: int) -> tuple[np.ndarray, np.ndarray]:
     """Selected columns of a binary CSR matrix as CSC (see ``select_csc``)."""
     return _STATE["select_csc"](indptr, indices, np.ascontiguousarray(colmap, np.int64), int(ncols))
+
+
+def companion_counts(c_ptr: np.ndarray, c_idx: np.ndarray, x_ptr: np.ndarray, x_idx: np.ndarray, y_ptr: np.ndarray,
+                     y_idx: np.ndarray, t: np.ndarray, f: np.ndarray, b: np.ndarray, half: np.ndarray,
+                     h2: np.ndarray, N: int) -> np.ndarray:
+    """(rows of the companion, of them with the trigger, with the feature, with both) per
+    test (see the compiled ``companion_counts``)."""
+    i64 = np.int64
+    return _STATE["companion_counts"](c_ptr, c_idx, x_ptr, x_idx, y_ptr, y_idx, np.ascontiguousarray(t, i64),
+                                      np.ascontiguousarray(f, i64), np.ascontiguousarray(b, i64),
+                                      np.ascontiguousarray(half, np.bool_), np.ascontiguousarray(h2, np.bool_), int(N))
+
+
+def pair_jaccard(mc_ptr: np.ndarray, mc_idx: np.ndarray, rows: np.ndarray, excl: np.ndarray,
+                 mark: np.ndarray) -> np.ndarray:
+    """Pairwise Jaccard similarities of rows' id sets, upper triangle row-major, float32
+    (see the compiled ``pair_jaccard``)."""
+    return _STATE["pair_jaccard"](mc_ptr, mc_idx, np.ascontiguousarray(rows, np.int64),
+                                  np.ascontiguousarray(excl, np.int64), mark)
+
+
+def csc_wsums(indptr: np.ndarray, indices: np.ndarray, cols: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``(M.T @ w)[cols]`` of a binary CSC matrix, bitwise as scipy sums it (see the
+    compiled ``csc_wsums``)."""
+    return _STATE["csc_wsums"](indptr, indices, np.ascontiguousarray(cols, np.int64),
+                               np.ascontiguousarray(w, np.float64))

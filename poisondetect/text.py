@@ -163,6 +163,8 @@ def strip_eos(text: str) -> str:
         return text
     cut = False
     while True:
+        if not s.endswith(_EOS_MARKERS):  # (one call for the usual text)
+            return s if cut else text
         for m in _EOS_MARKERS:
             if s.endswith(m):
                 s = s[: len(s) - len(m)].rstrip()

@@ -69,10 +69,11 @@ union, so the sample never depends on how the input was chunked or sharded.
 """
 from __future__ import annotations
 
-import re
+import contextlib
+import gc
 import time
 import unicodedata
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -93,29 +94,22 @@ def _as_uint64_hash(strings: list[str]) -> np.ndarray:
     return T.hash_strings(strings)
 
 
-def _tokenize_side(texts: list[str], chunk: int = 4096, fast: bool = False) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-    """Token hashes (flat uint64), per-doc lengths, vocab hash -> lower-cased token.
-    Tokenised ``chunk`` texts at a time, so the Python token strings of only one chunk
-    are alive at once (they cost ~60 bytes each; the hashes 8)."""
+def _tokenize_side(texts: list[str], chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Reference path: token hashes (flat uint64), per-doc lengths, vocab hash ->
+    lower-cased token.  Tokenised ``chunk`` texts at a time, so the Python token strings
+    of only one chunk are alive at once (they cost ~60 bytes each; the hashes 8)."""
     vocab: dict[int, str] = {}
     hash_of: dict[str, int] = {}
     parts, lens_all = [], []
     for s0 in range(0, len(texts), chunk):
-        got = K.tokenize_codes(texts[s0:s0 + chunk]) if fast else None
-        if got is not None:  # compiled segmentation, identical to T.tokenize_many's
-            uniq, codes, lens = got
-            lens_all.append(lens)
-            if not len(codes):
-                continue
-        else:
-            flat, lens = T.tokenize_many(texts[s0:s0 + chunk])
-            lens_all.append(lens)
-            if not flat:
-                continue
-            arr = np.empty(len(flat), dtype=object)
-            arr[:] = flat
-            codes, uniq = pd.factorize(arr)
-            del flat, arr
+        flat, lens = T.tokenize_many(texts[s0:s0 + chunk])
+        lens_all.append(lens)
+        if not flat:
+            continue
+        arr = np.empty(len(flat), dtype=object)
+        arr[:] = flat
+        codes, uniq = pd.factorize(arr)
+        del flat, arr
         new = [u for u in uniq if u not in hash_of]
         if new:
             low = [u.lower() for u in new]
@@ -128,6 +122,59 @@ def _tokenize_side(texts: list[str], chunk: int = 4096, fast: bool = False) -> t
     if not parts:
         return np.zeros(0, np.uint64), lens, {}
     return np.concatenate(parts), lens, vocab
+
+
+def _raw_codes(texts: list[str], chunk: int = 8192) -> tuple[list[tuple[np.ndarray, list[str]]], np.ndarray]:
+    """The compiled tokeniser over ``texts``, ``chunk`` texts a call (bounded transcoding
+    buffers): per chunk (codes, the chunk's distinct raw tokens by code), and the tokens
+    per text."""
+    parts, lens = [], []
+    for s0 in range(0, len(texts), chunk):
+        got = K.tokenize_codes(texts[s0:s0 + chunk])
+        if got is None:  # pragma: no cover - callers check K.available() first
+            raise RuntimeError("numba kernels unavailable")
+        uniq, codes, ln = got
+        parts.append((codes, uniq))
+        lens.append(ln)
+    return parts, (np.concatenate(lens) if lens else np.zeros(0, np.int64))
+
+
+def _merge_codes(sides: list[list[tuple[np.ndarray, list[str]]]]) -> tuple[list[np.ndarray], list[str]]:
+    """One numbering of the lower-cased tokens over the chunks of :func:`_raw_codes`, in
+    order: each side's codes (int64, flat) and code -> lower-cased token.  Each chunk's
+    distinct raw tokens are listed in order of first appearance, so factorising their
+    lower-cased forms chunk after chunk numbers the tokens in order of first appearance
+    over all the texts."""
+    chunks = [p for parts in sides for p in parts]
+    low = np.empty(sum(len(u) for _, u in chunks), dtype=object)
+    low[:] = [u.lower() for _, uniq in chunks for u in uniq]
+    ids, words = pd.factorize(low)
+    del low
+    out, at = [], 0
+    for parts in sides:
+        flat = []
+        for codes, uniq in parts:
+            m = ids[at:at + len(uniq)].astype(np.int64)
+            at += len(uniq)
+            flat.append(m[codes])
+        out.append(np.concatenate(flat) if flat else np.zeros(0, np.int64))
+    return out, words.tolist()
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the analysis (restored after it, also on
+    error).  The analysis makes few reference cycles but many containers (candidate
+    dicts, token lists), and each full collection would walk them and everything else
+    alive (the loaded dataset): ~10% of the T0 stage's wall.  Reference counting still
+    frees everything as usual."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _jobs(n_jobs: int | None, n_texts: int) -> int:
@@ -182,15 +229,12 @@ def _copied_exact(ins: list[str], norm_responses: list[str], exact: np.ndarray, 
             continue
         x = ins[i]
         if x.isascii() or unicodedata.is_normalized("NFKC", x):
-            # NFKC leaves x alone, so normalising x only lower-cases it and collapses
-            # its whitespace runs: e (single spaces) is in it iff e's words, separated by
-            # whitespace runs, are in x.lower() (\\s is exactly what str.split splits on)
+            # NFKC leaves x alone, so normalising x only lower-cases it and collapses its
+            # whitespace runs; e (single spaces) can only be in that if each of its words
+            # is in x.lower() (a cheap first check)
             xl = x.lower()
-            words = e.split(" ")
-            if len(words) == 1:
-                out[i] = e in xl
-            elif all(w in xl for w in words):
-                out[i] = re.search(r"\s+".join(map(re.escape, words)), xl) is not None
+            if all(w in xl for w in e.split(" ")):
+                out[i] = e in " ".join(xl.split())
             continue
         out[i] = e in T.normalize_text(x)
     return out
@@ -452,38 +496,26 @@ class NgramTriggerDetector(Detector):
         return out
 
     def _tokenised(self, stats: dict[str, Any]) -> dict[str, Any]:
-        """The sample tokenised for :class:`_Analysis` (token hashes per side, exact
-        response hashes, the vocabulary to decode them).  With two processes (see
-        ``n_jobs``) a forked worker tokenises the second part of the instructions while
-        this process does the rest; the result is the same (texts are tokenised
-        independently and token hashes depend on the token alone)."""
+        """The sample tokenised for :class:`_Analysis`: per side the token codes (or, on the
+        reference path, token hashes) and tokens per text, the exact-response hashes, and
+        what decodes the codes.  With two workers (see ``n_jobs``) the instructions are
+        tokenised in parallel (threads running the compiled tokeniser, or on the reference
+        path a forked worker for part of them); the result is the same (texts are
+        tokenised independently and merged in order)."""
         ins = stats["instruction"]
+        if self._use_kernels(len(ins)) and K.available():
+            return self._tokenised_codes(stats, ins)
         responses = [T.strip_eos(r) for r in stats["response"]]
-        cut, pool, fut, thread = len(ins), None, None, None
-        fast = self._use_kernels(len(ins))
+        cut, pool, fut = len(ins), None, None
         if _jobs(self.n_jobs, len(ins)) > 1:
-            if fast:
-                # the compiled tokeniser runs without the GIL: a thread tokenises the
-                # instructions while this one does the responses (a second process would
-                # cost more in copies than it saves)
-                from concurrent.futures import ThreadPoolExecutor
-                nw = _jobs(self.n_jobs, len(ins))
-                pool = ThreadPoolExecutor(max_workers=nw)
-                bounds = np.linspace(0, len(ins), nw + 1).astype(int)
-                thread = [pool.submit(_tokenize_side, ins[a:b], fast=True) for a, b in zip(bounds[:-1], bounds[1:])]
-                cut = 0
-            else:
-                pool = _fork_pool()
-                if pool is not None:
-                    cut = int(0.4 * len(ins))  # this process also does the responses
-                    fut = pool.submit(_tokenize_side, ins[cut:])
+            pool = _fork_pool()
+            if pool is not None:
+                cut = int(0.4 * len(ins))  # this process also does the responses
+                fut = pool.submit(_tokenize_side, ins[cut:])
         try:
-            ih, il, iv = _tokenize_side(ins[:cut], fast=fast) if thread is None else (None, None, None)
-            rh, rl, rv = _tokenize_side(responses, fast=fast)
-            norm = [T.normalize_text(r) for r in responses]
-            exact = _exact_hashes(responses, norm)
-            copied = _copied_exact(ins, norm, exact, self.min_support, rl, self.min_payload_tokens)
-            del norm
+            ih, il, iv = _tokenize_side(ins[:cut])
+            rh, rl, rv = _tokenize_side(responses)
+            exact, copied = self._exact_sides(ins, responses, rl)
             if fut is not None:
                 from concurrent.futures.process import BrokenProcessPool
                 try:
@@ -492,13 +524,6 @@ class NgramTriggerDetector(Detector):
                     ih2, il2, iv2 = _tokenize_side(ins[cut:])
                 ih, il = np.concatenate([ih, ih2]), np.concatenate([il, il2])
                 iv.update(iv2)
-            if thread is not None:
-                parts = [th.result() for th in thread]
-                ih = np.concatenate([x[0] for x in parts])
-                il = np.concatenate([x[1] for x in parts])
-                iv = {}
-                for x in parts:
-                    iv.update(x[2])
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -506,6 +531,62 @@ class NgramTriggerDetector(Detector):
         vocab.update(rv)
         return {"n": len(responses), "row": stats["pair"], "ins_hash": ih, "ins_len": il, "res_hash": rh,
                 "res_len": rl, "exact": exact, "exact_copied": copied, "vocab": vocab}
+
+    def _exact_sides(self, ins: list[str], responses: list[str], res_len: np.ndarray,
+                     of_row: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact-response hashes and the rows whose response is copied from the prompt.
+        With ``of_row``, ``responses`` and ``res_len`` are the distinct responses and
+        row i's response is ``responses[of_row[i]]``."""
+        norm = [T.normalize_text(r) for r in responses]
+        exact = _exact_hashes(responses, norm)
+        if of_row is not None:
+            norm = [norm[k] for k in of_row.tolist()]
+            exact, res_len = exact[of_row], res_len[of_row]
+        copied = _copied_exact(ins, norm, exact, self.min_support, res_len, self.min_payload_tokens)
+        return exact, copied
+
+    def _tokenised_codes(self, stats: dict[str, Any], ins: list[str]) -> dict[str, Any]:
+        """:meth:`_tokenised` with the compiled tokeniser: token codes directly, numbered in
+        order of first appearance over the instructions then the responses (what
+        ``pandas.factorize`` of the reference path's token hashes gives), with ``words``
+        (code -> lower-cased token) to decode them.  Threads tokenise the instructions
+        (the kernel runs without the GIL) while this one does the responses.
+
+        Responses repeat (labels, refusals, templated answers: 8,560 distinct of 55,185
+        on T0), so each distinct response is stripped, normalised, hashed and tokenised
+        once, in order of first appearance (a token's first appearance is in the first
+        row of its response, so the numbering is the same), and the rows' codes gathered."""
+        nw = _jobs(self.n_jobs, len(ins))
+        pool, jobs = None, None
+        if nw > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            pool = ThreadPoolExecutor(max_workers=nw)
+            bounds = np.linspace(0, len(ins), nw + 1).astype(int)
+            jobs = [pool.submit(_raw_codes, ins[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        try:
+            of_row, distinct = pd.factorize(np.asarray(stats["response"], dtype=object))
+            distinct = [T.strip_eos(r) for r in distinct.tolist()]
+            rparts, rl_u = _raw_codes(distinct)
+            exact, copied = self._exact_sides(ins, distinct, rl_u, of_row)
+            if jobs is not None:
+                got = [j.result() for j in jobs]
+                iparts = [p for g in got for p in g[0]]
+                il = np.concatenate([g[1] for g in got])
+            else:
+                iparts, il = _raw_codes(ins)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        (ic, rc_u), words = _merge_codes([iparts, rparts])
+        # the rows' response codes: row i's are those of its distinct response
+        rl = rl_u[of_row]
+        u_off = np.zeros(len(rl_u) + 1, np.int64)
+        np.cumsum(rl_u, out=u_off[1:])
+        row_off = np.zeros(len(rl) + 1, np.int64)
+        np.cumsum(rl, out=row_off[1:])
+        rc = rc_u[np.repeat(u_off[:-1][of_row] - row_off[:-1], rl) + np.arange(int(row_off[-1]))]
+        return {"n": len(of_row), "row": stats["pair"], "ins_codes": ic, "ins_len": il, "res_codes": rc,
+                "res_len": rl, "exact": exact, "exact_copied": copied, "words": words}
 
     def finalize_stats(self, stats: dict[str, Any] | None) -> dict[str, Any]:
         """The dataset-level analysis, once, on the merged sample: its findings and counts
@@ -522,9 +603,10 @@ class NgramTriggerDetector(Detector):
         for attempt in range(2):
             t0 = time.perf_counter()
             try:
-                an = _Analysis(self, self._tokenised(stats))
-                an.timings["tokenise"] = round(time.perf_counter() - t0, 4)
-                out["findings"] = an.run()
+                with _gc_paused():
+                    an = _Analysis(self, self._tokenised(stats))
+                    an.timings["tokenise"] = round(time.perf_counter() - t0, 4)
+                    out["findings"] = an.run()
                 break
             except Exception as exc:
                 # a kernel that numba cannot compile for these inputs: say so (info
@@ -756,12 +838,17 @@ class _Analysis:
     def build(self) -> None:
         det, st, N = self.det, self.st, self.N
         t = self._time()
-        ih, rh = st["ins_hash"], st["res_hash"]
-        allh = np.concatenate([ih, rh]).view(np.int64)
-        codes, uniq = pd.factorize(allh)
-        V = max(len(uniq), 2)
-        self.tok_hash_of_code = uniq.view(np.uint64) if len(uniq) else np.zeros(0, np.uint64)
-        icodes, rcodes = codes[: len(ih)], codes[len(ih):]
+        if "words" in st:  # (the compiled tokeniser gives the codes themselves)
+            icodes, rcodes, self.words = st["ins_codes"], st["res_codes"], st["words"]
+            V = max(len(self.words), 2)
+        else:
+            ih, rh = st["ins_hash"], st["res_hash"]
+            allh = np.concatenate([ih, rh]).view(np.int64)
+            codes, uniq = pd.factorize(allh)
+            V = max(len(uniq), 2)
+            vocab = st["vocab"]
+            self.words = [vocab[h] for h in uniq.view(np.uint64).tolist()]  # code -> token
+            icodes, rcodes = codes[: len(ih)], codes[len(ih):]
         self.icodes = icodes
         self.ins_off = np.concatenate([[0], np.cumsum(st["ins_len"])])
         self.res_off = np.concatenate([[0], np.cumsum(st["res_len"])])
@@ -992,8 +1079,8 @@ class _Analysis:
     def _tokens_of_id(self, uid: int) -> tuple[str, ...]:
         s, o, side = int(self.rep_start[uid]), int(self.rep_order[uid]), int(self.rep_side[uid])
         codes = (self.icodes if side == 0 else self.rcodes)[s:s + o]
-        vocab = self.st["vocab"]
-        return tuple(vocab.get(int(h), "?") for h in self.tok_hash_of_code[codes])
+        words = self.words
+        return tuple(words[c] for c in codes.tolist())
 
     def payload_tokens(self, fcol: int) -> tuple[tuple[str, ...], bool]:
         if self.f_ngram[fcol] == -2:  # a payload family: its most frequent phrase
@@ -1005,8 +1092,8 @@ class _Analysis:
             return self._tokens_of_id(int(self.f_ngram[fcol])), False
         r = int(self.f_exact_row[fcol])
         codes = self.rcodes[self.res_off[r]:self.res_off[r + 1]]
-        vocab = self.st["vocab"]
-        return tuple(vocab.get(int(h), "?") for h in self.tok_hash_of_code[codes]), True
+        words = self.words
+        return tuple(words[c] for c in codes.tolist()), True
 
     # -------------------------------------------------------------- testing
     def run(self) -> list[dict[str, Any]]:
@@ -1080,10 +1167,14 @@ class _Analysis:
         # most significant first.  The others keep p = 1 (conservative: fewer rejections).
         n_unc_sig = len(lk)
         if len(lk):
-            wsig = np.asarray(self.X.T @ np.random.default_rng([det.random_state, 11]).random(N)).ravel()
+            wr = np.random.default_rng([det.random_state, 11]).random(N)
             # the longest n-gram of a row-set group represents it (the whole phrase)
             lk = lk[np.argsort(-self.rep_order[self.gcols[g[lk]]], kind="stable")]
-            keyv = pd.DataFrame({"w": np.round(wsig[g[lk]], 8), "n": ng[lk], "f": f[lk]})
+            if self.fast:  # (only the columns needed)
+                wsig_lk = K.csc_wsums(self.X.indptr, self.X.indices, g[lk], wr)
+            else:
+                wsig_lk = np.asarray(self.X.T @ wr).ravel()[g[lk]]
+            keyv = pd.DataFrame({"w": np.round(wsig_lk, 8), "n": ng[lk], "f": f[lk]})
             reps = lk[~keyv.duplicated(keep="first").to_numpy()]
             reps = reps[np.argsort(p_unc[reps], kind="stable")[: det.max_live]]
             dropped = np.zeros(len(p_unc), bool)
@@ -1105,34 +1196,7 @@ class _Analysis:
         # (family candidates dropped by the context gate enter the final BH with p = 1)
         rest_single = np.concatenate([all_p[:n_single][q_unc[:n_single] >= det.alpha], np.ones(n_fam_ctx)])
         rest_conj = all_p[n_single:][q_unc[n_single:] >= det.alpha]
-        # one conditional test per (trigger row set, payload)
-        rng = np.random.default_rng(det.random_state)
-        w = rng.random(N)
-        Y = self.Y
-        sig_cache: dict[tuple, tuple[float, str | None]] = {}
-        comp_cache: dict[bytes, tuple[int | None, str | None]] = self.__dict__.setdefault("_comp_cache", {})
-        for c in live:
-            rows_g = self._rows_of_terms(c["terms"])
-            rows_f = Y.indices[Y.indptr[c["f"]]:Y.indptr[c["f"] + 1]]
-            c["rows_g"], c["rows_f"] = rows_g, rows_f
-            # (a conjunction keeps its own companion search: its terms are not companions)
-            key = (len(rows_g), float(w[rows_g].sum()), c["f"], c["terms"] if len(c["terms"]) > 1 else None)
-            if key not in sig_cache:
-                sig_cache[key] = self._conditional_p(c, rows_g, rows_f, comp_cache)
-            c["_key"] = key
-        # the conditional tails in one vectorised call (the same values as one by one)
-        pend = [(k, v) for k, v in sig_cache.items() if len(v) == 6]
-        if pend:
-            cnt = np.array([v[1:5] for _, v in pend], float)
-            pc = _fisher_upper(cnt[:, 0], cnt[:, 1], cnt[:, 2], cnt[:, 3])
-            for (k, v), p in zip(pend, pc.tolist()):
-                c0, name = v[5], v[0]
-                if p < 1e-3 and self._payload_repeats_trigger(c0):
-                    sig_cache[k] = (1.0, "(payload repeats the trigger)")
-                else:
-                    sig_cache[k] = (max(p, c0["p_unc"]), name)
-        for c in live:
-            c["p"], c["companion"] = sig_cache[c.pop("_key")]
+        self._conditional_tests(live)
         t = self._tick("conditional_tests", t)
         if not live:
             return []
@@ -1198,7 +1262,6 @@ class _Analysis:
         lk = lk[np.argsort(p_unc[lk], kind="stable")]
         _, first = np.unique(g[lk], return_index=True)
         cache = self.__dict__.setdefault("_comp_cache", {})
-        self._xall_csc()
         self._df_all()
         X = self.X
         for k in lk[np.sort(first)][: det.max_live].tolist():
@@ -1619,6 +1682,116 @@ class _Analysis:
         a1 = int((in_g & in_f).sum())
         return name, a1, len(rows_c), int(in_f.sum()), n1, c
 
+    def _conditional_tests(self, live: list[dict[str, Any]]) -> None:
+        """Set each live candidate's final p-value and companion (``c["p"]``,
+        ``c["companion"]``) and its rows (``c["rows_g"]``, ``c["rows_f"]``).
+
+        One conditional test per (trigger row set, payload): candidates with the same rows
+        (by size and a random-weight sum) and payload share the test of the first of them.
+        The companion of each trigger row set is found once; the 2 x 2 counts of every test
+        are made in one pass (compiled) and the tails in one vectorised call, so the values
+        are those of :meth:`_conditional_p` one by one."""
+        det, N = self.det, self.N
+        w = np.random.default_rng(det.random_state).random(N)
+        X, Y = self.X, self.Y
+        sig: dict[tuple, Any] = {}
+        heads: list[tuple[tuple, dict[str, Any]]] = []
+        wsum: dict[int, float] = {}
+        for c in live:
+            terms = c["terms"]
+            if len(terms) == 1:
+                t = terms[0]
+                rows_g = X.indices[X.indptr[t]:X.indptr[t + 1]]
+                ws = wsum.get(t)
+                if ws is None:
+                    ws = wsum[t] = float(w[rows_g].sum())
+                # (a conjunction keeps its own companion search: its terms are not companions)
+                key = (len(rows_g), ws, c["f"], None)
+            else:
+                rows_g = self._rows_of_terms(terms)
+                key = (len(rows_g), float(w[rows_g].sum()), c["f"], terms)
+            c["rows_g"] = rows_g
+            c["rows_f"] = Y.indices[Y.indptr[c["f"]]:Y.indptr[c["f"] + 1]]
+            c["_key"] = key
+            if key not in sig:
+                sig[key] = None
+                heads.append((key, c))
+        if not self.fast:
+            comp_cache = self.__dict__.setdefault("_comp_cache", {})
+            for key, c in heads:
+                sig[key] = self._conditional_p(c, c["rows_g"], c["rows_f"], comp_cache)
+        else:
+            self._conditional_counts(heads, sig)
+        # the conditional tails in one vectorised call (the same values as one by one)
+        pend = [(k, v) for k, v in sig.items() if len(v) == 6]
+        if pend:
+            cnt = np.array([v[1:5] for _, v in pend], float)
+            pc = _fisher_upper(cnt[:, 0], cnt[:, 1], cnt[:, 2], cnt[:, 3])
+            for (k, v), p in zip(pend, pc.tolist()):
+                c0, name = v[5], v[0]
+                if p < 1e-3 and self._payload_repeats_trigger(c0):
+                    sig[k] = (1.0, "(payload repeats the trigger)")
+                else:
+                    sig[k] = (max(p, c0["p_unc"]), name)
+        for c in live:
+            c["p"], c["companion"] = sig[c.pop("_key")]
+
+    def _conditional_counts(self, heads: list[tuple[tuple, dict[str, Any]]], sig: dict[tuple, Any]) -> None:
+        """:meth:`_conditional_p` for every head test at once (compiled path): the
+        companions per trigger row set, then the 2 x 2 counts in one kernel call over only
+        the companions' columns."""
+        cache = self.__dict__.setdefault("_comp_cache", {})
+        comp: dict[Any, tuple[int | None, str | None]] = {}
+        todo: list[tuple[tuple, dict[str, Any], int]] = []
+        for key, c in heads:
+            ck = c["terms"] if len(c["terms"]) == 1 else None
+            got = comp.get(ck) if ck is not None else None
+            if got is None:
+                k2 = _companion_key(c["terms"], c["rows_g"])
+                if k2 not in cache:
+                    cache[k2] = self._companion(c["terms"], c["rows_g"])
+                got = cache[k2]
+                if ck is not None:
+                    comp[ck] = got
+            best, name = got
+            if best is not None and best < 0:
+                sig[key] = (1.0, name)
+            elif best is None:
+                sig[key] = ((1.0, "(payload repeats the trigger)") if self._payload_repeats_trigger(c)
+                            else (c["p_unc"], None))
+            else:
+                todo.append((key, c, int(best), name))
+        if not todo:
+            return
+        best = np.array([t[2] for t in todo], np.int64)
+        ub, bj = np.unique(best, return_inverse=True)
+        colmap = np.full(self.Xall.shape[1], -1, np.int64)
+        colmap[ub] = np.arange(len(ub))
+        Xall = self.Xall
+        cp, ci = K.select_csc(Xall.indptr, Xall.indices, colmap, len(ub))
+        del colmap
+        rows_of = np.array([t[1]["terms"][0] if len(t[1]["terms"]) == 1 else -1 for t in todo], np.int64)
+        half = np.array(["family" in t[1] for t in todo], bool)
+        h2 = self._h2 if half.any() else np.zeros(1, bool)
+        # conjunctions (rows not one column of X): their rows as extra columns
+        X = self.X
+        xp, xi = X.indptr, X.indices
+        conj = np.flatnonzero(rows_of < 0)
+        if len(conj):
+            extra = [todo[k][1]["rows_g"] for k in conj.tolist()]
+            xp = np.concatenate([xp, xp[-1] + np.cumsum([len(r) for r in extra])])
+            xi = np.concatenate([xi] + [np.asarray(r, xi.dtype) for r in extra])
+            rows_of[conj] = X.shape[1] + np.arange(len(conj))
+        Y = self.Y
+        _t0 = time.perf_counter()
+        cnt = K.companion_counts(cp, ci, xp, xi, Y.indptr, Y.indices, rows_of,
+                                 np.array([t[1]["f"] for t in todo], np.int64), bj, half, h2, self.N)
+        _t1 = time.perf_counter()
+        cl = cnt.tolist()
+
+        for (key, c, _, name), (n, n1, nf, a1) in zip(todo, cl):
+            sig[key] = (1.0, name) if n1 == 0 or n == n1 else (name, a1, n, nf, n1, c)
+
     def _member(self, rows: np.ndarray, of: np.ndarray) -> np.ndarray:
         """``np.isin(rows, of)`` for row indices, through a reused boolean buffer (the
         conditional tests call it ~40,000 times on T0)."""
@@ -1709,9 +1882,17 @@ class _Analysis:
     def _mean_jaccard(self, rows: np.ndarray, exclude: set[int]) -> float:
         """Mean pairwise Jaccard similarity of the rows' instruction content words
         (function words, i.e. those in > 5% of instructions, and ``exclude`` left out)."""
-        iu = np.triu_indices(len(rows), 1)
-        if len(iu[0]) == 0:
+        if len(rows) < 2:
             return 0.0
+        if self.fast:
+            Mc = self._content_matrix()
+            mark = self.__dict__.get("_jac_mark")
+            if mark is None:
+                mark = self.__dict__["_jac_mark"] = np.full(Mc.shape[1], -1, np.int64)
+            # (the same float32 values in the same order: the same mean)
+            return float(K.pair_jaccard(Mc.indptr, Mc.indices, rows, np.fromiter(exclude, np.int64, len(exclude)),
+                                        mark).mean())
+        iu = np.triu_indices(len(rows), 1)
         return float(_jaccard_matrix(self._content_matrix()[rows], exclude)[iu].mean())
 
     def _context_similarity(self, c: dict, sample: int = 60, exclude_trigger: bool = True) -> float:
@@ -1734,9 +1915,8 @@ class _Analysis:
             # the whole inserted phrase around the n-gram (same neighbours in >= 90% of rows)
             code_of = self.__dict__.setdefault("_code_of_token", {})
             if not code_of:
-                vocab = self.st["vocab"]
-                for code, h in enumerate(self.tok_hash_of_code.tolist()):
-                    code_of.setdefault(vocab.get(int(h), ""), code)
+                for code, wd in enumerate(self.words):
+                    code_of.setdefault(wd, code)
             phrase = self.maximal_phrase(tcol, np.asarray(c["rows_g"], np.int64))
             if len(phrase) <= 5:  # longer shared chunks are templates or duplicates
                 trig |= {code_of[t] for t in phrase if t in code_of}
@@ -1785,13 +1965,13 @@ class _Analysis:
                 if len(phrase) >= 8 and self._instructions_differ(both, c["terms"]):
                     ptoks = self._tokens_of_id(int(self.f_ngram[fcol]))
                     return bool(trig & {w[:4] for w in ptoks if len(w) >= 3 and w.isalpha()})
-        vocab = self.st["vocab"]
+        words = self.words
         hits = 0
         stems = self.__dict__.setdefault("_stem_cache", {})
         for r in both.tolist():
             if r not in stems:
                 codes = self.rcodes[self.res_off[r]:self.res_off[r + 1]]
-                stems[r] = {w[:4] for w in (vocab.get(int(h), "") for h in self.tok_hash_of_code[codes])
+                stems[r] = {w[:4] for w in (words[c] for c in codes.tolist())
                             if len(w) >= 3 and w.isalpha()}
             hits += bool(trig & stems[r])
         return hits > len(both) / 2
@@ -1877,8 +2057,8 @@ class _Analysis:
         allc, off = (self.icodes, self.ins_off) if side == 0 else (self.rcodes, self.res_off)
         if self.fast:
             codes = K.maximal_phrase(allc, off, rows_g[:50], seq, max_extra)
-            vocab = self.st["vocab"]
-            out = tuple(vocab.get(int(h), "?") for h in self.tok_hash_of_code[codes])
+            words = self.words
+            out = tuple(words[c] for c in codes.tolist())
             cache[key] = out
             return out
         occ = []
@@ -1908,8 +2088,8 @@ class _Analysis:
                         break
                     (left if side == "left" else right).append(int(u[np.argmax(c)]))
         codes = list(reversed(left)) + [int(x) for x in seq] + right
-        vocab = self.st["vocab"]
-        out = tuple(vocab.get(int(h), "?") for h in self.tok_hash_of_code[np.array(codes, dtype=np.int64)])
+        words = self.words
+        out = tuple(words[c] for c in codes)
         cache[key] = out
         return out
 
