@@ -148,111 +148,102 @@ def joint_counts(x_ptr, x_idx, cols, y_ptr, y_idx, F, row_ok, df_g, df_f, min_a,
     Entries come out in the order of the blocked scipy product they replace (by feature
     block of ``block`` features, then by position in ``cols``, then in reverse order of
     first touch, as scipy's csr_matmat gives), so the results stay identical; with
-    ``block`` <= 0, by position in ``cols`` only (features unsorted).  A counting
-    pass first, then one writing pass in place (no growing or reordered buffers).
-    Returns (index into cols, f, a) as int32 arrays."""
-    by_row = block <= 0  # one block; each column's entries sorted by feature instead
-    if by_row:
+    ``block`` <= 0, by position in ``cols`` only (features unsorted).  One counting pass
+    collects the entries in that order within each block (the covers provisionally,
+    while their payload has at most max_cover); a stable counting sort by block then
+    places them.  Returns (index into cols, f, a)
+    as int32 arrays."""
+    if block <= 0:  # one block; each column's entries sorted by feature instead
         block = F + 1
     acc = np.zeros(F, np.int32)
     touched = np.empty(F, np.int32)
     nb_ = (F + block - 1) // block
-    pos = np.zeros(nb_ + 1, np.int64)
     has_conc = np.zeros(F, np.bool_)
     n_cover = np.zeros(F, np.int64)
-    want = np.zeros(F, np.bool_)
-    out_g = np.empty(0, np.int32)
-    out_f = np.empty(0, np.int32)
-    out_a = np.empty(0, np.int32)
-    for rep in range(2):
-        if rep == 1:
-            if conc >= 0:
-                for f in range(F):
-                    want[f] = (not has_conc[f]) and n_cover[f] >= 2 and n_cover[f] <= max_cover
-                    if want[f]:
-                        pos[f // block + 1] += n_cover[f]
-            for b in range(nb_):
-                pos[b + 1] += pos[b]
-            m = pos[nb_]
-            out_g = np.empty(m, np.int32)
-            out_f = np.empty(m, np.int32)
-            out_a = np.empty(m, np.int32)
-        for j in range(cols.shape[0]):
-            g = cols[j]
-            nt = 0
-            for p in range(x_ptr[g], x_ptr[g + 1]):
-                r = x_idx[p]
-                if not row_ok[r]:
-                    continue
-                for q in range(y_ptr[r], y_ptr[r + 1]):
-                    f = y_idx[q]
-                    if acc[f] == 0:
-                        touched[nt] = f
-                        nt += 1
-                    acc[f] += 1
-            for t in range(nt - 1, -1, -1):
-                f = touched[t]
-                a = acc[f]
-                acc[f] = 0
-                if a < min_a:
-                    continue
-                half_ok = a / df_f[f] >= half
-                if conc < 0:
-                    keep = half_ok
-                else:
-                    conc_ok = a / df_g[j] >= conc
-                    if conc_ok:
-                        keep = half_ok or a / df_f[f] >= cov
-                        if half_ok and rep == 0:
-                            has_conc[f] = True
-                    elif half_ok:
-                        if rep == 0:
-                            n_cover[f] += 1
-                            continue  # (counted per payload, placed after this pass)
-                        keep = want[f]
-                    else:
-                        keep = False
-                if not keep:
-                    continue
-                b = f // block
-                if rep == 0:
-                    pos[b + 1] += 1
-                else:
-                    k = pos[b]
-                    out_g[k] = j
-                    out_f[k] = f
-                    out_a[k] = a
-                    pos[b] = k + 1
-    return out_g, out_f, out_a
-
-
-@nb.njit(cache=True, nogil=True)
-def family_counts(m_ptr, m_idx, yc_ptr, yc_idx, x_ptr, x_idx, gsel, row_ok, N):  # pragma: no cover - compiled
-    """For each candidate j (instruction column gsel[j], payload family = features
-    m_idx[m_ptr[j]:m_ptr[j+1]]), over the rows with ``row_ok``: u = rows carrying some
-    family feature, n = rows of the n-gram, x = rows of the n-gram carrying some family
-    feature.  Y by columns (yc_ptr, yc_idx), X by columns (x_ptr, x_idx)."""
-    J = gsel.shape[0]
-    u = np.zeros(J, np.int64)
-    nB = np.zeros(J, np.int64)
-    xB = np.zeros(J, np.int64)
-    stamp = np.full(N, -1, np.int64)
-    for j in range(J):
-        for p in range(m_ptr[j], m_ptr[j + 1]):
-            f = m_idx[p]
-            for q in range(yc_ptr[f], yc_ptr[f + 1]):
-                r = yc_idx[q]
-                if row_ok[r] and stamp[r] != j:
-                    stamp[r] = j
-                    u[j] += 1
-        g = gsel[j]
+    cap = 1 << 16
+    buf_g = np.empty(cap, np.int32)
+    buf_f = np.empty(cap, np.int32)
+    buf_a = np.empty(cap, np.int32)
+    buf_c = np.empty(cap, np.bool_)  # a provisional cover
+    m = 0
+    for j in range(cols.shape[0]):
+        g = cols[j]
+        nt = 0
         for p in range(x_ptr[g], x_ptr[g + 1]):
             r = x_idx[p]
-            if row_ok[r]:
-                nB[j] += 1
-                if stamp[r] == j:
-                    xB[j] += 1
-    return u, nB, xB
+            if not row_ok[r]:
+                continue
+            for q in range(y_ptr[r], y_ptr[r + 1]):
+                f = y_idx[q]
+                if acc[f] == 0:
+                    touched[nt] = f
+                    nt += 1
+                acc[f] += 1
+        for t in range(nt - 1, -1, -1):
+            f = touched[t]
+            a = acc[f]
+            acc[f] = 0
+            if a < min_a:
+                continue
+            half_ok = a / df_f[f] >= half
+            is_cover = False
+            if conc < 0:
+                keep = half_ok
+            else:
+                conc_ok = a / df_g[j] >= conc
+                if conc_ok:
+                    keep = half_ok or a / df_f[f] >= cov
+                    if half_ok:
+                        has_conc[f] = True
+                elif half_ok:
+                    # (kept for now while f could still be a payload with <= max_cover
+                    # covers; decided after the pass)
+                    n_cover[f] += 1
+                    keep = max_cover >= 2 and n_cover[f] <= max_cover
+                    is_cover = True
+                else:
+                    keep = False
+            if not keep:
+                continue
+            if m == cap:
+                buf_g = np.concatenate((buf_g, np.empty(cap, np.int32)))
+                buf_f = np.concatenate((buf_f, np.empty(cap, np.int32)))
+                buf_a = np.concatenate((buf_a, np.empty(cap, np.int32)))
+                buf_c = np.concatenate((buf_c, np.empty(cap, np.bool_)))
+                cap *= 2
+            buf_g[m] = j
+            buf_f[m] = f
+            buf_a[m] = a
+            buf_c[m] = is_cover
+            m += 1
+    n_prov = 0
+    for k in range(m):
+        n_prov += buf_c[k]
+    if nb_ == 1 and n_prov == 0:  # already in order
+        return buf_g[:m].copy(), buf_f[:m].copy(), buf_a[:m].copy()
+    # the covers of the payloads the conjunction search reads; then by block, stably
+    pos = np.zeros(nb_ + 1, np.int64)
+    ok = np.zeros(m, np.bool_)
+    for k in range(m):
+        f = buf_f[k]
+        ok[k] = (not buf_c[k]) or ((not has_conc[f]) and n_cover[f] >= 2 and n_cover[f] <= max_cover)
+        if ok[k]:
+            pos[f // block + 1] += 1
+    for b in range(nb_):
+        pos[b + 1] += pos[b]
+    n = pos[nb_]
+    out_g = np.empty(n, np.int32)
+    out_f = np.empty(n, np.int32)
+    out_a = np.empty(n, np.int32)
+    for k in range(m):
+        if ok[k]:
+            b = buf_f[k] // block
+            i = pos[b]
+            out_g[i] = buf_g[k]
+            out_f[i] = buf_f[k]
+            out_a[i] = buf_a[k]
+            pos[b] = i + 1
+    return out_g, out_f, out_a
 
 
 @nb.njit(cache=True, nogil=True)
@@ -485,23 +476,26 @@ def response_ids(rcodes, res_off, n, rn, min_pt, V, offset, tab, bits, base, fid
 
 
 @nb.njit(cache=True, nogil=True)
-def frequent_matrix(gid, base, tf_ok, off, N, U):  # pragma: no cover - compiled
-    """Binary row x id matrix (CSR, unsorted within a row) of the ids with ``tf_ok``: row
-    d holds each id among its n-grams once (orders in gid's rows, global id = base[order]
-    + local id); returns (indptr, indices, rows per id)."""
+def frequent_matrix(gid, base, tf_ok, off, d0, d1, U, W):  # pragma: no cover - compiled
+    """Rows d0 <= d < d1 of the binary row x id matrix (CSR, unsorted within a row) of the
+    ids with ``tf_ok``: row d holds each id among its n-grams once (orders in gid's rows,
+    global id = base[order] + local id).  Returns (indptr from 0, indices, rows per id,
+    per id the sums of W's columns over those rows, added in row order)."""
     max_n = gid.shape[0]
+    k = W.shape[1]
     last = np.full(U, -1, np.int32)
     df = np.zeros(U, np.int64)
+    sig = np.zeros((U, k))
     cnt = 0
     for n in range(max_n):
-        for d in range(N):
+        for d in range(d0, d1):
             for st in range(off[d], off[d + 1] - n):
                 if tf_ok[base[n] + gid[n, st]]:
                     cnt += 1
-    ptr = np.zeros(N + 1, np.int64)
+    ptr = np.zeros(d1 - d0 + 1, np.int64)
     idx = np.empty(cnt, np.int32)
     m = 0
-    for d in range(N):
+    for d in range(d0, d1):
         for n in range(max_n):
             b = base[n]
             for st in range(off[d], off[d + 1] - n):
@@ -509,10 +503,12 @@ def frequent_matrix(gid, base, tf_ok, off, N, U):  # pragma: no cover - compiled
                 if tf_ok[g] and last[g] != d:
                     last[g] = d
                     df[g] += 1
+                    for j in range(k):
+                        sig[g, j] += W[d, j]
                     idx[m] = g
                     m += 1
-        ptr[d + 1] = m
-    return ptr, idx[:m].copy(), df
+        ptr[d + 1 - d0] = m
+    return ptr, idx[:m].copy(), df, sig
 
 
 @nb.njit(cache=True, nogil=True)
@@ -697,3 +693,114 @@ def csc_wsums(indptr, indices, cols, w):  # pragma: no cover - compiled
             s += w[indices[p]]
         out[k] = s
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def copied_features(y_ptr, y_idx, icodes, ins_off, rcodes, rep_start, rep_order, rep_side, function, V,
+                    width):  # pragma: no cover - compiled
+    """For each entry (row d, feature u) of the binary CSR matrix y: keep it unless all of
+    u's content tokens (its first ``width`` tokens that are not ``function`` words) occur
+    in row d's instruction, or it has none."""
+    N = y_ptr.shape[0] - 1
+    mark = np.full(V, -1, np.int64)
+    keep = np.zeros(y_idx.shape[0], np.bool_)
+    for d in range(N):
+        for p in range(ins_off[d], ins_off[d + 1]):
+            mark[icodes[p]] = d
+        for p in range(y_ptr[d], y_ptr[d + 1]):
+            u = y_idx[p]
+            s = rep_start[u]
+            o = min(np.int64(rep_order[u]), width)
+            side = rep_side[u]
+            content = False
+            copied = True
+            for j in range(o):
+                c = rcodes[s + j] if side == 1 else icodes[s + j]
+                if function[c]:
+                    continue
+                content = True
+                if mark[c] != d:
+                    copied = False
+                    break
+            keep[p] = content and not copied
+    return keep
+
+
+@nb.njit(cache=True, nogil=True)
+def family_joint(x_ptr, x_idx, gsel, yr_ptr, yr_idx, yc_ptr, yc_idx, F, h1, h2, df1_f, conc,
+                 N):  # pragma: no cover - compiled
+    """The payload-family counts in one pass, keeping only the candidates that pass.  For
+    each instruction column g = gsel[j] (X by columns): its family is every feature f
+    with a1 >= 2 and a1 / df1_f[f] >= 0.5, a1 = |rows(g) & rows(f)| over the H1 rows
+    (Y by rows: yr_ptr, yr_idx); over the H2 rows, u = rows carrying some family feature
+    (Y by columns: yc_ptr, yc_idx), n = rows of g, x = rows of g carrying one.  Kept
+    where n >= 3 and x >= conc * n.  Returns (j, u, n, x) of the kept, and their
+    families as (indptr, features)."""
+    J = gsel.shape[0]
+    acc = np.zeros(F, np.int32)
+    touched = np.empty(F, np.int32)
+    fam = np.empty(F, np.int32)
+    stamp = np.full(N, -1, np.int64)
+    kj = np.empty(J, np.int64)
+    ku = np.empty(J, np.int64)
+    kn = np.empty(J, np.int64)
+    kx = np.empty(J, np.int64)
+    cap = 1 << 16
+    fidx = np.empty(cap, np.int32)
+    fptr = np.zeros(J + 1, np.int64)
+    nk = 0
+    m = 0
+    for j in range(J):
+        g = gsel[j]
+        n = 0
+        for p in range(x_ptr[g], x_ptr[g + 1]):
+            n += h2[x_idx[p]]
+        if n < 3:
+            continue
+        nt = 0
+        for p in range(x_ptr[g], x_ptr[g + 1]):
+            r = x_idx[p]
+            if not h1[r]:
+                continue
+            for q in range(yr_ptr[r], yr_ptr[r + 1]):
+                f = yr_idx[q]
+                if acc[f] == 0:
+                    touched[nt] = f
+                    nt += 1
+                acc[f] += 1
+        nf = 0
+        for t in range(nt - 1, -1, -1):
+            f = touched[t]
+            a = acc[f]
+            acc[f] = 0
+            if a >= 2 and a / df1_f[f] >= 0.5:
+                fam[nf] = f
+                nf += 1
+        u = 0
+        for k in range(nf):
+            f = fam[k]
+            for q in range(yc_ptr[f], yc_ptr[f + 1]):
+                r = yc_idx[q]
+                if h2[r] and stamp[r] != j:
+                    stamp[r] = j
+                    u += 1
+        x = 0
+        for p in range(x_ptr[g], x_ptr[g + 1]):
+            r = x_idx[p]
+            if h2[r] and stamp[r] == j:
+                x += 1
+        if not x >= conc * n:
+            continue
+        kj[nk] = j
+        ku[nk] = u
+        kn[nk] = n
+        kx[nk] = x
+        if m + nf > cap:
+            while m + nf > cap:
+                cap *= 2
+            fidx = np.concatenate((fidx[:m], np.empty(cap - m, np.int32)))
+        fidx[m:m + nf] = fam[:nf]
+        m += nf
+        nk += 1
+        fptr[nk] = m
+    return kj[:nk].copy(), ku[:nk].copy(), kn[:nk].copy(), kx[:nk].copy(), fptr[:nk + 1].copy(), fidx[:m].copy()

@@ -9,11 +9,15 @@ compares them, down to the order of entries and the bits of float sums):
   token of its own), from the texts' code points, without building a Python string per
   token; spellings are keyed exactly (a hash hit is checked character by character);
 - :func:`ngram_index`: dense n-gram ids (one table per order, orders in parallel
-  threads), first occurrences, the frequent ids' row x id matrices;
-- :func:`joint_counts`, :func:`family_counts`, :func:`pair_counts`, :func:`count_ids`:
+  threads), first occurrences, the frequent ids' row x id matrices (by row ranges in
+  parallel threads) and their row-set signatures;
+- :func:`joint_counts`, :func:`family_joint`, :func:`pair_counts`, :func:`count_ids`:
   co-occurrence and row counts of the n-gram trigger detector, filtered in the kernel;
-- :func:`maximal_phrase`, :func:`pooled_overlap`, :func:`token_presence`,
-  :func:`column_sums`, :func:`select_csc`: the smaller loops and matrix builds.
+- :func:`companion_counts`: the 2 x 2 counts of every conditional test in one pass;
+- :func:`copied_features`: response features copied from the row's own prompt;
+- :func:`maximal_phrase`, :func:`pooled_overlap`, :func:`pair_jaccard`,
+  :func:`token_presence`, :func:`column_sums`, :func:`csc_wsums`, :func:`select_csc`:
+  the smaller loops and matrix builds.
 
 The compiled functions live in :mod:`poisondetect._jit` and release the GIL, so callers
 may run them in threads.
@@ -94,12 +98,13 @@ def _compile() -> None:
     finally:
         del _STATE["ok"]
     _STATE.update(tokens=_jit.tokens, joint_counts=_jit.joint_counts,
-                  family_counts=_jit.family_counts, count_ids=_jit.count_ids,
+                  count_ids=_jit.count_ids,
                   maximal_phrase=_jit.maximal_phrase, pooled_overlap=_jit.pooled_overlap,
                   token_presence=_jit.token_presence, pair_counts=_jit.pair_counts,
                   column_sums=_jit.column_sums, select_csc=_jit.select_csc,
                   companion_counts=_jit.companion_counts, pair_jaccard=_jit.pair_jaccard,
-                  csc_wsums=_jit.csc_wsums)
+                  csc_wsums=_jit.csc_wsums, copied_features=_jit.copied_features,
+                  family_joint=_jit.family_joint)
 
 
 # --------------------------------------------------------------------- code point classes
@@ -169,7 +174,8 @@ def tokenize_codes(texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndar
 
 # --------------------------------------------------------------------- n-gram index
 def ngram_index(icodes: np.ndarray, ins_off: np.ndarray, max_n: int, rcodes: np.ndarray, res_off: np.ndarray,
-                rn: int, min_pt: int, V: int, min_support: int, threads: int = 1) -> tuple:
+                rn: int, min_pt: int, V: int, min_support: int, threads: int = 1,
+                W: np.ndarray | None = None) -> tuple:
     """Dense ids of every instruction 1..max_n-gram and every response feature (the
     rn-grams; the whole response when it is shorter, if >= min_pt tokens), in order of
     first appearance over [instruction order 1, ..., max_n, response features] (what
@@ -177,12 +183,16 @@ def ngram_index(icodes: np.ndarray, ins_off: np.ndarray, max_n: int, rcodes: np.
     ``_Analysis._ngram_matrices`` does); the first occurrence of each; the binary row x id
     matrices (CSR) of the ids occurring >= min_support times on that side; the
     instruction document frequencies.  Each order has a table of its own, so with
-    ``threads`` > 1 the orders are counted in parallel (the kernels release the GIL).
+    ``threads`` > 1 the orders are counted in parallel (the kernels release the GIL), and
+    the matrix is built by row ranges in parallel.  ``W`` (rows x k weights, default
+    none) gives each id's row-set signature: the sums of W's columns over its rows (a
+    deterministic function of the row set: equal row sets, equal sums).
 
-    Returns (U, rep_start, rep_order, rep_side, x_ptr, x_idx, df_g, y_ptr, y_idx)."""
+    Returns (U, rep_start, rep_order, rep_side, x_ptr, x_idx, df_g, y_ptr, y_idx, sig)."""
     if not available():  # pragma: no cover - callers check first
         raise RuntimeError("numba kernels unavailable")
     from . import _jit
+    W = np.zeros((len(ins_off) - 1, 0)) if W is None else np.ascontiguousarray(W, np.float64)
     icodes = np.ascontiguousarray(icodes, np.int64)
     rcodes = np.ascontiguousarray(rcodes, np.int64)
     ins_off = np.ascontiguousarray(ins_off, np.int64)
@@ -229,8 +239,29 @@ def ngram_index(icodes: np.ndarray, ins_off: np.ndarray, max_n: int, rcodes: np.
     tf_ok = np.zeros(U, bool)
     tf_ok[:U_i] = np.concatenate([res[n][2] for n in range(1, max_n + 1)]) >= min_support
     del res
-    x_ptr, x_idx, df_g = _jit.frequent_matrix(gid, base[:max_n].copy(), tf_ok, ins_off, N, U)
+    # the frequent ids' matrix, by row ranges (in threads), with the row-set signatures
+    bounds = np.linspace(0, N, max(threads, 1) + 1).astype(np.int64)
+    b0 = base[:max_n].copy()
+
+    def part(k: int) -> tuple:
+        return _jit.frequent_matrix(gid, b0, tf_ok, ins_off, int(bounds[k]), int(bounds[k + 1]), U, W)
+
+    if threads > 1 and N > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=threads) as ex:
+            parts = list(ex.map(part, range(threads)))
+    else:
+        parts = [part(0)]
     del gid
+    x_ptr = np.concatenate([parts[0][0]] + [p[0][1:] + sum(len(q[1]) for q in parts[:k + 1])
+                                            for k, p in enumerate(parts[1:])])
+    x_idx = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+    df_g = parts[0][2]
+    sig = parts[0][3]
+    for p in parts[1:]:
+        df_g += p[2]
+        sig += p[3]
+    del parts
     # responses: one entry per (row, frequent feature), rows sorted
     ok = fid >= 0
     tf_f = np.bincount(fid[ok], minlength=U)
@@ -243,7 +274,7 @@ def ngram_index(icodes: np.ndarray, ins_off: np.ndarray, max_n: int, rcodes: np.
     y_idx = (key % U).astype(np.int32)
     y_ptr = np.zeros(N + 1, np.int64)
     np.cumsum(np.bincount(key // U, minlength=N), out=y_ptr[1:])
-    return U, rep_start, rep_order, rep_side, x_ptr, x_idx, df_g, y_ptr, y_idx
+    return U, rep_start, rep_order, rep_side, x_ptr, x_idx, df_g, y_ptr, y_idx, sig
 
 
 def joint_counts(x_ptr: np.ndarray, x_idx: np.ndarray, cols: np.ndarray, y_ptr: np.ndarray, y_idx: np.ndarray,
@@ -257,16 +288,6 @@ def joint_counts(x_ptr: np.ndarray, x_idx: np.ndarray, cols: np.ndarray, y_ptr: 
                                   np.ascontiguousarray(row_ok, np.bool_), np.ascontiguousarray(df_g, np.int64),
                                   np.ascontiguousarray(df_f, np.float64), int(min_a), float(conc), float(cov), float(half),
                                   int(max_cover), int(block))
-
-
-def family_counts(m_ptr: np.ndarray, m_idx: np.ndarray, yc_ptr: np.ndarray, yc_idx: np.ndarray, x_ptr: np.ndarray,
-                  x_idx: np.ndarray, gsel: np.ndarray, row_ok: np.ndarray, N: int) -> tuple[np.ndarray, ...]:
-    """Rows with a family phrase, rows of the n-gram, rows with both (see the compiled
-    ``family_counts``)."""
-    if not available():  # pragma: no cover - callers check first
-        raise RuntimeError("numba kernels unavailable")
-    return _STATE["family_counts"](m_ptr, m_idx, yc_ptr, yc_idx, x_ptr, x_idx, np.ascontiguousarray(gsel, np.int64),
-                                   np.ascontiguousarray(row_ok, np.bool_), int(N))
 
 
 def count_ids(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, acc: np.ndarray,
@@ -338,3 +359,24 @@ def csc_wsums(indptr: np.ndarray, indices: np.ndarray, cols: np.ndarray, w: np.n
     compiled ``csc_wsums``)."""
     return _STATE["csc_wsums"](indptr, indices, np.ascontiguousarray(cols, np.int64),
                                np.ascontiguousarray(w, np.float64))
+
+
+def copied_features(y_ptr: np.ndarray, y_idx: np.ndarray, icodes: np.ndarray, ins_off: np.ndarray, rcodes: np.ndarray,
+                    rep_start: np.ndarray, rep_order: np.ndarray, rep_side: np.ndarray, function: np.ndarray,
+                    V: int, width: int) -> np.ndarray:
+    """Which entries of a row x response-feature CSR matrix to keep: not copied from the
+    row's instruction (see the compiled ``copied_features``)."""
+    i64 = np.int64
+    return _STATE["copied_features"](y_ptr, y_idx, np.ascontiguousarray(icodes, i64), np.ascontiguousarray(ins_off, i64),
+                                     np.ascontiguousarray(rcodes, i64), rep_start, rep_order, rep_side,
+                                     np.ascontiguousarray(function, np.bool_), int(V), int(width))
+
+
+def family_joint(x_ptr: np.ndarray, x_idx: np.ndarray, gsel: np.ndarray, yr_ptr: np.ndarray, yr_idx: np.ndarray,
+                 yc_ptr: np.ndarray, yc_idx: np.ndarray, F: int, h1: np.ndarray, h2: np.ndarray, df1_f: np.ndarray,
+                 conc: float, N: int) -> tuple[np.ndarray, ...]:
+    """The payload-family counts of the candidates that pass (see the compiled
+    ``family_joint``): (j, u, n, x, family indptr, family features)."""
+    return _STATE["family_joint"](x_ptr, x_idx, np.ascontiguousarray(gsel, np.int64), yr_ptr, yr_idx, yc_ptr, yc_idx,
+                                  int(F), np.ascontiguousarray(h1, np.bool_), np.ascontiguousarray(h2, np.bool_),
+                                  np.ascontiguousarray(df1_f, np.float64), float(conc), int(N))

@@ -861,10 +861,10 @@ class _Analysis:
         if self.fast:
             # one compiled pass: ids in the order pandas.factorize gives the reference
             # path's concatenation, first occurrences, frequent ids' row x id matrices
-            (U, self.rep_start, self.rep_order, self.rep_side, xp, xi, df_g, yp, yi) = K.ngram_index(
+            (U, self.rep_start, self.rep_order, self.rep_side, xp, xi, df_g, yp, yi, self._rowset_sig) = K.ngram_index(
                 np.ascontiguousarray(icodes, np.int64), self.ins_off.astype(np.int64), det.max_n,
                 np.ascontiguousarray(rcodes, np.int64), self.res_off.astype(np.int64), det.response_n,
-                det.min_payload_tokens, V, det.min_support, threads=_jobs(det.n_jobs, N))
+                det.min_payload_tokens, V, det.min_support, threads=_jobs(det.n_jobs, N), W=self._rowset_weights())
             Xall = sp.csr_matrix((np.ones(len(xi), np.float32), xi, xp), shape=(N, U))
             Yall = sp.csr_matrix((np.ones(len(yi), np.float32), yi, yp), shape=(N, U))
             del xi, xp, yi, yp
@@ -987,19 +987,23 @@ class _Analysis:
         ties: first id).  The pieces of a template or planted phrase occur in exactly the
         same rows, so they make the same test with every payload; testing them once
         shrinks the co-occurrence counts several-fold on templated data.  Row sets are
-        compared by two random-weight sums (exact float sums over the same sorted rows)."""
+        compared by two random-weight sums (and the row count): the same rows give the
+        same float sums (added in the same order), different rows differ but with
+        probability ~0."""
         if len(gcols) == 0:
             return gcols
-        rng = np.random.default_rng([self.det.random_state, 13])
-        W = rng.random((Xall.shape[0], 2))
-        if self.fast:
-            sig = K.column_sums(Xall.indptr, Xall.indices, W, Xall.shape[1])[gcols]
+        if self.fast:  # (summed by ngram_index while it built Xall)
+            sig = self._rowset_sig[gcols]
         else:
-            sig = np.asarray(Xall.T @ W)[gcols]  # (no column-sliced copy of the big matrix)
+            sig = np.asarray(Xall.T @ self._rowset_weights())[gcols]  # (no column-sliced copy of the big matrix)
         key = pd.DataFrame({"a": sig[:, 0], "b": sig[:, 1], "n": df_g[gcols]})
         order = np.lexsort((gcols, -self.rep_order[gcols]))  # longest first
         keep = ~key.iloc[order].duplicated(keep="first").to_numpy()
         return np.sort(gcols[order[keep]])
+
+    def _rowset_weights(self) -> np.ndarray:
+        """Random row weights whose sums over an n-gram's rows sign its row set."""
+        return np.random.default_rng([self.det.random_state, 13]).random((self.N, 2))
 
     def _drop_copied(self, Y: sp.csr_matrix, icodes: np.ndarray, ins_len: np.ndarray, V: int, U: int) -> sp.csr_matrix:
         """Remove response-feature occurrences whose content tokens all occur in the same
@@ -1019,12 +1023,19 @@ class _Analysis:
         function = tok_df > 0.05 * N
         self._Mtok = Mtok
         self._tok_keys, self._function = keys, function
+        width = max(self.det.response_n, 1)
+        if self.fast:
+            keep = K.copied_features(Y.indptr, Y.indices, icodes, self.ins_off, self.rcodes, self.rep_start,
+                                     self.rep_order, self.rep_side, function, V, width)
+            kept_before = np.zeros(len(keep) + 1, np.int64)
+            np.cumsum(keep, out=kept_before[1:])
+            # (the entries kept, in their order: what the reference path's COO -> CSR gives)
+            return sp.csr_matrix((Y.data[keep], Y.indices[keep], kept_before[Y.indptr]), shape=(N, U))
         Y = Y.tocoo()
         fid = Y.col.astype(np.int64)
         doc = Y.row.astype(np.int64)
         ufid, inv = np.unique(fid, return_inverse=True)
         # token codes of each feature (<= response_n tokens), -1 padded, function words -> -1
-        width = max(self.det.response_n, 1)
         tok = np.full((len(ufid), width), -1, np.int64)
         for j in range(width):
             has = self.rep_order[ufid] > j
@@ -1452,17 +1463,17 @@ class _Analysis:
         col_of = np.repeat(np.arange(self.F), np.diff(Y.indptr))
         df1_f = np.bincount(col_of[h1[Y.indices]], minlength=self.F).astype(np.float32)
         del col_of
+        h2 = ~h1
         if self.fast:
+            # families and their counts in one pass, only of the n-grams that can pass
+            # the filters of _family_candidates (n >= 3, concentration); M as its two
+            # index arrays, rows j, features in any order (no scipy matrix)
             X, Yr = self.X, self._y_csr()
-            gi, fi, _ = K.joint_counts(X.indptr, X.indices, gsel.astype(np.int64), Yr.indptr, Yr.indices, self.F,
-                                       h1, self.df_g[gsel], df1_f, 2, -1.0, 0.0, 0.5, 0, 0)
-            if len(gi) == 0:
+            kj, u, nB, xB, mp, mi = K.family_joint(X.indptr, X.indices, gsel, Yr.indptr, Yr.indices, Y.indptr,
+                                                    Y.indices, self.F, h1, h2, df1_f, det.family_min_concentration, N)
+            if len(kj) == 0:
                 return None
-            # (M as its two index arrays, rows j, features in any order: no scipy matrix)
-            indptr = np.zeros(len(gsel) + 1, np.int64)
-            np.cumsum(np.bincount(gi, minlength=len(gsel)), out=indptr[1:])
-            M = _Rows(indptr, fi)
-            del gi
+            return {"gsel": gsel[kj], "M": _Rows(mp, mi), "u": u, "nB": nB, "xB": xB, "h2": h2, "N2": int(h2.sum())}
         else:
             Y1 = (sp.diags(h1.astype(np.float32)) @ self.Y).tocsc()
             XT = self.X[:, gsel].T.tocsr()  # (G' x N)
@@ -1476,18 +1487,13 @@ class _Analysis:
             if len(gi) == 0:
                 return None
             M = sp.csr_matrix((np.ones(len(gi), np.float32), (gi, fi)), shape=(len(gsel), self.F))
-        h2 = ~h1
-        if self.fast:
-            u, nB, xB = K.family_counts(M.indptr, M.indices, Y.indptr, Y.indices, self.X.indptr, self.X.indices,
-                                        gsel, h2, N)
-        else:
-            Y2 = (sp.diags(h2.astype(np.float32)) @ self.Y).tocsr()
-            Z = (Y2 @ M.T).tocsc()  # (N x G'): family phrases of g in each H2 row
-            Z.data[:] = 1.0
-            u = np.asarray(Z.sum(axis=0)).ravel()
-            X2 = (sp.diags(h2.astype(np.float32)) @ self.X[:, gsel]).tocsc()
-            nB = np.asarray(X2.sum(axis=0)).ravel()
-            xB = np.asarray(X2.multiply(Z).sum(axis=0)).ravel()
+        Y2 = (sp.diags(h2.astype(np.float32)) @ self.Y).tocsr()
+        Z = (Y2 @ M.T).tocsc()  # (N x G'): family phrases of g in each H2 row
+        Z.data[:] = 1.0
+        u = np.asarray(Z.sum(axis=0)).ravel()
+        X2 = (sp.diags(h2.astype(np.float32)) @ self.X[:, gsel]).tocsc()
+        nB = np.asarray(X2.sum(axis=0)).ravel()
+        xB = np.asarray(X2.multiply(Z).sum(axis=0)).ravel()
         return {"gsel": gsel, "M": M, "u": u, "nB": nB, "xB": xB, "h2": h2, "N2": int(h2.sum())}
 
     def _family_context_gate(self, fams: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
