@@ -483,32 +483,35 @@ def frequent_matrix(gid, base, tf_ok, off, d0, d1, U, W):  # pragma: no cover - 
     per id the sums of W's columns over those rows, added in row order)."""
     max_n = gid.shape[0]
     k = W.shape[1]
-    last = np.full(U, -1, np.int32)
-    df = np.zeros(U, np.int64)
-    sig = np.zeros((U, k))
-    cnt = 0
+    # per id one record (last row seen, rows, sums), so each entry touches one cache line
+    # (the row numbers and counts are exact in float64)
+    rec = np.zeros((U, 2 + k))
+    rec[:, 0] = -1.0
+    cnt = 0  # (room for every n-gram position; the pages past the end stay untouched)
     for n in range(max_n):
         for d in range(d0, d1):
-            for st in range(off[d], off[d + 1] - n):
-                if tf_ok[base[n] + gid[n, st]]:
-                    cnt += 1
+            cnt += max(off[d + 1] - off[d] - n, 0)
     ptr = np.zeros(d1 - d0 + 1, np.int64)
     idx = np.empty(cnt, np.int32)
     m = 0
     for d in range(d0, d1):
+        fd = float(d)
         for n in range(max_n):
             b = base[n]
             for st in range(off[d], off[d + 1] - n):
                 g = b + gid[n, st]
-                if tf_ok[g] and last[g] != d:
-                    last[g] = d
-                    df[g] += 1
+                if tf_ok[g] and rec[g, 0] != fd:
+                    rec[g, 0] = fd
+                    rec[g, 1] += 1.0
                     for j in range(k):
-                        sig[g, j] += W[d, j]
+                        rec[g, 2 + j] += W[d, j]
                     idx[m] = g
                     m += 1
         ptr[d + 1 - d0] = m
-    return ptr, idx[:m].copy(), df, sig
+    df = np.empty(U, np.int64)
+    for g in range(U):
+        df[g] = np.int64(rec[g, 1])
+    return ptr, idx[:m], df, rec[:, 2:].copy()
 
 
 @nb.njit(cache=True, nogil=True)

@@ -255,7 +255,7 @@ def ngram_index(icodes: np.ndarray, ins_off: np.ndarray, max_n: int, rcodes: np.
     del gid
     x_ptr = np.concatenate([parts[0][0]] + [p[0][1:] + sum(len(q[1]) for q in parts[:k + 1])
                                             for k, p in enumerate(parts[1:])])
-    x_idx = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+    x_idx = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1].copy()
     df_g = parts[0][2]
     sig = parts[0][3]
     for p in parts[1:]:

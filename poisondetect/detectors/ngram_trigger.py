@@ -561,7 +561,9 @@ class NgramTriggerDetector(Detector):
         if nw > 1:
             from concurrent.futures import ThreadPoolExecutor
             pool = ThreadPoolExecutor(max_workers=nw)
-            bounds = np.linspace(0, len(ins), nw + 1).astype(int)
+            # parts of about equal characters (the kernel's work), in order
+            cum = np.cumsum(np.fromiter((len(x) for x in ins), np.int64, len(ins)))
+            bounds = [0] + np.searchsorted(cum, cum[-1] * np.arange(1, nw) / nw).tolist() + [len(ins)]
             jobs = [pool.submit(_raw_codes, ins[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
         try:
             of_row, distinct = pd.factorize(np.asarray(stats["response"], dtype=object))
