@@ -648,39 +648,57 @@ def pair_jaccard(mc_ptr, mc_idx, rows, excl, mark):  # pragma: no cover - compil
     """Pairwise Jaccard similarities (float32, as scipy's float32 products give them) of
     the id sets of ``rows`` (row r: mc_idx[mc_ptr[r]:mc_ptr[r + 1]], distinct ids), the ids
     in ``excl`` left out; pairs i < j in row-major order, 0 where both sets are empty.
+    Intersections come from an inverted index (each id's rows, as linked lists headed in
+    ``mark``), so the cost is the pairs sharing an id, not all pairs times the set sizes.
     ``mark`` is an int64 buffer of one slot per id, all -1, and is left so."""
     n = rows.shape[0]
     for e in excl:
         mark[e] = -2
+    tot = 0
+    for i in range(n):
+        tot += mc_ptr[rows[i] + 1] - mc_ptr[rows[i]]
+    who = np.empty(tot, np.int64)  # the row (0..n-1) of each entry
+    nxt = np.empty(tot, np.int64)  # the id's previous entry, -1 at the end
+    words = np.empty(tot, np.int64)
     size = np.zeros(n, np.int64)
+    m = 0
+    nw = 0
     for i in range(n):
         r = rows[i]
         for p in range(mc_ptr[r], mc_ptr[r + 1]):
-            if mark[mc_idx[p]] != -2:
-                size[i] += 1
+            c = mc_idx[p]
+            h = mark[c]
+            if h == -2:
+                continue
+            if h == -1:
+                words[nw] = c
+                nw += 1
+            who[m] = i
+            nxt[m] = h
+            mark[c] = m
+            m += 1
+            size[i] += 1
+    inter = np.zeros((n, n), np.int64)
+    for t in range(nw):
+        c = words[t]
+        e = mark[c]
+        while e >= 0:  # (rows in decreasing order along the list)
+            f = nxt[e]
+            while f >= 0:
+                inter[who[f], who[e]] += 1
+                f = nxt[f]
+            e = nxt[e]
+        mark[c] = -1
+    for e in excl:
+        mark[e] = -1
     out = np.empty(n * (n - 1) // 2, np.float32)
     k = 0
     for i in range(n):
-        r = rows[i]
-        for p in range(mc_ptr[r], mc_ptr[r + 1]):
-            c = mc_idx[p]
-            if mark[c] != -2:
-                mark[c] = i
         for j in range(i + 1, n):
-            s = rows[j]
-            a = 0
-            for p in range(mc_ptr[s], mc_ptr[s + 1]):
-                if mark[mc_idx[p]] == i:
-                    a += 1
+            a = inter[i, j]
             u = size[i] + size[j] - a
             out[k] = np.float32(a) / np.float32(u) if u > 0 else np.float32(0.0)
             k += 1
-        for p in range(mc_ptr[r], mc_ptr[r + 1]):
-            c = mc_idx[p]
-            if mark[c] == i:
-                mark[c] = -1
-    for e in excl:
-        mark[e] = -1
     return out
 
 

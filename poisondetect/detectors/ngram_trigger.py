@@ -1561,13 +1561,15 @@ class _Analysis:
             else:
                 r = int(self.f_exact_row[f])
                 vocab.append(self.rcodes[self.res_off[r]:self.res_off[r + 1]])
-        words = np.unique(np.concatenate(vocab)) if vocab else np.zeros(0, np.int64)
+        in_fam = np.zeros(len(self._function), bool)  # (np.isin(codes, words) as a lookup)
+        if vocab:
+            in_fam[np.concatenate(vocab)] = True
         function = self._function
         cov = []
         for r in np.asarray(c["rows_g"], np.int64)[:sample].tolist():
             codes = self.rcodes[self.res_off[r]:self.res_off[r + 1]]
             codes = codes[~function[codes]]  # content words only
-            cov.append(float(np.isin(codes, words).mean()) if len(codes) else 0.0)
+            cov.append(float(in_fam[codes].mean()) if len(codes) else 0.0)
         return float(np.median(cov)) if cov else 0.0
 
     def _variant_depends_on_request(self, c: dict[str, Any], sample: int = 200, n_perm: int = 199) -> tuple[float, float]:
@@ -1814,8 +1816,18 @@ class _Analysis:
     def _content_matrix(self) -> sp.csr_matrix:
         """Rows x token codes, 1 where the row's instruction holds the (content) word."""
         if not hasattr(self, "_Mcontent"):
+            Mt = self._Mtok
+            if self.fast:  # (the same matrix: Mtok's entries of content words, in order)
+                keep = ~self._function[Mt.indices]
+                before = np.zeros(len(keep) + 1, np.int64)
+                np.cumsum(keep, out=before[1:])
+                Mc = sp.csr_matrix((np.ones(int(before[-1]), np.float32), Mt.indices[keep], before[Mt.indptr]),
+                                   shape=Mt.shape)
+                Mc.has_canonical_format = True
+                self._Mcontent = Mc
+                return Mc
             keep = (~self._function).astype(np.float32)
-            Mc = self._Mtok.multiply(keep[None, :]).tocsr()
+            Mc = Mt.multiply(keep[None, :]).tocsr()
             Mc.eliminate_zeros()
             Mc.data[:] = 1.0
             self._Mcontent = Mc.astype(np.float32)
@@ -1866,7 +1878,21 @@ class _Analysis:
             starts, lens = self.rep_start[uid], self.rep_order[uid].astype(np.int64)
             dptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
             dflat = self.icodes[np.repeat(starts - dptr[:-1], lens) + np.arange(int(dptr[-1]))].astype(np.int64)
-            inter, union = K.pooled_overlap(Mc.indptr, Mc.indices, ptr, flat, dptr, dflat, acc)
+            nt = len(terms)
+            if _jobs(self.det.n_jobs, self.N) > 1 and nt > 64:
+                # two threads, each half the terms (the kernel releases the GIL)
+                from concurrent.futures import ThreadPoolExecutor
+                h = nt // 2
+                acc2 = np.zeros(Mc.shape[1], np.int64)
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    job = pool.submit(K.pooled_overlap, Mc.indptr, Mc.indices, ptr[h:] - ptr[h], flat[ptr[h]:],
+                                      dptr[h:] - dptr[h], dflat[dptr[h]:], acc2)
+                    i0, u0 = K.pooled_overlap(Mc.indptr, Mc.indices, ptr[:h + 1], flat[:ptr[h]], dptr[:h + 1],
+                                              dflat[:dptr[h]], acc)
+                    i1, u1 = job.result()
+                inter, union = np.concatenate([i0, i1]), np.concatenate([u0, u1])
+            else:
+                inter, union = K.pooled_overlap(Mc.indptr, Mc.indices, ptr, flat, dptr, dflat, acc)
             return ratio(inter, union) / base
         bsel = sp.csr_matrix((np.ones(len(base_rows), np.float32), (np.zeros(len(base_rows), np.int64), base_rows)),
                              shape=(1, self.N))
@@ -2027,18 +2053,20 @@ class _Analysis:
         if len(comp) == 0:
             return None, None
         own = set()
-        lens = np.diff(self.ins_off)[rows_g[:50]]
+        lens = sorted(self.st["ins_len"][rows_g[:50]].tolist())
+        half = len(lens) // 2
+        med = (lens[half] if len(lens) % 2 else (lens[half - 1] + lens[half]) / 2) if lens else float("nan")
         for tcol in terms:
             own |= set(self.ngram_tokens(tcol))
             phrase = self.maximal_phrase(tcol, rows_g)
-            if len(phrase) >= 0.8 * np.median(lens):
+            if len(phrase) >= 0.8 * med:  # (med: np.median of the lengths)
                 return -1, "(duplicated instruction)"  # the "trigger" is the whole prompt
             own |= set(phrase)
         spec = cnt / np.maximum(self._df_all()[comp], 1)
-        order = np.argsort(-spec, kind="stable")
+        # most specific first (stable); those below 0.05 are never read
+        sel = np.flatnonzero(spec >= 0.05)
+        order = sel[np.argsort(-spec[sel], kind="stable")]
         for k in order[:500]:
-            if spec[k] < 0.05:
-                break
             uid = int(comp[k])
             toks = self._tokens_of_id(uid)
             if set(toks) & own:
