@@ -574,11 +574,15 @@ def column_sums(indptr, indices, W, U):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True)
-def select_csc(indptr, indices, colmap, ncols):  # pragma: no cover - compiled
+def select_csc(indptr, indices, colmap, ncols, r0=0, r1=-1):  # pragma: no cover - compiled
     """The columns of a binary CSR matrix with colmap[c] >= 0, as a CSC matrix with
-    column colmap[c] (rows ascending within each column): (indptr, indices)."""
+    column colmap[c] (rows ascending within each column): (indptr, indices).  Only rows
+    r0 <= r < r1 (r1 < 0: to the end), so row ranges can be done in parallel and joined
+    with :func:`join_csc`."""
+    if r1 < 0:
+        r1 = indptr.shape[0] - 1
     cnt = np.zeros(ncols + 1, np.int64)
-    for p in range(indices.shape[0]):
+    for p in range(indptr[r0], indptr[r1]):
         j = colmap[indices[p]]
         if j >= 0:
             cnt[j + 1] += 1
@@ -586,13 +590,31 @@ def select_csc(indptr, indices, colmap, ncols):  # pragma: no cover - compiled
         cnt[j + 1] += cnt[j]
     out = np.empty(cnt[ncols], np.int32)
     pos = cnt[:ncols].copy()
-    for r in range(indptr.shape[0] - 1):
+    for r in range(r0, r1):
         for p in range(indptr[r], indptr[r + 1]):
             j = colmap[indices[p]]
             if j >= 0:
                 out[pos[j]] = r
                 pos[j] += 1
     return cnt, out
+
+
+@nb.njit(cache=True, nogil=True)
+def join_csc(pa, ia, pb, ib):  # pragma: no cover - compiled
+    """Two CSC matrices of the same columns over consecutive row ranges, as one (each
+    column: a's rows, then b's)."""
+    nc = pa.shape[0] - 1
+    ptr = pa + pb
+    out = np.empty(ptr[nc], np.int32)
+    for j in range(nc):
+        o = ptr[j]
+        for p in range(pa[j], pa[j + 1]):
+            out[o] = ia[p]
+            o += 1
+        for p in range(pb[j], pb[j + 1]):
+            out[o] = ib[p]
+            o += 1
+    return ptr, out
 
 
 @nb.njit(cache=True, nogil=True)

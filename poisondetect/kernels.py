@@ -104,7 +104,7 @@ def _compile() -> None:
                   column_sums=_jit.column_sums, select_csc=_jit.select_csc,
                   companion_counts=_jit.companion_counts, pair_jaccard=_jit.pair_jaccard,
                   csc_wsums=_jit.csc_wsums, copied_features=_jit.copied_features,
-                  family_joint=_jit.family_joint)
+                  family_joint=_jit.family_joint, join_csc=_jit.join_csc)
 
 
 # --------------------------------------------------------------------- code point classes
@@ -330,9 +330,21 @@ def column_sums(indptr: np.ndarray, indices: np.ndarray, W: np.ndarray, U: int) 
     return _STATE["column_sums"](indptr, indices, np.ascontiguousarray(W, np.float64), int(U))
 
 
-def select_csc(indptr: np.ndarray, indices: np.ndarray, colmap: np.ndarray, ncols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Selected columns of a binary CSR matrix as CSC (see ``select_csc``)."""
-    return _STATE["select_csc"](indptr, indices, np.ascontiguousarray(colmap, np.int64), int(ncols))
+def select_csc(indptr: np.ndarray, indices: np.ndarray, colmap: np.ndarray, ncols: int,
+               threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Selected columns of a binary CSR matrix as CSC (see ``select_csc``); with
+    ``threads`` > 1 by row ranges in parallel, then joined (the same matrix)."""
+    colmap = np.ascontiguousarray(colmap, np.int64)
+    N = len(indptr) - 1
+    if threads <= 1 or N < 2:
+        return _STATE["select_csc"](indptr, indices, colmap, int(ncols), 0, -1)
+    from concurrent.futures import ThreadPoolExecutor
+    h = N // 2
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        job = pool.submit(_STATE["select_csc"], indptr, indices, colmap, int(ncols), h, N)
+        pa, ia = _STATE["select_csc"](indptr, indices, colmap, int(ncols), 0, h)
+        pb, ib = job.result()
+    return _STATE["join_csc"](pa, ia, pb, ib)
 
 
 def companion_counts(c_ptr: np.ndarray, c_idx: np.ndarray, x_ptr: np.ndarray, x_idx: np.ndarray, y_ptr: np.ndarray,

@@ -908,7 +908,7 @@ class _Analysis:
         if self.fast:
             colmap = np.full(Xall.shape[1], -1, np.int64)
             colmap[gcols] = np.arange(len(gcols))
-            xp, xi = K.select_csc(Xall.indptr, Xall.indices, colmap, len(gcols))
+            xp, xi = K.select_csc(Xall.indptr, Xall.indices, colmap, len(gcols), threads=_jobs(self.det.n_jobs, N))
             X = sp.csc_matrix((np.ones(len(xi), np.float32), xi, xp), shape=(N, len(gcols)))
             X.has_canonical_format = True
             return gcols, X
@@ -1778,7 +1778,7 @@ class _Analysis:
         colmap = np.full(self.Xall.shape[1], -1, np.int64)
         colmap[ub] = np.arange(len(ub))
         Xall = self.Xall
-        cp, ci = K.select_csc(Xall.indptr, Xall.indices, colmap, len(ub))
+        cp, ci = K.select_csc(Xall.indptr, Xall.indices, colmap, len(ub), threads=_jobs(self.det.n_jobs, self.N))
         del colmap
         rows_of = np.array([t[1]["terms"][0] if len(t[1]["terms"]) == 1 else -1 for t in todo], np.int64)
         half = np.array(["family" in t[1] for t in todo], bool)
