@@ -162,6 +162,88 @@ def test_small_kernels_equal_numpy():
         assert aa[k] == len(np.intersect1d(r, Yc.indices[Yc.indptr[fc[k]]:Yc.indptr[fc[k] + 1]]))
 
 
+def test_conditional_and_family_kernels_equal_their_definitions():
+    rng = np.random.default_rng(7)
+    N = 300
+    X = _random_binary(N, 40, 0.1, 8).tocsc()
+    # (the first 10 features hold the rows of the first 10 n-grams: payload families)
+    Y = sp.hstack([X[:, :10], _random_binary(N, 20, 0.08, 9)]).tocsc()
+    C = _random_binary(N, 25, 0.15, 10).tocsc()
+    h2 = rng.random(N) < 0.5
+
+    def rows(M, j):
+        return set(M.indices[M.indptr[j]:M.indptr[j + 1]].tolist())
+
+    # the 2 x 2 counts of the conditional tests (runs of equal trigger / companion too)
+    t = np.sort(rng.integers(0, 40, 60))
+    f, b, half = rng.integers(0, 30, 60), rng.integers(0, 25, 60), rng.random(60) < 0.3
+    b[1::2] = b[::2]
+    cnt = K.companion_counts(C.indptr, C.indices, X.indptr, X.indices, Y.indptr, Y.indices, t, f, b, half, h2, N)
+    for k in range(60):
+        rc = {r for r in rows(C, b[k]) if h2[r] or not half[k]}
+        g, y = rows(X, t[k]), rows(Y, f[k])
+        assert cnt[k].tolist() == [len(rc), len(rc & g), len(rc & y), len(rc & g & y)]
+    # pairwise Jaccard (float32, bitwise the scipy path's), words left out, any row order
+    Mc = _random_binary(N, 50, 0.2, 11)
+    mark = np.full(50, -1, np.int64)
+    for k in range(20):
+        rws = rng.choice(N, int(rng.integers(2, 40)), replace=False)
+        ex = set(rng.choice(50, int(rng.integers(0, 6))).tolist())
+        ref = NG._jaccard_matrix(Mc[rws], ex)[np.triu_indices(len(rws), 1)]
+        got = K.pair_jaccard(Mc.indptr, Mc.indices, rws, np.fromiter(ex, np.int64, len(ex)), mark)
+        assert got.dtype == ref.dtype and np.array_equal(got, ref)
+        assert (mark == -1).all()
+    # weighted column sums (bitwise scipy's) and the column selection in two threads
+    w = rng.random(N)
+    cols = rng.integers(0, 40, 15)
+    assert np.array_equal(K.csc_wsums(X.indptr, X.indices, cols, w), np.asarray(X.T @ w).ravel()[cols])
+    Mr = _random_binary(N, 200, 0.05, 12)
+    colmap = np.full(200, -1)
+    colmap[np.arange(0, 200, 3)] = np.arange(67)
+    one, two = K.select_csc(Mr.indptr, Mr.indices, colmap, 67), K.select_csc(Mr.indptr, Mr.indices, colmap, 67, threads=2)
+    assert all(np.array_equal(a, b) for a, b in zip(one, two))
+    # payload families: features with >= 2 rows and half their H1 rows shared with g on
+    # H1; on H2 the rows with a family feature (u), of g (n), of g with one (x)
+    Yr = Y.tocsr()
+    Yr.sort_indices()
+    h1 = ~h2
+    df1 = np.asarray(Y[h1].sum(axis=0)).ravel()
+    gsel = np.arange(40)
+    kj, u, n, x, mp, mi = K.family_joint(X.indptr, X.indices, gsel, Yr.indptr, Yr.indices, Y.indptr, Y.indices, 30,
+                                         h1, h2, df1.astype(np.float32), 0.3, N)
+    exp = []
+    for j in range(40):
+        g = rows(X, j)
+        fam = [q for q in range(30) if len(g & {r for r in rows(Y, q) if h1[r]}) >= 2
+               and len(g & {r for r in rows(Y, q) if h1[r]}) / df1[q] >= 0.5]
+        U = {r for q in fam for r in rows(Y, q) if h2[r]}
+        nn = sum(h2[r] for r in g)
+        xx = len({r for r in g if h2[r]} & U)
+        if nn >= 3 and xx >= 0.3 * nn:
+            exp.append((j, len(U), nn, xx, sorted(fam)))
+    got = [(int(kj[k]), int(u[k]), int(n[k]), int(x[k]), sorted(mi[mp[k]:mp[k + 1]].tolist())) for k in range(len(kj))]
+    assert got == exp and exp
+    # response features copied from the row's own instruction (content words only)
+    icodes = rng.integers(0, 20, 600)
+    ioff = np.arange(0, 601, 6)
+    rcodes = rng.integers(0, 20, 300)
+    function = np.zeros(20, bool)
+    function[:3] = True
+    rep_start = rng.integers(0, 290, 50)
+    rep_order = rng.integers(1, 4, 50).astype(np.int8)
+    rep_side = (rng.random(50) < 0.5).astype(np.int8)
+    Yf = _random_binary(100, 50, 0.1, 13)
+    keep = K.copied_features(Yf.indptr, Yf.indices, icodes, ioff, rcodes, rep_start, rep_order, rep_side, function,
+                             20, 3)
+    for d in range(100):
+        ins = set(icodes[ioff[d]:ioff[d + 1]].tolist())
+        for p in range(Yf.indptr[d], Yf.indptr[d + 1]):
+            q = Yf.indices[p]
+            src = rcodes if rep_side[q] else icodes
+            toks = [c for c in src[rep_start[q]:rep_start[q] + rep_order[q]].tolist() if not function[c]]
+            assert keep[p] == (bool(toks) and not all(c in ins for c in toks))
+
+
 # ----------------------------------------------------------------------------- the detector
 def _planted(n: int = 2500, seed: int = 0) -> Pairs:
     rng = np.random.default_rng(seed)
