@@ -129,6 +129,25 @@ def _grow(tab, bits):  # pragma: no cover - compiled
     return new, bits
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _cooccur(x_ptr, x_idx, g, row_ok, y_ptr, y_idx, acc, touched):  # pragma: no cover - compiled
+    """Count into ``acc`` the features of column g's rows (with ``row_ok``): acc[f] = rows
+    shared with feature f; the features touched, in order of first touch, go to
+    ``touched``.  Returns how many were touched (acc is zero elsewhere)."""
+    nt = 0
+    for p in range(x_ptr[g], x_ptr[g + 1]):
+        r = x_idx[p]
+        if not row_ok[r]:
+            continue
+        for q in range(y_ptr[r], y_ptr[r + 1]):
+            f = y_idx[q]
+            if acc[f] == 0:
+                touched[nt] = f
+                nt += 1
+            acc[f] += 1
+    return nt
+
+
 @nb.njit(cache=True, nogil=True)
 def joint_counts(x_ptr, x_idx, cols, y_ptr, y_idx, F, row_ok, df_g, df_f, min_a, conc, cov, half, max_cover,
                  block):  # pragma: no cover - compiled
@@ -151,8 +170,7 @@ def joint_counts(x_ptr, x_idx, cols, y_ptr, y_idx, F, row_ok, df_g, df_f, min_a,
     ``block`` <= 0, by position in ``cols`` only (features unsorted).  One counting pass
     collects the entries in that order within each block (the covers provisionally,
     while their payload has at most max_cover); a stable counting sort by block then
-    places them.  Returns (index into cols, f, a)
-    as int32 arrays."""
+    places them.  Returns (index into cols, f, a) as int32 arrays."""
     if block <= 0:  # one block; each column's entries sorted by feature instead
         block = F + 1
     acc = np.zeros(F, np.int32)
@@ -167,18 +185,7 @@ def joint_counts(x_ptr, x_idx, cols, y_ptr, y_idx, F, row_ok, df_g, df_f, min_a,
     buf_c = np.empty(cap, np.bool_)  # a provisional cover
     m = 0
     for j in range(cols.shape[0]):
-        g = cols[j]
-        nt = 0
-        for p in range(x_ptr[g], x_ptr[g + 1]):
-            r = x_idx[p]
-            if not row_ok[r]:
-                continue
-            for q in range(y_ptr[r], y_ptr[r + 1]):
-                f = y_idx[q]
-                if acc[f] == 0:
-                    touched[nt] = f
-                    nt += 1
-                acc[f] += 1
+        nt = _cooccur(x_ptr, x_idx, cols[j], row_ok, y_ptr, y_idx, acc, touched)
         for t in range(nt - 1, -1, -1):
             f = touched[t]
             a = acc[f]
@@ -800,17 +807,7 @@ def family_joint(x_ptr, x_idx, gsel, yr_ptr, yr_idx, yc_ptr, yc_idx, F, h1, h2, 
             n += h2[x_idx[p]]
         if n < 3:
             continue
-        nt = 0
-        for p in range(x_ptr[g], x_ptr[g + 1]):
-            r = x_idx[p]
-            if not h1[r]:
-                continue
-            for q in range(yr_ptr[r], yr_ptr[r + 1]):
-                f = yr_idx[q]
-                if acc[f] == 0:
-                    touched[nt] = f
-                    nt += 1
-                acc[f] += 1
+        nt = _cooccur(x_ptr, x_idx, g, h1, yr_ptr, yr_idx, acc, touched)
         nf = 0
         for t in range(nt - 1, -1, -1):
             f = touched[t]

@@ -148,7 +148,7 @@ def _merge_codes(sides: list[list[tuple[np.ndarray, list[str]]]]) -> tuple[list[
     chunks = [p for parts in sides for p in parts]
     low = np.empty(sum(len(u) for _, u in chunks), dtype=object)
     low[:] = [u.lower() for _, uniq in chunks for u in uniq]
-    ids, words = pd.factorize(low)
+    ids, words = pd.factorize(low, use_na_sentinel=False)
     del low
     out, at = [], 0
     for parts in sides:
@@ -566,7 +566,7 @@ class NgramTriggerDetector(Detector):
             bounds = [0] + np.searchsorted(cum, cum[-1] * np.arange(1, nw) / nw).tolist() + [len(ins)]
             jobs = [pool.submit(_raw_codes, ins[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
         try:
-            of_row, distinct = pd.factorize(np.asarray(stats["response"], dtype=object))
+            of_row, distinct = pd.factorize(np.asarray(stats["response"], dtype=object), use_na_sentinel=False)
             distinct = [T.strip_eos(r) for r in distinct.tolist()]
             rparts, rl_u = _raw_codes(distinct)
             exact, copied = self._exact_sides(ins, distinct, rl_u, of_row)
