@@ -305,6 +305,24 @@ def test_compiled_and_reference_detector_results_are_identical():
     assert "qzx" in trig and "vvk" in trig and any("silver" in t and "harbor" in t for t in trig)
 
 
+def test_compiled_and_reference_agree_on_hostile_text():
+    """Lone surrogates, bidi / format / private-use characters, case folds that change
+    length, NFKC-sensitive characters, odd whitespace, end-of-sequence markers, empty and
+    repeated responses: the compiled path (token codes, distinct responses, copied checks)
+    gives the reference path's result."""
+    p = _planted(seed=3)
+    odd = ["\ud800", "\u202e", "\u200b", "\ue000", "\u0130", "\u00df", "\u216b", "\ufb01", "\u3000", "\x85",
+           "\U0001F600", "\u212a", "nan", "None", ""]
+    ins = [x + " " + odd[i % len(odd)] * (1 + i % 3) if i % 7 == 0 else x for i, x in enumerate(p.instruction)]
+    res = [odd[i % len(odd)] + " " + y + " </s>" if i % 11 == 0 else y for i, y in enumerate(p.response)]
+    res[5], res[6], res[7] = "", "   ", "<|im_end|>"
+    pairs = Pairs(ins, res)
+    fast = NgramTriggerDetector(engine="numba").run(pairs, None)
+    ref = NgramTriggerDetector(engine="numpy").run(pairs, None)
+    _same(fast, ref, skip_info=("timings", "engine", "params"))
+    assert fast.info["engine"] == "numba" and {"qzx", "vvk"} <= {f["trigger"] for f in fast.findings}
+
+
 def test_threads_give_the_same_result():
     pairs = _planted(seed=1)
     _same(NgramTriggerDetector(n_jobs=2, engine="numba").run(pairs, None),
