@@ -8,6 +8,17 @@ import numpy as np
 
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _room(a, used, need):  # pragma: no cover - compiled
+    """``a`` if it has room for ``need`` entries after its first ``used``, else a new
+    array of at least twice the length holding those ``used`` entries (growing buffers)."""
+    if used + need <= a.shape[0]:
+        return a
+    out = np.empty(max(2 * a.shape[0], used + need), a.dtype)
+    out[:used] = a[:used]
+    return out
+
+
 @nb.njit(cache=True, nogil=True)
 def tokens(cp, doc_start, cls):  # pragma: no cover - compiled
     """Segment every text; give each distinct token spelling a code, in order of
@@ -53,9 +64,8 @@ def tokens(cp, doc_start, cls):  # pragma: no cover - compiled
                 code = slots[s, 1] - 1
                 if code < 0:
                     # a new spelling
-                    if u == rep_start.shape[0]:
-                        rep_start = np.concatenate((rep_start, np.empty(u, np.int64)))
-                        rep_end = np.concatenate((rep_end, np.empty(u, np.int64)))
+                    rep_start = _room(rep_start, u, 1)
+                    rep_end = _room(rep_end, u, 1)
                     rep_start[u] = i
                     rep_end[u] = j
                     slots[s, 0] = hi
@@ -212,12 +222,10 @@ def joint_counts(x_ptr, x_idx, cols, y_ptr, y_idx, F, row_ok, df_g, df_f, min_a,
                     keep = False
             if not keep:
                 continue
-            if m == cap:
-                buf_g = np.concatenate((buf_g, np.empty(cap, np.int32)))
-                buf_f = np.concatenate((buf_f, np.empty(cap, np.int32)))
-                buf_a = np.concatenate((buf_a, np.empty(cap, np.int32)))
-                buf_c = np.concatenate((buf_c, np.empty(cap, np.bool_)))
-                cap *= 2
+            buf_g = _room(buf_g, m, 1)
+            buf_f = _room(buf_f, m, 1)
+            buf_a = _room(buf_a, m, 1)
+            buf_c = _room(buf_c, m, 1)
             buf_g[m] = j
             buf_f[m] = f
             buf_a[m] = a
@@ -422,9 +430,8 @@ def order_ids(codes, off, n, V, offset, gid, tab_bits0):  # pragma: no cover - c
             key = _key(codes, st, n, V, offset)
             s = _slot(tab, bits, key)
             if tab[s, 0] == 0:
-                if u == keys.shape[0]:
-                    keys = np.concatenate((keys, np.empty(u, np.int64)))
-                    rep = np.concatenate((rep, np.empty(u, np.int64)))
+                keys = _room(keys, u, 1)
+                rep = _room(rep, u, 1)
                 keys[u] = key
                 rep[u] = st
                 tab[s, 0] = key
@@ -467,8 +474,7 @@ def response_ids(rcodes, res_off, n, rn, min_pt, V, offset, tab, bits, base, fid
                 continue
             s = _slot(new_tab, new_bits, key)
             if new_tab[s, 0] == 0:
-                if nn == new_rep.shape[0]:
-                    new_rep = np.concatenate((new_rep, np.empty(max(nn, 16), np.int64)))
+                new_rep = _room(new_rep, nn, 1)
                 new_rep[nn] = st
                 nn += 1
                 new_tab[s, 0] = key
@@ -564,20 +570,6 @@ def pair_counts(x_ptr, x_idx, t1, t2, y_ptr, y_idx, fcol, N):  # pragma: no cove
             if s2[y_idx[p]] == k:
                 a[k] += 1
     return n, a
-
-
-@nb.njit(cache=True, nogil=True)
-def column_sums(indptr, indices, W, U):  # pragma: no cover - compiled
-    """M.T @ W for a binary CSR matrix M (U columns): rows added in ascending order, as
-    scipy's csc_matvecs adds them (so the float sums are bitwise the same)."""
-    k = W.shape[1]
-    out = np.zeros((U, k))
-    for r in range(indptr.shape[0] - 1):
-        for p in range(indptr[r], indptr[r + 1]):
-            c = indices[p]
-            for j in range(k):
-                out[c, j] += W[r, j]
-    return out
 
 
 @nb.njit(cache=True, nogil=True)
@@ -835,10 +827,7 @@ def family_joint(x_ptr, x_idx, gsel, yr_ptr, yr_idx, yc_ptr, yc_idx, F, h1, h2, 
         ku[nk] = u
         kn[nk] = n
         kx[nk] = x
-        if m + nf > cap:
-            while m + nf > cap:
-                cap *= 2
-            fidx = np.concatenate((fidx[:m], np.empty(cap - m, np.int32)))
+        fidx = _room(fidx, m, nf)
         fidx[m:m + nf] = fam[:nf]
         m += nf
         nk += 1

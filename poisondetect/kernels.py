@@ -16,7 +16,7 @@ compares them, down to the order of entries and the bits of float sums):
 - :func:`companion_counts`: the 2 x 2 counts of every conditional test in one pass;
 - :func:`copied_features`: response features copied from the row's own prompt;
 - :func:`maximal_phrase`, :func:`pooled_overlap`, :func:`pair_jaccard`,
-  :func:`token_presence`, :func:`column_sums`, :func:`csc_wsums`, :func:`select_csc`:
+  :func:`token_presence`, :func:`csc_wsums`, :func:`select_csc`:
   the smaller loops and matrix builds.
 
 The compiled functions live in :mod:`poisondetect._jit` and release the GIL, so callers
@@ -101,7 +101,7 @@ def _compile() -> None:
                   count_ids=_jit.count_ids,
                   maximal_phrase=_jit.maximal_phrase, pooled_overlap=_jit.pooled_overlap,
                   token_presence=_jit.token_presence, pair_counts=_jit.pair_counts,
-                  column_sums=_jit.column_sums, select_csc=_jit.select_csc,
+                  select_csc=_jit.select_csc,
                   companion_counts=_jit.companion_counts, pair_jaccard=_jit.pair_jaccard,
                   csc_wsums=_jit.csc_wsums, copied_features=_jit.copied_features,
                   family_joint=_jit.family_joint, join_csc=_jit.join_csc)
@@ -323,11 +323,6 @@ def pair_counts(x_ptr: np.ndarray, x_idx: np.ndarray, t1: np.ndarray, t2: np.nda
     """Rows of each n-gram pair and their part in a feature's rows (see ``pair_counts``)."""
     return _STATE["pair_counts"](x_ptr, x_idx, np.ascontiguousarray(t1, np.int64), np.ascontiguousarray(t2, np.int64),
                                  y_ptr, y_idx, np.ascontiguousarray(fcol, np.int64), int(N))
-
-
-def column_sums(indptr: np.ndarray, indices: np.ndarray, W: np.ndarray, U: int) -> np.ndarray:
-    """``M.T @ W`` of a binary CSR matrix, bitwise as scipy sums it (see ``column_sums``)."""
-    return _STATE["column_sums"](indptr, indices, np.ascontiguousarray(W, np.float64), int(U))
 
 
 def select_csc(indptr: np.ndarray, indices: np.ndarray, colmap: np.ndarray, ncols: int,

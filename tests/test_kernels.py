@@ -140,7 +140,15 @@ def test_small_kernels_equal_numpy():
     assert ids.tolist() == u[c >= 2].tolist() and cnt.tolist() == c[c >= 2].tolist()
     assert not acc.any()
     W = rng.random((300, 2))
-    assert np.array_equal(K.column_sums(M.indptr, M.indices, W, 500), np.asarray(M.T @ W))  # bitwise
+    # the row-set signatures ngram_index sums while it builds the id matrix: bitwise the
+    # scipy sums with one thread (rows in order), the same values up to rounding with two
+    codes = rng.integers(0, 30, 3000)
+    off = np.concatenate([[0], np.sort(rng.choice(np.arange(1, 3000), 299, replace=False)), [3000]])
+    got = K.ngram_index(codes, off, 3, codes[:0], np.zeros(301, np.int64), 3, 2, 30, 2, threads=1, W=W)
+    Xall = sp.csr_matrix((np.ones(len(got[5]), np.float32), got[5], got[4]), shape=(300, got[0]))
+    assert np.array_equal(got[9], np.asarray(Xall.T @ W))  # bitwise
+    got2 = K.ngram_index(codes, off, 3, codes[:0], np.zeros(301, np.int64), 3, 2, 30, 2, threads=2, W=W)
+    assert np.array_equal(got2[5], got[5]) and np.allclose(got2[9], got[9], rtol=1e-12, atol=0)
     colmap = np.full(500, -1)
     sel = np.sort(rng.choice(500, 60, replace=False))
     colmap[sel] = np.arange(60)

@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import statistics
 import time
 import unicodedata
 from typing import Any, Iterator
@@ -503,7 +504,7 @@ class NgramTriggerDetector(Detector):
         path a forked worker for part of them); the result is the same (texts are
         tokenised independently and merged in order)."""
         ins = stats["instruction"]
-        if self._use_kernels(len(ins)) and K.available():
+        if self._use_kernels(len(ins)):
             return self._tokenised_codes(stats, ins)
         responses = [T.strip_eos(r) for r in stats["response"]]
         cut, pool, fut = len(ins), None, None
@@ -1264,7 +1265,7 @@ class _Analysis:
         likely to be tested conditionally (significant before the family p-values join
         the correction: adding p-values to BH at the same number of tests only lowers
         q-values, so these are all tested), most significant first, until the thread is
-        done.  Pure work ahead: :meth:`_conditional_p` finds them in its cache."""
+        done.  Pure work ahead: :meth:`_conditional_tests` finds them in its cache."""
         det = self.det
         if not len(p_unc):
             return
@@ -1664,43 +1665,18 @@ class _Analysis:
                 kept_rows.append(rows)
         return kept
 
-    def _conditional_p(self, c: dict, rows_g: np.ndarray, rows_f: np.ndarray, cache: dict) -> tuple:
-        """Fisher test conditional on the trigger's most specific companion (if any):
-        (p, companion), or, where the test needs its tail, (companion, a, N, n_f, n_g, c)
-        for the caller to finish in one vectorised call (p = max(tail, c's unconditional
-        p), or 1 when the payload repeats the trigger and the tail is below 1e-3)."""
-        key = _companion_key(c["terms"], rows_g)
-        if key not in cache:
-            cache[key] = self._companion(c["terms"], rows_g)
-        best, name = cache[key]
-        if best is not None and best < 0:
-            return 1.0, name
-        if best is None:
-            if self._payload_repeats_trigger(c):
-                return 1.0, "(payload repeats the trigger)"
-            return c["p_unc"], None
-        Xall = self._xall_csc()
-        rows_c = Xall.indices[Xall.indptr[best]:Xall.indptr[best + 1]]
-        if "family" in c:  # the payload family was chosen on H1: test on H2 only
-            rows_c = rows_c[self._h2[rows_c]]
-        in_g = self._member(rows_c, rows_g)
-        in_f = self._member(rows_c, rows_f)
-        n1 = int(in_g.sum())
-        n0 = len(rows_c) - n1
-        if n0 == 0 or n1 == 0:
-            return 1.0, name
-        a1 = int((in_g & in_f).sum())
-        return name, a1, len(rows_c), int(in_f.sum()), n1, c
-
     def _conditional_tests(self, live: list[dict[str, Any]]) -> None:
         """Set each live candidate's final p-value and companion (``c["p"]``,
         ``c["companion"]``) and its rows (``c["rows_g"]``, ``c["rows_f"]``).
 
-        One conditional test per (trigger row set, payload): candidates with the same rows
-        (by size and a random-weight sum) and payload share the test of the first of them.
-        The companion of each trigger row set is found once; the 2 x 2 counts of every test
-        are made in one pass (compiled) and the tails in one vectorised call, so the values
-        are those of :meth:`_conditional_p` one by one."""
+        The Fisher test is conditional on the trigger's most specific companion (if any):
+        within the companion's rows, does the trigger still predict the payload?  One test
+        per (trigger row set, payload): candidates with the same rows (by size and a
+        random-weight sum) and payload share the test of the first of them.  The companion
+        of each trigger row set is found once, the 2 x 2 counts of every test are made at
+        once (:meth:`_companion_2x2`) and the tails in one vectorised call: p = max(tail,
+        the candidate's unconditional p), or 1 when the payload repeats the trigger and
+        the tail is below 1e-3."""
         det, N = self.det, self.N
         w = np.random.default_rng(det.random_state).random(N)
         X, Y = self.X, self.Y
@@ -1726,81 +1702,85 @@ class _Analysis:
             if key not in sig:
                 sig[key] = None
                 heads.append((key, c))
-        if not self.fast:
-            comp_cache = self.__dict__.setdefault("_comp_cache", {})
-            for key, c in heads:
-                sig[key] = self._conditional_p(c, c["rows_g"], c["rows_f"], comp_cache)
-        else:
-            self._conditional_counts(heads, sig)
-        # the conditional tails in one vectorised call (the same values as one by one)
-        pend = [(k, v) for k, v in sig.items() if len(v) == 6]
-        if pend:
-            cnt = np.array([v[1:5] for _, v in pend], float)
-            pc = _fisher_upper(cnt[:, 0], cnt[:, 1], cnt[:, 2], cnt[:, 3])
-            for (k, v), p in zip(pend, pc.tolist()):
-                c0, name = v[5], v[0]
-                if p < 1e-3 and self._payload_repeats_trigger(c0):
-                    sig[k] = (1.0, "(payload repeats the trigger)")
-                else:
-                    sig[k] = (max(p, c0["p_unc"]), name)
-        for c in live:
-            c["p"], c["companion"] = sig[c.pop("_key")]
-
-    def _conditional_counts(self, heads: list[tuple[tuple, dict[str, Any]]], sig: dict[tuple, Any]) -> None:
-        """:meth:`_conditional_p` for every head test at once (compiled path): the
-        companions per trigger row set, then the 2 x 2 counts in one kernel call over only
-        the companions' columns."""
+        # the companion of each head (its rows are those of its terms: one search each)
         cache = self.__dict__.setdefault("_comp_cache", {})
-        comp: dict[Any, tuple[int | None, str | None]] = {}
-        todo: list[tuple[tuple, dict[str, Any], int]] = []
+        by_terms: dict[tuple[int, ...], tuple[int | None, str | None]] = {}
+        todo: list[tuple[tuple, dict[str, Any], int, str | None]] = []
         for key, c in heads:
-            ck = c["terms"] if len(c["terms"]) == 1 else None
-            got = comp.get(ck) if ck is not None else None
+            got = by_terms.get(c["terms"])
             if got is None:
-                k2 = _companion_key(c["terms"], c["rows_g"])
-                if k2 not in cache:
-                    cache[k2] = self._companion(c["terms"], c["rows_g"])
-                got = cache[k2]
-                if ck is not None:
-                    comp[ck] = got
+                ck = _companion_key(c["terms"], c["rows_g"])
+                if ck not in cache:
+                    cache[ck] = self._companion(c["terms"], c["rows_g"])
+                got = by_terms[c["terms"]] = cache[ck]
             best, name = got
-            if best is not None and best < 0:
+            if best is not None and best < 0:  # the "trigger" is the whole prompt
                 sig[key] = (1.0, name)
             elif best is None:
                 sig[key] = ((1.0, "(payload repeats the trigger)") if self._payload_repeats_trigger(c)
                             else (c["p_unc"], None))
             else:
                 todo.append((key, c, int(best), name))
+        pend = []
+        for (key, c, _, name), (n, n1, nf, a1) in zip(todo, self._companion_2x2(todo)):
+            if n1 == 0 or n == n1:  # the companion's rows all with, or all without, the trigger
+                sig[key] = (1.0, name)
+            else:
+                pend.append((key, c, name, (a1, n, nf, n1)))
+        # the conditional tails in one vectorised call (the same values as one by one)
+        if pend:
+            cnt = np.array([v[3] for v in pend], float)
+            pc = _fisher_upper(cnt[:, 0], cnt[:, 1], cnt[:, 2], cnt[:, 3])
+            for (key, c0, name, _), p in zip(pend, pc.tolist()):
+                if p < 1e-3 and self._payload_repeats_trigger(c0):
+                    sig[key] = (1.0, "(payload repeats the trigger)")
+                else:
+                    sig[key] = (max(p, c0["p_unc"]), name)
+        for c in live:
+            c["p"], c["companion"] = sig[c.pop("_key")]
+
+    def _companion_2x2(self, todo: list[tuple[tuple, dict[str, Any], int, str | None]]) -> list[list[int]]:
+        """For each (key, candidate, companion id, name): over the companion's rows (only
+        the H2 rows for a payload family, whose phrases were chosen on H1), [their number,
+        those with the trigger, with the payload, with both]."""
         if not todo:
-            return
-        best = np.array([t[2] for t in todo], np.int64)
-        ub, bj = np.unique(best, return_inverse=True)
-        colmap = np.full(self.Xall.shape[1], -1, np.int64)
-        colmap[ub] = np.arange(len(ub))
+            return []
+        if not self.fast:
+            Xall = self._xall_csc()
+            out = []
+            for _, c, best, _ in todo:
+                rows_c = Xall.indices[Xall.indptr[best]:Xall.indptr[best + 1]]
+                if "family" in c:
+                    rows_c = rows_c[self._h2[rows_c]]
+                in_g = self._member(rows_c, c["rows_g"])
+                in_f = self._member(rows_c, c["rows_f"])
+                out.append([len(rows_c), int(in_g.sum()), int(in_f.sum()), int((in_g & in_f).sum())])
+            return out
+        # compiled: only the companions' columns of Xall, and the trigger row sets as a
+        # small CSC matrix of their own (one column per distinct terms, in order)
         Xall = self.Xall
+        ub, bj = np.unique(np.array([t[2] for t in todo], np.int64), return_inverse=True)
+        colmap = np.full(Xall.shape[1], -1, np.int64)
+        colmap[ub] = np.arange(len(ub))
         cp, ci = K.select_csc(Xall.indptr, Xall.indices, colmap, len(ub), threads=_jobs(self.det.n_jobs, self.N))
         del colmap
-        rows_of = np.array([t[1]["terms"][0] if len(t[1]["terms"]) == 1 else -1 for t in todo], np.int64)
+        col_of: dict[tuple[int, ...], int] = {}
+        trows: list[np.ndarray] = []
+        tcol = np.empty(len(todo), np.int64)
+        for k, (_, c, _, _) in enumerate(todo):
+            j = col_of.get(c["terms"])
+            if j is None:
+                j = col_of[c["terms"]] = len(trows)
+                trows.append(c["rows_g"])
+            tcol[k] = j
+        tp = np.zeros(len(trows) + 1, np.int64)
+        np.cumsum([len(r) for r in trows], out=tp[1:])
+        ti = np.concatenate(trows).astype(np.int64)
         half = np.array(["family" in t[1] for t in todo], bool)
-        h2 = self._h2 if half.any() else np.zeros(1, bool)
-        # conjunctions (rows not one column of X): their rows as extra columns
-        X = self.X
-        xp, xi = X.indptr, X.indices
-        conj = np.flatnonzero(rows_of < 0)
-        if len(conj):
-            extra = [todo[k][1]["rows_g"] for k in conj.tolist()]
-            xp = np.concatenate([xp, xp[-1] + np.cumsum([len(r) for r in extra])])
-            xi = np.concatenate([xi] + [np.asarray(r, xi.dtype) for r in extra])
-            rows_of[conj] = X.shape[1] + np.arange(len(conj))
         Y = self.Y
-        _t0 = time.perf_counter()
-        cnt = K.companion_counts(cp, ci, xp, xi, Y.indptr, Y.indices, rows_of,
-                                 np.array([t[1]["f"] for t in todo], np.int64), bj, half, h2, self.N)
-        _t1 = time.perf_counter()
-        cl = cnt.tolist()
-
-        for (key, c, _, name), (n, n1, nf, a1) in zip(todo, cl):
-            sig[key] = (1.0, name) if n1 == 0 or n == n1 else (name, a1, n, nf, n1, c)
+        return K.companion_counts(cp, ci, tp, ti, Y.indptr, Y.indices, tcol,
+                                  np.array([t[1]["f"] for t in todo], np.int64), bj, half,
+                                  self._h2 if half.any() else np.zeros(1, bool), self.N).tolist()
 
     def _member(self, rows: np.ndarray, of: np.ndarray) -> np.ndarray:
         """``np.isin(rows, of)`` for row indices, through a reused boolean buffer (the
@@ -1816,21 +1796,15 @@ class _Analysis:
     def _content_matrix(self) -> sp.csr_matrix:
         """Rows x token codes, 1 where the row's instruction holds the (content) word."""
         if not hasattr(self, "_Mcontent"):
+            # Mtok's entries of content words, in order (canonical: Mtok is)
             Mt = self._Mtok
-            if self.fast:  # (the same matrix: Mtok's entries of content words, in order)
-                keep = ~self._function[Mt.indices]
-                before = np.zeros(len(keep) + 1, np.int64)
-                np.cumsum(keep, out=before[1:])
-                Mc = sp.csr_matrix((np.ones(int(before[-1]), np.float32), Mt.indices[keep], before[Mt.indptr]),
-                                   shape=Mt.shape)
-                Mc.has_canonical_format = True
-                self._Mcontent = Mc
-                return Mc
-            keep = (~self._function).astype(np.float32)
-            Mc = Mt.multiply(keep[None, :]).tocsr()
-            Mc.eliminate_zeros()
-            Mc.data[:] = 1.0
-            self._Mcontent = Mc.astype(np.float32)
+            keep = ~self._function[Mt.indices]
+            before = np.zeros(len(keep) + 1, np.int64)
+            np.cumsum(keep, out=before[1:])
+            Mc = sp.csr_matrix((np.ones(int(before[-1]), np.float32), Mt.indices[keep], before[Mt.indptr]),
+                               shape=Mt.shape)
+            Mc.has_canonical_format = True
+            self._Mcontent = Mc
         return self._Mcontent
 
     def _pooled_context(self, terms: list[int], sample: int = 200, block: int = 512) -> np.ndarray:
@@ -2053,13 +2027,12 @@ class _Analysis:
         if len(comp) == 0:
             return None, None
         own = set()
-        lens = sorted(self.st["ins_len"][rows_g[:50]].tolist())
-        half = len(lens) // 2
-        med = (lens[half] if len(lens) % 2 else (lens[half - 1] + lens[half]) / 2) if lens else float("nan")
+        lens = self.st["ins_len"][rows_g[:50]].tolist()
+        med = statistics.median(lens) if lens else float("nan")
         for tcol in terms:
             own |= set(self.ngram_tokens(tcol))
             phrase = self.maximal_phrase(tcol, rows_g)
-            if len(phrase) >= 0.8 * med:  # (med: np.median of the lengths)
+            if len(phrase) >= 0.8 * med:
                 return -1, "(duplicated instruction)"  # the "trigger" is the whole prompt
             own |= set(phrase)
         spec = cnt / np.maximum(self._df_all()[comp], 1)
