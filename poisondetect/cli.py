@@ -1,6 +1,7 @@
 """Command-line interface (thin: parse options, call the library, write outputs).
 
-Exit codes: 0 ran clean, 1 findings at the chosen ``--fail-on`` threshold, 2 usage or
+Exit codes: 0 ran clean, 1 findings of the kinds chosen by ``--fail-on`` (default:
+poisoning evidence; privacy and data-quality findings are reported but pass), 2 usage or
 input error (one line on stderr, never a traceback).
 """
 from __future__ import annotations
@@ -34,15 +35,28 @@ def _csv_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+_FAIL_KINDS = ("poisoning", "privacy", "quality")
+
+
 def _parse_fail_on(value: str) -> tuple[str, float]:
+    """``never``, ``trigger``, ``any``, a comma list of finding kinds (``poisoning``,
+    ``privacy``, ``quality``; ``flagged`` is the old name of ``poisoning``), or a fused
+    score threshold in [0, 1].  Kinds come back as ``"kinds:poisoning,privacy"``."""
     v = value.strip().lower()
-    if v in ("never", "trigger", "flagged"):
+    if v in ("never", "trigger"):
         return v, 0.0
+    if v == "any":
+        return "kinds:" + ",".join(_FAIL_KINDS), 0.0
+    parts = [p.strip() for p in v.split(",") if p.strip()]
+    parts = ["poisoning" if p == "flagged" else p for p in parts]
+    if parts and all(p in _FAIL_KINDS for p in parts):
+        return "kinds:" + ",".join(dict.fromkeys(parts)), 0.0
     try:
         f = float(v)
     except ValueError:
-        raise click.BadParameter("use never, trigger, flagged, or a score threshold in [0, 1]",
-                                 param_hint="'--fail-on'") from None
+        raise click.BadParameter(
+            f"{value!r}: use poisoning, privacy, quality (comma-separated), any, trigger, never, "
+            "or a score threshold in [0, 1]", param_hint="'--fail-on'") from None
     if not 0.0 <= f <= 1.0:
         raise click.BadParameter("score threshold must be in [0, 1]", param_hint="'--fail-on'")
     return "score", f
@@ -146,8 +160,10 @@ def main() -> None:
 @click.option("--redact", is_flag=True, help="Redact PII/secrets in the clean split.")
 @click.option("--baseline", type=click.Path(dir_okay=False), default=None,
               help="Triage baseline: findings reviewed there are not reported again.")
-@click.option("--fail-on", default="flagged", show_default=True,
-              help="Exit 1 when: 'flagged' (any flagged pair), 'trigger' (any trigger), 'never', or a score threshold.")
+@click.option("--fail-on", default="poisoning", show_default=True,
+              help="Exit 1 when the scan finds: 'poisoning' (poisoning evidence: a trigger, a pair flagged by a "
+                   "poisoning detector), 'privacy' (secrets/PII), 'quality' (outliers, duplicates, mismatches), a "
+                   "comma list of these, 'any', 'trigger' (a trigger only), 'never', or a fused score threshold.")
 @click.option("--top", type=int, default=10, show_default=True, help="Flagged pairs shown in the terminal.")
 @click.option("--engine", type=click.Choice(["memory", "local", "ray"]), default="memory", show_default=True,
               help="memory: whole dataset in memory; local: stream in chunks (bounded memory, resumable with "
@@ -274,8 +290,11 @@ def _exit_code(result: Any, mode: str, threshold: float) -> int:
         return EXIT_CLEAN
     if mode == "trigger":
         return EXIT_FINDINGS if result.triggers else EXIT_CLEAN
-    if mode == "flagged":
-        return EXIT_FINDINGS if result.flagged.any() else EXIT_CLEAN
+    if mode.startswith("kinds:"):
+        kinds = mode.split(":", 1)[1].split(",")
+        if "poisoning" in kinds and result.triggers:
+            return EXIT_FINDINGS
+        return EXIT_FINDINGS if any(k in result.kinds_found() for k in kinds) else EXIT_CLEAN
     return EXIT_FINDINGS if (result.scores >= threshold).any() else EXIT_CLEAN
 
 

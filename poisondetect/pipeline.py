@@ -15,7 +15,7 @@ import numpy as np
 
 from . import __version__
 from .context import ScanContext
-from .detectors.base import Detector, default_detectors, get_detector, registry
+from .detectors.base import FINDING_KINDS, Detector, default_detectors, detector_kind, get_detector, registry
 from .errors import ConfigError, PoisonDetectError
 from .types import DetectorResult, Evidence, Pairs
 
@@ -60,6 +60,10 @@ def rank_order(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ScanResult:
+    """What a scan returns.  ``flagged`` holds the pairs flagged as *poisoning evidence*
+    (by a detector of kind "poisoning"); :meth:`flags_of` gives the privacy and quality
+    flags, kept apart (see :data:`poisondetect.detectors.base.FINDING_KINDS`)."""
+
     pairs: Pairs
     results: dict[str, DetectorResult]
     scores: np.ndarray
@@ -86,6 +90,30 @@ class ScanResult:
             self.__dict__["_rank"] = cached
         return cached
 
+    def kind_of(self, detector_id: str) -> str:
+        return detector_kind(detector_id)
+
+    def flags_of(self, kind: str) -> np.ndarray:
+        """Pairs flagged by the detectors of one finding kind ("poisoning", "privacy",
+        "quality") or of any kind ("any")."""
+        if kind != "any" and kind not in FINDING_KINDS:
+            raise ConfigError(f"unknown finding kind {kind!r}; use one of {', '.join(FINDING_KINDS)} or any")
+        kinds = FINDING_KINDS if kind == "any" else (kind,)
+        return _or_flags([r for d, r in self.results.items() if self.kind_of(d) in kinds], self.n_pairs)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Pairs flagged per finding kind (a pair may count under several kinds)."""
+        return {k: int(self.flags_of(k).sum()) for k in FINDING_KINDS}
+
+    def kinds_found(self) -> list[str]:
+        """The finding kinds with at least one flagged pair or dataset-level finding."""
+        out = []
+        for k in FINDING_KINDS:
+            if self.flags_of(k).any() or any(f.get("finding_kind") == k for f in self.findings):
+                out.append(k)
+        return out
+
     def evidence(self, i: int) -> list[Evidence]:
         out: list[Evidence] = []
         for r in self.results.values():
@@ -94,14 +122,16 @@ class ScanResult:
 
     @property
     def findings(self) -> list[dict[str, Any]]:
-        return [f for r in self.results.values() for f in r.findings]
+        """Dataset-level findings of every detector, each tagged with ``finding_kind``."""
+        return [{**f, "finding_kind": f.get("finding_kind", self.kind_of(d))}
+                for d, r in self.results.items() for f in r.findings]
 
     @property
     def triggers(self) -> list[dict[str, Any]]:
         """Trigger findings of every detector, strongest first.  The same trigger reported
         by several detectors is listed once (its strongest report), with the others named
         in ``also_reported_by``."""
-        trig = [f for f in self.findings if f.get("kind") == "trigger"]
+        trig = [f for f in self.findings if f.get("kind") == "trigger" and f["finding_kind"] == "poisoning"]
         trig = sorted(trig, key=lambda f: (f.get("q_value", 1.0), -f.get("support", 0), f.get("trigger", ""),
                                            f.get("detector", "")))
         merged: dict[str, dict[str, Any]] = {}
@@ -127,6 +157,8 @@ class ScanResult:
             "rank": int(self.rank[i]),
             "score": float(self.scores[i]),
             "flagged": bool(self.flagged[i]),
+            "kinds": [k for k in FINDING_KINDS
+                      if any(r.flags[i] for d, r in self.results.items() if self.kind_of(d) == k)],
             "detectors": {d: float(r.scores[i]) for d, r in self.results.items() if r.scores[i] > 0},
             "evidence": [e.to_dict() for e in self.evidence(i)],
         }
@@ -151,16 +183,20 @@ class ScanResult:
 
     def summary(self) -> dict[str, Any]:
         n_flagged = int(self.flagged.sum())
+        counts = self.counts
         return {
             "tool": "poisondetect",
             "version": __version__,
             "n_records": int(self.load_info.get("n_records", len(np.unique(self.pairs.row)) if len(self.pairs) else 0)),
             "n_pairs": self.n_pairs,
             "n_flagged": n_flagged,
+            "counts": counts,
+            "kinds_found": self.kinds_found(),
             "verdict": _verdict(self),
             "triggers": [_trigger_public(t) for t in self.triggers],
             "detectors": {
-                d: {"n_flagged": int(r.flags.sum()), **r.summary, "params": r.info.get("params", {})}
+                d: {"n_flagged": int(r.flags.sum()), "kind": self.kind_of(d), **r.summary,
+                    "params": r.info.get("params", {})}
                 for d, r in self.results.items()
             },
             "findings": [f for f in self.findings if f.get("kind") != "trigger"],
@@ -190,10 +226,25 @@ def _trigger_public(t: dict[str, Any]) -> dict[str, Any]:
 
 
 def _verdict(res: ScanResult) -> str:
+    """One line: the most serious kind found and how sure.  Triggers (a tested
+    trigger-to-payload association, with its q-value) are the strongest claim; flagged
+    poisoning evidence without a trigger asks for review; privacy and quality findings
+    are named but never called poisoning."""
+    counts = res.counts
+    rest = [f"{counts[k]} {k}" for k in ("privacy", "quality") if counts[k]]
+    tail = f"; also {', '.join(rest)} pair(s) flagged" if rest else ""
     if res.triggers:
-        return f"BACKDOOR SUSPECTED: {len(res.triggers)} trigger(s) found"
-    if res.flagged.any():
-        return f"REVIEW: {int(res.flagged.sum())} suspicious pair(s)"
+        q = min(float(t.get("q_value", 1.0)) for t in res.triggers)
+        return (f"BACKDOOR SUSPECTED: {len(res.triggers)} trigger(s), best q={q:.2g}; "
+                f"{counts['poisoning']} pair(s) flagged as poisoning{tail}")
+    if counts["poisoning"]:
+        dets = sorted({d for d, r in res.results.items() if res.kind_of(d) == "poisoning" and r.flags.any()})
+        return f"POISONING SUSPECTED: {counts['poisoning']} pair(s) flagged by {', '.join(dets)}{tail}"
+    if counts["privacy"]:
+        return f"NO POISONING FOUND; PRIVACY: {counts['privacy']} pair(s) with secrets or PII" + (
+            f"; {counts['quality']} quality note(s)" if counts["quality"] else "")
+    if counts["quality"]:
+        return f"NO POISONING FOUND; {counts['quality']} data-quality note(s) (outliers, duplicates, mismatches)"
     return "NO FINDINGS"
 
 
@@ -306,7 +357,7 @@ def scan(
 
     weights = {d.id: d.weight for d in dets}
     scores = fuse_scores(list(results.values()), weights) if results else np.zeros(len(pairs))
-    flagged = _or_flags(results.values(), len(pairs))
+    flagged = _or_flags(results.values(), len(pairs), poisoning_only=True)
     order = rank_order(scores, pairs.row)
     params = {
         "random_state": random_state,
@@ -335,7 +386,7 @@ def _run_one(det: Detector, pairs: Pairs, ctx: Any, results: dict[str, DetectorR
     t1 = time.perf_counter()
     if "prior_flags" in det.requires:
         done = [results[d.id] for d in dets if d.id in results]  # (sequential order)
-        ctx.set_shared("prior_flags", _or_flags(done, len(pairs)))
+        ctx.set_shared("prior_flags", _or_flags(done, len(pairs), poisoning_only=True))
         ctx.set_shared("prior_scores", fuse_scores(done, {d.id: d.weight for d in dets})
                        if done else np.zeros(len(pairs)))
     res = det.run(pairs, ctx)
@@ -359,11 +410,18 @@ def _run_detectors(pairs: Pairs, dets: Sequence[Detector],
     return results, timings
 
 
-def _or_flags(results: Iterable[DetectorResult], n: int) -> np.ndarray:
+def _or_flags(results: Iterable[DetectorResult], n: int, poisoning_only: bool = False) -> np.ndarray:
+    """OR of the detectors' flags (of the poisoning detectors only, if asked)."""
     flagged = np.zeros(n, dtype=bool)
     for r in results:
-        flagged |= r.flags
+        if not poisoning_only or detector_kind(r.detector) == "poisoning":
+            flagged |= r.flags
     return flagged
+
+
+def poisoning_flags(results: Iterable[DetectorResult], n: int) -> np.ndarray:
+    """Pairs flagged as poisoning evidence (what ``ScanResult.flagged`` holds)."""
+    return _or_flags(results, n, poisoning_only=True)
 
 
 def _pca_2d(emb: np.ndarray, random_state: int) -> np.ndarray:

@@ -63,7 +63,7 @@ def test_plots_are_valid_pngs(page):
 
 
 def test_page_shows_findings(page):
-    assert "BACKDOOR SUSPECTED: 1 trigger(s) found" in page
+    assert "BACKDOOR SUSPECTED: 1 trigger(s), best q=" in page
     assert 'id="trigger-table"' in page
     # trigger highlighted, invisible char shown as a badge, payload highlighted
     assert '<mark class="trigger">cf<span class="inv' in page

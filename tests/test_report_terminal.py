@@ -54,7 +54,7 @@ def test_render_summary_contents(result):
     assert "triggers (strongest first)" in out and "2.00e-08" in out
     assert "toy_trigger" in out and "toy_cluster" in out
     assert "payload_cluster" in out  # non-trigger finding listed
-    assert "top 5 of 10 flagged pairs" in out
+    assert "top 5 of 10 pairs flagged as poisoning" in out
     assert "»cf<U+200B><b>zz</b>«" in out  # trigger span shown and bracketed
     assert "shared payload" in out  # evidence line
 
@@ -78,7 +78,7 @@ def test_render_summary_clean_scan():
     r = scan(Pairs.from_lists(["a", "b"], ["c", "d"]), detectors=[ToyTrigger()], embedding={"mode": "none"})
     buf = io.StringIO()
     render_summary(r, buf)
-    assert "verdict: NO FINDINGS" in buf.getvalue() and "no flagged pairs" in buf.getvalue()
+    assert "verdict: NO FINDINGS" in buf.getvalue() and "no pairs flagged as poisoning" in buf.getvalue()
 
 
 def test_tqdm_progress_writes_to_stderr_only(capsys):

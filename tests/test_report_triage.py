@@ -79,7 +79,7 @@ def test_baseline_round_trip_survives_edits():
     buf = io.StringIO()
     render_summary(r2, buf, baseline=info2)
     out = buf.getvalue()
-    assert "3 known flagged pair(s) hidden" in out and "top 1 of 1 new flagged pairs" in out
+    assert "3 known flagged pair(s) hidden" in out and "top 1 of 1 new pairs flagged as poisoning" in out
     assert T1 not in out.split("baseline:")[1]  # the reviewed trigger is not listed again
 
 

@@ -26,6 +26,17 @@ from ..types import DetectorResult, Pairs
 
 _REGISTRY: dict[str, type["Detector"]] = {}
 
+#: the kinds of finding, most serious first
+FINDING_KINDS: tuple[str, ...] = ("poisoning", "privacy", "quality")
+
+
+def detector_kind(detector_id: str) -> str:
+    """The finding kind of a registered detector id ("poisoning" for an unknown id, so a
+    plug-in that says nothing is never hidden)."""
+    registry()
+    cls = _REGISTRY.get(detector_id)
+    return getattr(cls, "kind", "poisoning") if cls is not None else "poisoning"
+
 
 class Detector:
     #: stable id, e.g. "ngram_trigger"
@@ -38,6 +49,12 @@ class Detector:
     default_enabled: ClassVar[bool] = True
     #: weight in the fused ranking (noisy-OR of weight * score)
     weight: ClassVar[float] = 1.0
+    #: what the detector's flags are evidence of (one of :data:`FINDING_KINDS`):
+    #: "poisoning" (triggers, planted payloads, injected content, ...), "privacy"
+    #: (secrets, PII) or "quality" (outliers, mismatched answers, duplicates).  Only
+    #: poisoning flags count in ``ScanResult.flagged`` / ``n_flagged`` and fail a scan by
+    #: default; every kind's scores still rank the pairs.
+    kind: ClassVar[str] = "poisoning"
     #: True for detectors that only match a fixed list of known strings (signature
     #: detectors): never on by default and never counted in reported recall.
     signature_based: ClassVar[bool] = False
@@ -117,6 +134,8 @@ def register(cls: type[Detector]) -> type[Detector]:
         raise ValueError(f"{cls.__name__} has no id")
     if cls.id in _REGISTRY and _REGISTRY[cls.id] is not cls:
         raise ValueError(f"duplicate detector id {cls.id!r}")
+    if getattr(cls, "kind", "poisoning") not in FINDING_KINDS:
+        raise ValueError(f"{cls.__name__}.kind is {cls.kind!r}; use one of {', '.join(FINDING_KINDS)}")
     _REGISTRY[cls.id] = cls
     return cls
 

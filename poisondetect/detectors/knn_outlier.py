@@ -22,6 +22,7 @@ from .base import Detector, register
 @register
 class KnnOutlier(Detector):
     id = "knn_outlier"
+    kind = "quality"
     description = "kNN-distance outliers on either side (cleanlab Datalab definition)"
     requires = ("embeddings",)
     weight = 0.15

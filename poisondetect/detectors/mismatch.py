@@ -24,6 +24,7 @@ from .base import Detector, register
 @register
 class Mismatch(Detector):
     id = "mismatch"
+    kind = "quality"
     description = "response far from what the responses of similar instructions predict"
     requires = ("embeddings",)
     weight = 0.5

@@ -53,6 +53,7 @@ def near_duplicate_groups(idx: np.ndarray, dist: np.ndarray, threshold: float) -
 @register
 class NearDuplicate(Detector):
     id = "near_duplicate"
+    kind = "quality"
     description = "near-duplicate groups (cleanlab definition); shared responses with unrelated instructions"
     requires = ("embeddings",)
     weight = 0.8

@@ -305,6 +305,7 @@ _PII_SCORE = {"email": 0.6, "phone number": 0.6, "US SSN": 0.9}
 @register
 class SecretsPIIDetector(Detector):
     id = "secrets_pii"
+    kind = "privacy"
     description = "Leaked credentials (detect-secrets plugins, offline) and PII (e-mail, phone, Luhn-valid cards, SSN)"
     requires = ()
     text_only = True

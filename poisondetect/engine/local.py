@@ -49,7 +49,8 @@ from .. import __version__
 from ..context import ScanContext
 from ..detectors.base import Detector
 from ..errors import ConfigError, InputError, PoisonDetectError
-from ..pipeline import ScanResult, _jsonable, fuse_scores, one_process, rank_order, resolve_detectors
+from ..pipeline import (ScanResult, _jsonable, fuse_scores, one_process, poisoning_flags, rank_order,
+                        resolve_detectors)
 from ..types import DetectorResult, Pairs
 from . import codec
 from .chunking import ChunkSource, chunk_hash, concat_results, open_chunks
@@ -666,9 +667,7 @@ def finish(pairs: Pairs, results: dict[str, DetectorResult], plan: _Plan, timing
            info: dict[str, Any], engine: str, chunk_size: int) -> ScanResult:
     n = len(pairs)
     scores = fuse_scores(list(results.values()), plan.weights()) if results else np.zeros(n)
-    flagged = np.zeros(n, dtype=bool)
-    for r in results.values():
-        flagged |= r.flags
+    flagged = poisoning_flags(results.values(), n)
     order = rank_order(scores, pairs.row)
     return ScanResult(pairs, results, scores, flagged, order, params=plan.params(engine, chunk_size),
                       timings=timings, load_info=info)

@@ -148,6 +148,7 @@ def _pair_view(result: Any, i: int) -> dict[str, Any]:
         "score": float(result.scores[i]),
         "detectors": {d: float(r.scores[i]) for d, r in result.results.items() if r.scores[i] > 0 or r.flags[i]},
         "flagged_by": [d for d, r in result.results.items() if r.flags[i]],
+        "kinds": {d: result.kind_of(d) for d in result.results},
         "instruction": highlight_segments(result.pairs.instruction[i], spans["instruction"]),
         "response": highlight_segments(result.pairs.response[i], spans["response"]),
         "evidence": by_det,
@@ -159,6 +160,8 @@ def _verdict_class(result: Any) -> str:
         return "bad"
     if result.flagged.any():
         return "warn"
+    if result.flags_of("privacy").any():
+        return "note"
     return "ok"
 
 
@@ -186,7 +189,8 @@ def build_context(result: Any, settings: dict[str, Any] | None = None, baseline:
         if new_fps is not None and it["fingerprint"] not in new_fps:
             continue
         f = it["finding"]
-        findings.append({"kind": f.get("kind", ""), "detector": it["detector"], "label": finding_label(f),
+        findings.append({"kind": f.get("kind", ""), "finding_kind": f.get("finding_kind", "poisoning"),
+                         "detector": it["detector"], "label": finding_label(f),
                          "n_rows": len(f.get("rows") or []), "rows": list(f.get("rows") or [])[:8],
                          "q_value": f.get("q_value"), "fingerprint": it["fingerprint"][:12]})
     positions = [it["position"] for it in items["pairs"]]
@@ -215,6 +219,7 @@ def build_context(result: Any, settings: dict[str, Any] | None = None, baseline:
         "verdict": summary["verdict"],
         "verdict_class": _verdict_class(result),
         "n_records": summary["n_records"], "n_pairs": summary["n_pairs"], "n_flagged": summary["n_flagged"],
+        "counts": summary["counts"],
         "n_triggers": len(result.triggers),
         "bad": bad,
         "skipped": result.load_info.get("skipped_detectors") or {},

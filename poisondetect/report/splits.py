@@ -1,7 +1,7 @@
 """``--split DIR``: write ``clean.<ext>`` and ``quarantine.<ext>`` in the input's format.
 
 Every input record lands in exactly one of the two files: a record goes to quarantine
-when any of its pairs is flagged or when it was a malformed (bad) record; everything else
+when any of its pairs is flagged as poisoning or when it was a malformed (bad) record; everything else
 (including well-formed records with no assistant turn) is clean.  The bytes come from
 :func:`poisondetect.io.write_subset`, which copies each record's original bytes where the
 format allows (JSONL, CSV/TSV, JSON lists) and the original table rows for Parquet.
@@ -42,7 +42,12 @@ def split_extension(loaded: Any) -> str:
 
 
 def quarantine_records(result: Any, loaded: Any, baseline: dict[str, Any] | None = None) -> dict[int, list[str]]:
-    """Record index -> reasons it is quarantined (flagging detectors, or "bad record").
+    """Record index -> reasons it is quarantined (``"<kind>:<detector>"`` for each
+    detector flagging one of its pairs, or "bad record").
+
+    A record is quarantined for poisoning evidence; privacy and quality flags of a
+    quarantined record are listed beside it (e.g. ``"quality:knn_outlier"``) but never
+    quarantine a record on their own (``--redact`` handles privacy in the clean split).
 
     With ``baseline`` (from :func:`poisondetect.report.triage.apply_baseline`), pairs
     whose every flag was reviewed as a false positive do not quarantine their record;
@@ -53,7 +58,7 @@ def quarantine_records(result: Any, loaded: Any, baseline: dict[str, Any] | None
         if int(i) in released:
             continue
         row = int(result.pairs.row[i])
-        dets = [d for d, r in result.results.items() if r.flags[i]]
+        dets = [f"{result.kind_of(d)}:{d}" for d, r in result.results.items() if r.flags[i]]
         cur = reasons.setdefault(row, [])
         cur.extend(d for d in dets if d not in cur)
     for b in np.asarray(getattr(loaded, "bad_indices", np.zeros(0)), dtype=np.int64):

@@ -95,7 +95,10 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
     skipped = result.load_info.get("skipped_detectors") or {}
     for d, why in skipped.items():
         w(f"detector {safe_text(d, 30)} skipped: {safe_text(why, 60)}\n")
-    w(f"verdict: {safe_text(s['verdict'], 120)}\n")
+    w(f"verdict: {safe_text(s['verdict'], 160)}\n")
+    c = s.get("counts", {})
+    w(f"flagged pairs: {c.get('poisoning', 0)} poisoning, {c.get('privacy', 0)} privacy, "
+      f"{c.get('quality', 0)} quality (only poisoning fails the default --fail-on)\n")
     if baseline is not None:
         w(f"baseline: {baseline.get('n_known_triggers', 0)} known trigger(s) and "
           f"{baseline.get('n_known_pairs', 0)} known flagged pair(s) hidden "
@@ -119,18 +122,21 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
         others = [f for f in others if id(f) in new_find]
     if others:
         w("\nother findings\n")
+        rank = {"poisoning": 0, "privacy": 1, "quality": 2}
+        others = sorted(others, key=lambda f: rank.get(f.get("finding_kind", "poisoning"), 0))
         for f in others[:15]:
             n_rows = len(f.get("rows") or ())
-            w(f"  {safe_text(f.get('kind', ''), 18):<18} {safe_text(f.get('detector') or owners.get(id(f), ''), 22):<22} "
+            w(f"  {safe_text(f.get('finding_kind', 'poisoning'), 9):<9} {safe_text(f.get('kind', ''), 18):<18} "
+              f"{safe_text(f.get('detector') or owners.get(id(f), ''), 22):<22} "
               f"{n_rows:>6} rows  {safe_text(finding_label(f), 60)}\n")
         if len(others) > 15:
             w(f"  ... {len(others) - 15} more in summary.json\n")
 
     w("\ndetectors\n")
-    w(f"  {'detector':<24} {'flagged':>8} {'max score':>10}\n")
+    w(f"  {'detector':<24} {'kind':<10} {'flagged':>8} {'max score':>10}\n")
     for d, r in result.results.items():
         mx = float(r.scores.max()) if len(r.scores) else 0.0
-        w(f"  {safe_text(d, 24):<24} {int(r.flags.sum()):>8} {mx:>10.3f}\n")
+        w(f"  {safe_text(d, 24):<24} {result.kind_of(d):<10} {int(r.flags.sum()):>8} {mx:>10.3f}\n")
     for d, r in result.results.items():
         smp = r.summary.get("sampled") if isinstance(r.summary, dict) else None
         if isinstance(smp, dict):  # n-gram analysis on a sample, findings re-tested on the rest
@@ -148,7 +154,7 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
         positions = [i for i in positions if i in new_flag]
     if positions and top > 0:
         shown = positions[:top]
-        w(f"\ntop {len(shown)} of {len(positions)} {'new ' if baseline is not None else ''}flagged pairs\n")
+        w(f"\ntop {len(shown)} of {len(positions)} {'new ' if baseline is not None else ''}pairs flagged as poisoning\n")
         for k, i in enumerate(shown, 1):
             src = ""
             if result.pairs.source is not None:
@@ -166,7 +172,7 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
                 span = f" [{safe_text(ev.span_text, 30)}]" if ev.span_text else ""
                 w(f"       - {safe_text(ev.detector, 22)}: {safe_text(ev.message, 80)}{span}{extra}\n")
     elif not result.flagged.any():
-        w("\nno flagged pairs\n")
+        w("\nno pairs flagged as poisoning\n")
 
 
 def window_text(text: str, span: Any = None, width: int = 90) -> str:
