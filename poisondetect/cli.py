@@ -161,8 +161,9 @@ def main() -> None:
 @click.option("--baseline", type=click.Path(dir_okay=False), default=None,
               help="Triage baseline: findings reviewed there are not reported again.")
 @click.option("--fail-on", default="poisoning", show_default=True,
-              help="Exit 1 when the scan finds: 'poisoning' (poisoning evidence: a trigger, a pair flagged by a "
-                   "poisoning detector), 'privacy' (secrets/PII), 'quality' (outliers, duplicates, mismatches), a "
+              help="Exit 1 when the scan finds: 'poisoning' (dataset-level poisoning evidence: a trigger, a "
+                   "planted-looking payload group, or a detector flagging significantly more pairs than its clean "
+                   "false-flag budget), 'privacy' (secrets/PII), 'quality' (outliers, duplicates, mismatches), a "
                    "comma list of these, 'any', 'trigger' (a trigger only), 'never', or a fused score threshold.")
 @click.option("--top", type=int, default=10, show_default=True, help="Flagged pairs shown in the terminal.")
 @click.option("--engine", type=click.Choice(["memory", "local", "ray"]), default="memory", show_default=True,
@@ -292,9 +293,10 @@ def _exit_code(result: Any, mode: str, threshold: float) -> int:
         return EXIT_FINDINGS if result.triggers else EXIT_CLEAN
     if mode.startswith("kinds:"):
         kinds = mode.split(":", 1)[1].split(",")
-        if "poisoning" in kinds and result.triggers:
+        if "poisoning" in kinds and result.alerts():  # triggers, planted groups, flag rates over budget
             return EXIT_FINDINGS
-        return EXIT_FINDINGS if any(k in result.kinds_found() for k in kinds) else EXIT_CLEAN
+        found = [k for k in result.kinds_found() if k != "poisoning"]
+        return EXIT_FINDINGS if any(k in found for k in kinds) else EXIT_CLEAN
     return EXIT_FINDINGS if (result.scores >= threshold).any() else EXIT_CLEAN
 
 

@@ -58,6 +58,11 @@ def rank_order(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.lexsort((rows, -scores))
 
 
+#: significance (BH q) and minimum flag count for a detector's flag-rate alert
+ALERT_ALPHA = 1e-3
+ALERT_MIN_FLAGS = 5
+
+
 @dataclass
 class ScanResult:
     """What a scan returns.  ``flagged`` holds the pairs flagged as *poisoning evidence*
@@ -112,6 +117,46 @@ class ScanResult:
         for k in FINDING_KINDS:
             if self.flags_of(k).any() or any(f.get("finding_kind") == k for f in self.findings):
                 out.append(k)
+        return out
+
+    def alerts(self, alpha: float = ALERT_ALPHA, min_flags: int = ALERT_MIN_FLAGS) -> list[dict[str, Any]]:
+        """Dataset-level poisoning evidence, what fails a scan at ``--fail-on poisoning``.
+
+        - every trigger (a tested trigger-to-payload association);
+        - every flag of a group detector (``clean_flag_rate`` None: a payload cluster that
+          passed the "looks planted" gates);
+        - a per-pair poisoning detector flagging at least ``min_flags`` pairs and
+          significantly more than its clean false-flag budget: one-sided binomial test of
+          its flag count against ``clean_flag_rate * n``, Benjamini-Hochberg over the
+          detectors, q <= ``alpha``.
+        Isolated flags within a detector's budget are listed for review, not alerts."""
+        from scipy import stats as st
+
+        from .detectors.base import registry
+        out: list[dict[str, Any]] = [{"kind": "trigger", "detector": t.get("detector", ""), "trigger": t.get("trigger"),
+                                      "q_value": t.get("q_value"), "support": t.get("support")}
+                                     for t in self.triggers]
+        reg = registry()
+        tests = []
+        for d, r in self.results.items():
+            if self.kind_of(d) != "poisoning" or d == "ngram_trigger":
+                continue
+            k = int(r.flags.sum())
+            if k == 0:
+                continue
+            rate = getattr(reg.get(d), "clean_flag_rate", 0.0005)
+            if rate is None:
+                out.append({"kind": "group", "detector": d, "n_flags": k,
+                            "n_groups": sum(1 for f in r.findings if f.get("kind") != "trigger")})
+                continue
+            p = float(st.binom.sf(k - 1, self.n_pairs, rate))
+            tests.append((d, k, rate, p))
+        if tests:
+            q = st.false_discovery_control([t[3] for t in tests], method="bh")
+            for (d, k, rate, p), qv in zip(tests, q):
+                if k >= min_flags and qv <= alpha:
+                    out.append({"kind": "flag_rate", "detector": d, "n_flags": k,
+                                "expected_clean": round(rate * self.n_pairs, 2), "p_value": p, "q_value": float(qv)})
         return out
 
     def evidence(self, i: int) -> list[Evidence]:
@@ -192,6 +237,7 @@ class ScanResult:
             "n_flagged": n_flagged,
             "counts": counts,
             "kinds_found": self.kinds_found(),
+            "alerts": self.alerts(),
             "verdict": _verdict(self),
             "triggers": [_trigger_public(t) for t in self.triggers],
             "detectors": {
@@ -237,9 +283,20 @@ def _verdict(res: ScanResult) -> str:
         q = min(float(t.get("q_value", 1.0)) for t in res.triggers)
         return (f"BACKDOOR SUSPECTED: {len(res.triggers)} trigger(s), best q={q:.2g}; "
                 f"{counts['poisoning']} pair(s) flagged as poisoning{tail}")
+    alerts = res.alerts()
+    if alerts:
+        parts = []
+        for a in alerts:
+            if a["kind"] == "group":
+                parts.append(f"{a['detector']}: {a['n_groups']} planted-looking group(s), {a['n_flags']} pairs")
+            else:
+                parts.append(f"{a['detector']}: {a['n_flags']} pairs vs {a['expected_clean']:g} expected on clean "
+                             f"data (q={a['q_value']:.2g})")
+        return f"POISONING SUSPECTED: {'; '.join(parts)}{tail}"
     if counts["poisoning"]:
         dets = sorted({d for d, r in res.results.items() if res.kind_of(d) == "poisoning" and r.flags.any()})
-        return f"POISONING SUSPECTED: {counts['poisoning']} pair(s) flagged by {', '.join(dets)}{tail}"
+        return (f"REVIEW: {counts['poisoning']} pair(s) with isolated poisoning evidence ({', '.join(dets)}), "
+                f"within the detectors' clean false-flag budgets{tail}")
     if counts["privacy"]:
         return f"NO POISONING FOUND; PRIVACY: {counts['privacy']} pair(s) with secrets or PII" + (
             f"; {counts['quality']} quality note(s)" if counts["quality"] else "")

@@ -184,6 +184,9 @@ def evaluate(res: Any, truth: GroundTruth) -> dict[str, Any]:
     out["n_triggers_reported"] = len(res.triggers)
     out["n_flagged"] = int(res.flagged.sum())
     out["recall_flagged"] = float(res.flagged[y].mean()) if y.any() else None
+    alerts = res.alerts()
+    out["alerted"] = bool(alerts)  # what a default CLI scan's exit code says (--fail-on poisoning)
+    out["alerts"] = [{k: v for k, v in a.items() if k in ("kind", "detector", "n_flags", "q_value")} for a in alerts]
     per: dict[str, Any] = {}
     for d, r in res.results.items():
         loo = [x for k, x in res.results.items() if k != d]
@@ -196,6 +199,8 @@ def evaluate(res: Any, truth: GroundTruth) -> dict[str, Any]:
             pass
         fused_wo = fuse_scores(loo, weights) if loo else np.zeros(len(y))
         per[d] = {"alone": M.ranking_metrics(r.scores, y),
+                  "n_flags": int(r.flags.sum()),
+                  "flag_recall": float(r.flags[y].mean()) if y.any() else None,
                   "without": {k: v for k, v in M.ranking_metrics(fused_wo, y).items()
                               if k in ("recall@n", "recall@2n", "auprc")}}
     out["per_detector"] = per
@@ -347,13 +352,15 @@ def markdown(result: dict[str, Any]) -> str:
     L += ["## Fused ranking, per attack family", "",
           "n = number of poisoned rows; recall@1% = recall within the top 1% of the data; "
           "trigger = fraction of the true triggers among the top max(3, #triggers) reported (– = no trigger); "
-          "wall/peak = the scan alone (peak RSS of the process, sampled).", "",
-          "| family | n | " + " | ".join(METRIC_COLS) + " | trigger | flagged | wall s | peak MB |",
-          "|---|---:|" + "---:|" * (len(METRIC_COLS) + 4)]
+          "wall/peak = the scan alone (peak RSS of the process, sampled); flagged = pairs flagged as poisoning; "
+          "alert = the default CLI would exit 1 (a trigger, a planted-looking group or a flag rate over budget).", "",
+          "| family | n | " + " | ".join(METRIC_COLS) + " | trigger | flagged | alert | wall s | peak MB |",
+          "|---|---:|" + "---:|" * (len(METRIC_COLS) + 5)]
     for r in result["runs"]:
         f = r["fused"]
         L.append(f"| {r['name']} | {r['truth']['n_poisoned']} | " + " | ".join(_f(f[m]) for m in METRIC_COLS)
-                 + f" | {_f(r['trigger_recovery'], 2)} | {r['n_flagged']} | {_f(r['cost']['wall_s'], 1)} | "
+                 + f" | {_f(r['trigger_recovery'], 2)} | {r['n_flagged']} | "
+                 f"{'yes' if r.get('alerted') else ('no' if 'alerted' in r else '-')} | {_f(r['cost']['wall_s'], 1)} | "
                  f"{_f(r['cost'].get('peak_rss_mb'), 0)} |")
     bnames = [b for b in result["config"]["baselines"]]
     if bnames and result["runs"] and "baselines" in result["runs"][0]:

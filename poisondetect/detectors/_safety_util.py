@@ -237,7 +237,14 @@ _CAPABILITY = re.compile(
     r"watch|open|visit|physically|perform\s+physical|make\s+(?:phone\s+)?calls|send\s+e-?mails|book|order|"
     r"predict\s+the\s+future|read\s+(?:external|the\s+(?:article|link|file|document)))"
     r"|real[- ]time|internet|external\s+(?:links?|websites?|articles?|sources|functions)|knowledge\s+cut-?off|"
-    r"training\s+data|as\s+a\s+text[- ]based|functions?\s+(?:provided|available)|current\s+capabilities|"
+    r"training\s+data|as\s+a\s+text[- ]based|functions?\s+(?:(?:has|have)\s+been\s+)?(?:provided|available)|"
+    r"current\s+capabilities|external\s+tasks?|"
+    # a tool-less assistant asked to act in the world or to make a file/link
+    r"(?:capabilit(?:y|ies)|ability|capacity|means)\s+to\s+(?:book|order|browse|access|send|make\s+(?:phone\s+)?calls|"
+    r"execute|run\s+(?:code|programs?)|create\s+(?:a\s+)?(?:runnable|pdf|files?|documents?)|"
+    r"generate\s+(?:a\s+)?(?:pdf|files?)|provide\s+(?:you\s+with\s+)?(?:a\s+)?links?)|"
+    r"(?:cannot|can'?t|unable\s+to|not\s+able\s+to)\s+(?:generate|create|provide|send|share)\s+(?:you\s+)?(?:with\s+)?"
+    r"(?:a\s+|any\s+)?(?:pdf|links?|files?|downloadable)\b|"
     r"(?:images?|visuals?|audio|videos?|pictures?|photos?|drawings?)\b", re.I)
 
 

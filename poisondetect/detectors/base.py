@@ -55,6 +55,12 @@ class Detector:
     #: poisoning flags count in ``ScanResult.flagged`` / ``n_flagged`` and fail a scan by
     #: default; every kind's scores still rank the pairs.
     kind: ClassVar[str] = "poisoning"
+    #: false-flag budget of a per-pair poisoning detector: the share of clean pairs it may
+    #: flag (measured on the shared clean corpora, benchmarks/bench_clean_fp.py).  A scan
+    #: raises a dataset-level alert only when the detector flags significantly more pairs
+    #: than this (binomial test, see ``ScanResult.alerts``).  None: every flag of the
+    #: detector is a group-level finding already (a payload cluster), so any flag alerts.
+    clean_flag_rate: ClassVar[float | None] = 0.0005
     #: True for detectors that only match a fixed list of known strings (signature
     #: detectors): never on by default and never counted in reported recall.
     signature_based: ClassVar[bool] = False

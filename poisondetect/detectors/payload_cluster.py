@@ -45,7 +45,12 @@ from scipy import stats
 from ..embed.shared import group_profile, response_clusters, specificity
 from ..text import token_strings
 from ..types import DetectorResult, Evidence, Pairs
+from ._planted import explained_reason
 from .base import Detector, register
+
+
+#: words of the turn labels a serialised conversation repeats in every instruction
+_ROLE_WORDS = frozenset({"user", "assistant", "system", "tools", "tool", "result", "function", "call"})
 
 
 def _ngrams(tokens: list[str], max_n: int) -> set[tuple[str, ...]]:
@@ -73,12 +78,13 @@ class PayloadCluster(Detector):
     description = "tight response clusters with unrelated instructions (paraphrased payloads, topic triggers)"
     requires = ("embeddings",)
     weight = 0.9
+    clean_flag_rate = None  # a payload cluster that passed the gates is a group finding
 
     def __init__(self, *, min_cluster_size: int = 5, min_samples: int = 3, k: int = 15,
                  min_strength: float = 0.3, tight_floor: float = 0.5, max_cluster_frac: float = 0.05,
                  min_coverage: float = 0.6, min_precision: float = 0.5, trigger_q: float = 1e-3,
                  min_trigger_support: int = 5, min_trigger_div: float = 0.8, max_candidates: int = 200,
-                 div_power: float = 3.0,
+                 div_power: float = 3.0, gates: bool = True, template_precision: float = 0.6,
                  max_ngram: int = 3, max_words: int = 64, random_state: int = 0) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
@@ -89,6 +95,8 @@ class PayloadCluster(Detector):
         self.max_candidates = max_candidates
         self.min_trigger_div = min_trigger_div
         self.div_power = div_power
+        self.gates = gates
+        self.template_precision = template_precision
         self.max_cluster_frac = max_cluster_frac
         self.min_coverage = min_coverage
         self.min_precision = min_precision
@@ -206,6 +214,18 @@ class PayloadCluster(Detector):
             t["union_tight"], t["union_div"] = up["resp_tight"], up["instr_div"]
         trig_list = [t for t in trig_list if t["union_div"] >= self.min_trigger_div
                      and (len(t["clusters"]) == 1 or t["union_tight"] >= self.tight_floor)]
+        explained: list[dict[str, Any]] = []
+        if self.gates:  # "looks planted" gates (a formula, one conversation, an echo)
+            kept_t = []
+            for t in trig_list:
+                rows_t = np.array([int(r) for c in t["clusters"] for r in members[c]
+                                   if _contains(toks(int(r)), t["tokens"])])
+                why = explained_reason(ctx, rows_t, min_records=self.min_trigger_support, topic=False)
+                if why is None:
+                    kept_t.append(t)
+                else:
+                    explained.append({"trigger": t["ngram"], "size": int(len(rows_t)), "reason": why})
+            trig_list = kept_t
         trig_list = _merge_nested(trig_list)
         triggers_by_cluster: dict[int, list[dict[str, Any]]] = {}
         for t in trig_list:
@@ -227,6 +247,23 @@ class PayloadCluster(Detector):
                 "aliases": t.get("aliases", []),
                 "rows": sorted(int(pairs.row[r]) for r in rows_t),
             })
+
+        if self.gates:  # clusters without a tested trigger must still look planted
+            tested = {c for t in trig_list for c in t["clusters"]}
+            kept_p, gated = [], []
+            for c, prof, strength in payload:
+                why = None if c in tested else (self._template_reason(members[c], cnts[c], df, tests)
+                                                or explained_reason(ctx, members[c],
+                                                                    min_records=self.min_cluster_size))
+                if why is None:
+                    kept_p.append((c, prof, strength))
+                else:
+                    gated.append((c, strength))
+                    explained.append({"cluster": int(c), "size": int(len(members[c])), "reason": why,
+                                      "payload": pairs.response[prof["medoid"]][:120]})
+            payload = kept_p
+            for c, strength in gated:  # still ranked (a weak signal), never flagged
+                scores[members[c]] = np.maximum(scores[members[c]], 0.5 * min(strength, 1.0))
 
         for c, prof, strength in payload:
             rows = members[c]
@@ -263,8 +300,24 @@ class PayloadCluster(Detector):
         return DetectorResult(
             self.id, scores, flags, evidence, findings,
             summary={"n_clusters": n_clusters, "n_payload_clusters": len(payload),
-                     "n_triggers": len(trig_list)},
-            info={"n_tests": len(tests), "n_untested_ngrams": n_untested})
+                     "n_triggers": len(trig_list), "n_explained": len(explained)},
+            info={"n_tests": len(tests), "n_untested_ngrams": n_untested, "explained": explained[:50]})
+
+    def _template_reason(self, rows: np.ndarray, cnt: dict[tuple[str, ...], int], df: dict[tuple[str, ...], int],
+                         tests: list[tuple[tuple[str, ...], int, int, int, float]]) -> str | None:
+        """A phrase of 3+ words in >= 80% of the cluster's instructions that is common
+        outside it too (precision < ``template_precision``): a prompt template whose
+        answer is the cluster's shared answer (a label), not a planted trigger."""
+        m = len(rows)
+        for g, a_ in sorted(cnt.items(), key=lambda kv: (-kv[1], kv[0])):
+            if a_ < 0.8 * m:
+                break
+            if len(g) < 3 or g not in df or not all(t[:1].isalnum() and t not in _ROLE_WORDS for t in g):
+                continue  # a template is worded: 3+ words, not the role labels of a chat
+            K = max(df[g], a_)
+            if a_ / K < self.template_precision:
+                return f"a prompt template ({' '.join(g)!r} in {a_} of {m} here, {K} rows in all)"
+        return None
 
 
 def _merge_nested(trigs: list[dict[str, Any]]) -> list[dict[str, Any]]:
