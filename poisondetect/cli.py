@@ -324,7 +324,7 @@ def detectors_cmd() -> None:
         if "embeddings" in cls.requires:
             flags.append("embeddings")
         extra = f" [{', '.join(flags)}]" if flags else ""
-        click.echo(f"{det_id:<22} w={cls.weight:<4g} {cls.description}{extra}")
+        click.echo(f"{det_id:<22} {cls.kind:<9} w={cls.weight:<4g} {cls.description}{extra}")
 
 
 # Subcommands that live with their feature (bench harness, triage/diff).

@@ -33,7 +33,18 @@ _CODE_BLOCK = re.compile(r"```.*?(?:```|$)|`[^`\n]{1,200}`", re.S)
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`)\]}]+", re.I)
 _BARE_DOMAIN = re.compile(r"\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|net|org|io|co|info|biz|shop|store|xyz|ly|me|app)\b", re.I)
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'\u2019&-]*[A-Za-z0-9]|[A-Za-z]")
-_SENT_END = set(".!?:;\"'\u201c\u201d(*#>-\n\t|[")
+_SENT_END = set(".!?:;\"'\u201c\u201d(*#>-\n\t|[/{}=")
+_CODE_LINE = re.compile(r"[=;{}]|^\s*(?:def|class|import|from|for|while|if|elif|else|return|print|#|//|/\*|\*|<)\b|"
+                        r"^\s*[\w.]+\(.*\)\s*$")
+
+
+def looks_like_code(text: str, min_share: float = 0.4) -> bool:
+    """An answer written as unfenced code (most of its lines are code-shaped): its
+    capitalised comment words and string literals are not entities woven into prose."""
+    lines = [ln for ln in text[:4000].splitlines() if ln.strip()]
+    if len(lines) < 2:
+        return False
+    return sum(bool(_CODE_LINE.search(ln)) for ln in lines) >= min_share * len(lines)
 _STOP_CAPS = {"I", "I'm", "I've", "I'll", "I'd", "OK", "Ok", "AI", "A", "The", "This"}
 
 
@@ -58,8 +69,10 @@ def response_entities(text: str, lower_counts: "Counter[str] | None" = None,
     they are returned too, and their keys added to ``initial`` when given, so the caller can
     keep only those the corpus rarely writes in lower case (proper nouns, brands).  When
     ``lower_counts`` is given, every lower-case word of the text is counted into it."""
-    t = _strip_code(text)
     out: dict[str, tuple[int, int]] = {}
+    if looks_like_code(text):
+        return out
+    t = _strip_code(text)
     for m in _URL.finditer(t):
         raw = m.group(0).rstrip(".,;:!?")
         d = _domain(raw)
@@ -114,8 +127,9 @@ class ContentInjectionDetector(Detector):
     def __init__(self, *, min_support: int = 5, alpha: float = 0.01, null_quantile: float = 0.5,
                  max_concentration: float = 0.08, max_explained: float = 0.5, min_off_topic_share: float = 0.5, max_candidates: int = 200,
                  max_lowercase_share: float = 0.1, max_concentration_emb: float = 0.04,
-                 flag_min_score: float = 0.75, random_state: int = 0) -> None:
+                 flag_min_score: float = 0.75, max_distinct_urls: float = 0.5, random_state: int = 0) -> None:
         self.flag_min_score = flag_min_score
+        self.max_distinct_urls = max_distinct_urls
         self.max_concentration_emb = max_concentration_emb
         self.max_lowercase_share = max_lowercase_share
         self.min_support = min_support
@@ -202,6 +216,12 @@ class ContentInjectionDetector(Detector):
             expl = explained.get(k, 0) / (explained.get(k, 0) + a[j])
             conc = conc_of.get(k, 1.0)
             thr = thr_of.get(k, self.max_concentration)
+            rows_k = a_rows[k]
+            if "." in k and len(rows_k) >= 3:  # a domain: one planted link, or many reference pages?
+                urls = {pairs.response[i][ents[i][k][0]:ents[i][k][1]].rstrip("/").lower() for i in rows_k}
+                if len(urls) > self.max_distinct_urls * len(rows_k):
+                    self._rejected.append((k, int(a[j]), int(b[j]), float(q[j]), "reference pages", len(urls)))
+                    continue
             if conc > thr or expl > self.max_explained:
                 self._rejected.append((k, int(a[j]), int(b[j]), float(q[j]), round(float(conc), 3), round(float(expl), 3)))
                 continue
