@@ -252,6 +252,30 @@ class ScanResult:
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
 
+    def to_pandas(self) -> Any:
+        """The per-pair table (:meth:`issues_table`) as a pandas DataFrame, one row per
+        pair in input order (pandas is imported here only)."""
+        import pandas as pd
+        return pd.DataFrame(self.issues_table())
+
+    def _repr_html_(self) -> str:
+        """A compact summary table for notebooks (dataset text escaped, never raw)."""
+        from html import escape
+        c = self.counts
+        rows = [("pairs", f"{self.n_pairs:,}"), ("verdict", self.summary_verdict()),
+                ("flagged as poisoning", f"{c['poisoning']:,}"), ("privacy", f"{c['privacy']:,}"),
+                ("quality", f"{c['quality']:,}"), ("triggers", str(len(self.triggers)))]
+        body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+        trig = "".join(f"<tr><td>{escape(str(t.get('trigger', ''))[:80])}</td><td>{escape(str(t.get('payload', ''))[:80])}"
+                       f"</td><td>{t.get('support', '')}</td><td>{float(t.get('q_value', 1.0)):.2g}</td></tr>"
+                       for t in self.triggers[:10])
+        if trig:
+            trig = ("<table><tr><th>trigger</th><th>payload</th><th>support</th><th>q</th></tr>" + trig + "</table>")
+        return f"<div class='poisondetect'><table>{body}</table>{trig}</div>"
+
+    def summary_verdict(self) -> str:
+        return _verdict(self)
+
     def findings_hash(self) -> str:
         h = hashlib.sha256()
         for i in self.order:

@@ -1,0 +1,70 @@
+"""The pre-commit hook and the GitHub Action run their real command lines (issue 21)."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from poisondetect.precommit import main as precommit_main
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "data" / "samples" / "demo_poisoned.jsonl"
+ALPACA = REPO / "data" / "samples" / "formats" / "alpaca.json"
+
+
+def test_precommit_hook_fails_on_the_demo_and_passes_a_clean_sample():
+    assert precommit_main(["--embedding-mode", "none", str(DEMO)]) == 1
+    assert precommit_main(["--embedding-mode", "none", str(ALPACA)]) == 0
+    # the worst exit code of several files
+    assert precommit_main(["--embedding-mode", "none", str(ALPACA), str(DEMO)]) == 1
+
+
+def test_precommit_hook_reports_bad_input_with_exit_2(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "a", "output": "b"}\n{not json\n')
+    assert precommit_main(["--embedding-mode", "none", str(bad)]) == 2
+
+
+def test_precommit_manifest_points_at_the_entry_point():
+    text = (REPO / ".pre-commit-hooks.yaml").read_text()
+    assert re.search(r"^\s*entry:\s*poisondetect-precommit\s*$", text, re.M)
+    assert "id: poisondetect" in text
+
+
+def _action_scan_command(inputs: dict[str, str]) -> str:
+    yaml = pytest.importorskip("yaml")
+    action = yaml.safe_load((REPO / "action.yml").read_text())
+    assert action["runs"]["using"] == "composite"
+    step = next(s for s in action["runs"]["steps"] if s.get("name") == "Scan")
+    cmd = step["run"]
+    for k, spec in action["inputs"].items():
+        cmd = cmd.replace("${{ inputs.%s }}" % k, inputs.get(k, spec.get("default", "")))
+    assert "${{" not in cmd
+    return cmd
+
+
+@pytest.mark.parametrize("path, code", [(DEMO, 1), (ALPACA, 0)])
+def test_action_scan_step_runs(tmp_path, path, code):
+    cmd = _action_scan_command({"path": str(path), "args": "--embedding-mode none -q",
+                                "output-dir": str(tmp_path / "out")})
+    cmd = cmd.replace("poisondetect scan", f"{sys.executable} -m poisondetect.cli scan", 1)
+    rc = subprocess.run(["bash", "-c", cmd]).returncode
+    assert rc == code
+    summ = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (len(summ["alerts"]) > 0) == (code == 1)
+
+
+def test_repr_html_and_pandas_export_escape_hostile_text():
+    from poisondetect.pipeline import scan
+    from poisondetect.types import Pairs
+    ins = [f"<script>alert({i})</script> tell me about item {i}" for i in range(30)]
+    res = scan(Pairs.from_lists(ins, [f"Item {i} is fine." for i in range(30)]),
+               detectors=["secrets_pii"], embedding={"mode": "none"})
+    html = res._repr_html_()
+    assert "<script>" not in html and "flagged as poisoning" in html
+    df = res.to_pandas()
+    assert len(df) == 30 and {"row", "score", "flagged", "secrets_pii_score"} <= set(df.columns)
