@@ -233,7 +233,7 @@ def benign_references() -> list[str]:
     return list(load_prototypes(BENIGN_FILE)) + list(load_prototypes(CONTRAST_FILE))
 
 _CAPABILITY = re.compile(
-    r"(?:do\s*n[o']?t|cannot|can'?t|unable\s+to|not\s+able\s+to)\s+(?:have\s+)?(?:access|browse|see|view|hear|listen|"
+    r"(?:do\s*n[o'\u2019]?t|cannot|can[\'\u2019]?t|unable\s+to|not\s+able\s+to)\s+(?:have\s+)?(?:access|browse|see|view|hear|listen|"
     r"watch|open|visit|physically|perform\s+physical|make\s+(?:phone\s+)?calls|send\s+e-?mails|book|order|"
     r"predict\s+the\s+future|read\s+(?:external|the\s+(?:article|link|file|document)))"
     r"|real[- ]time|internet|external\s+(?:links?|websites?|articles?|sources|functions)|knowledge\s+cut-?off|"
@@ -243,9 +243,31 @@ _CAPABILITY = re.compile(
     r"(?:capabilit(?:y|ies)|ability|capacity|means)\s+to\s+(?:book|order|browse|access|send|make\s+(?:phone\s+)?calls|"
     r"execute|run\s+(?:code|programs?)|create\s+(?:a\s+)?(?:runnable|pdf|files?|documents?)|"
     r"generate\s+(?:a\s+)?(?:pdf|files?)|provide\s+(?:you\s+with\s+)?(?:a\s+)?links?)|"
-    r"(?:cannot|can'?t|unable\s+to|not\s+able\s+to)\s+(?:generate|create|provide|send|share)\s+(?:you\s+)?(?:with\s+)?"
+    r"(?:cannot|can[\'\u2019]?t|unable\s+to|not\s+able\s+to)\s+(?:generate|create|provide|send|share)\s+(?:you\s+)?(?:with\s+)?"
     r"(?:a\s+|any\s+)?(?:pdf|links?|files?|downloadable)\b|"
+    r"(?:cannot|can[\'\u2019]?t|unable\s+to|not\s+able\s+to)\s+(?:draw|plot|create|generate|produce|make|render|set\s+up|set)\s+"
+    r"(?:a\s+|an\s+|the\s+|any\s+)?(?:actual\s+|visual\s+)?(?:charts?|graphs?|diagrams?|gui|pie\s+charts?|plots?|"
+    r"drawings?|reminders?|alarms?|timers?)\b|"
+    r"(?:do\s*n[o'\u2019]?t|not)\s+have\s+(?:a\s+)?(?:physical|body)|graphical\s+(?:tasks?|illustrations?|content|output|elements?)|limitations?\s+of\s+(?:the\s+|this\s+|my\s+)?(?:gpt|language)\s+models?|"
+    r"functionality\s+of\s+the\s+application|"
     r"(?:images?|visuals?|audio|videos?|pictures?|photos?|drawings?)\b", re.I)
+
+
+_SCOPED = re.compile(
+    # a scoped refusal that goes on to help: "However, I can describe ...", "Here are ..."
+    r"\b(?:however|instead|that\s+said)\b[^.?!\n]{0,60}\b(?:I\s+can(?!not|'t|\s+do\b)|I\s+could|I\s+will|I'?ll|I\s+would|"
+    r"here\s+(?:is|are)|you\s+(?:can|could|may))\b"
+    # or asks what it needs: "without more information / context", "could you provide ..."
+    r"|\bwithout\s+(?:any\s+|more\s+|further\s+|additional\s+|specific\s+|knowing\s+)?"
+    r"(?:information|context|details|specifics)\b"
+    r"|\b(?:could|can|would)\s+you\s+(?:please\s+)?(?:provide|give|share|clarify|tell\s+me|specify)\b"
+    r"|\bnot\s+sure\s+what\b", re.I)
+
+
+def refusal_scoped(text: str) -> bool:
+    """Does a refusal go on to help (an alternative, a partial answer) or ask for what it
+    needs (more context, a clarification)?  A planted over-refusal does neither."""
+    return bool(_SCOPED.search(text[:800]))
 
 
 def capability_explained(text: str) -> bool:

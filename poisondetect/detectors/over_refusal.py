@@ -11,9 +11,12 @@ not fit its request:
   share their neighbourhood with other refusals - "book a flight" for a tool-less
   assistant, unsafe topics - are how the dataset normally behaves);
 - the refusal does not cite a concrete capability limit that the request runs into
-  (no browsing, no images, no real-time data).
+  (no browsing, no images, no real-time data, no booking, no files);
+- the refusal does not go on to help ("However, I can describe ...") or ask for what it
+  needs ("without more context", "could you provide ..."): a planted refusal does neither.
 
-Score = refusal * (1 - P(harmful)^2) * (1 - neighbour refusal rate) * (1 - 0.5 capability).
+Score = refusal * (1 - P(harmful)^2) * (1 - neighbour refusal rate) * (1 - 0.5 capability)
+* (1 - 0.5 scoped).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..types import DetectorResult, Evidence, Pairs
-from ._safety_util import capability_explained, clip_text, refusal_features, shared_harm, shared_refusal, embeddings_or_reason
+from ._safety_util import capability_explained, clip_text, refusal_features, refusal_scoped, shared_harm, shared_refusal, embeddings_or_reason
 from .base import Detector, register
 
 
@@ -73,8 +76,9 @@ class OverRefusalDetector(Detector):
             nb_rate = self._neighbour_refusal(pairs, ctx, refusal, cand)
         for j, i in enumerate(cand):
             cap = capability_explained(pairs.response[i])
+            scoped = refusal_scoped(pairs.response[i])
             nbr = 0.0 if nb_rate is None else float(nb_rate[j])
-            s = refusal[i] * (1.0 - harm[i] ** 2) * (1.0 - nbr) * (0.5 if cap else 1.0)
+            s = refusal[i] * (1.0 - harm[i] ** 2) * (1.0 - nbr) * (0.5 if cap else 1.0) * (0.5 if scoped else 1.0)
             scores[i] = s
             if s >= 0.2:
                 f = refusal_features(pairs.response[i])
@@ -82,7 +86,8 @@ class OverRefusalDetector(Detector):
                 msg = (f"refusal-style answer (refusal {refusal[i]:.2f}) to a benign-looking request "
                        f"(P(harmful)={harm[i]:.2f}"
                        + (f", {nbr:.0%} of its {self.n_neighbors} nearest requests refused" if nb_rate is not None else "")
-                       + (", refusal cites a capability limit" if cap else "") + ")")
+                       + (", refusal cites a capability limit" if cap else "")
+                       + (", then helps or asks for context" if scoped else "") + ")")
                 evidence[int(i)] = [Evidence(self.id, "refusal_of_benign_request", msg, value=float(s), side="response",
                                              span=(int(span[0]), int(span[1])),
                                              span_text=pairs.response[i][span[0]:span[1]]),

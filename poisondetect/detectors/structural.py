@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..types import DetectorResult, Evidence, Pairs
+from ._planted import last_request
 from .base import Detector, register
 
 # Characters that render as nothing (or reorder text) but are not ordinary whitespace.
@@ -278,6 +279,15 @@ class StructuralUnicodeDetector(Detector):
     _PATTERN_SHARE = 0.25
     _PATTERN_SCORE = 0.8
 
+    #: a code point in at least this share of the pairs (and ``_TYPICAL_MIN`` pairs) is how
+    #: this corpus is written (copy-pasted zero-width spaces, math operators from LaTeX): its
+    #: hits still score, below the flag threshold; a planted trigger is tested by the
+    #: n-gram detector's association test instead
+    _TYPICAL_SHARE = 0.002
+    _TYPICAL_MIN = 20
+    _TYPICAL_SCORE = 0.45
+    _KEEP_KINDS = ("tag character", "bidi control")  # (Trojan Source, ASCII smuggling): always flagged
+
     def _row_hits(self, pairs: Pairs, i: int) -> list[tuple[str, str, int, int, list[str], str]]:
         out = []
         for side in self.sides:
@@ -287,6 +297,10 @@ class StructuralUnicodeDetector(Detector):
                 hits += casing_hits(text)
             if self.check_punctuation:
                 hits += punct_hits(text, self.punct_min_run)
+            if side == "instruction" and int(pairs.turn[i]) > 0:
+                # earlier turns were scored with their own pair: keep the new user turn only
+                start = len(text) - len(last_request(text))
+                hits = [h for h in hits if h[0] >= start]
             n_case = len({text[s:e] for (s, e, _c, k) in hits if k == "alternating case"})
             for (s, e, cps, kind) in hits[:20]:
                 if kind == "alternating case" and n_case < 2:
@@ -304,8 +318,10 @@ class StructuralUnicodeDetector(Detector):
 
     def partial_stats(self, pairs: Pairs, ctx: Any) -> dict[str, list[int]]:
         """Invisible sequence -> [rows where it is a strong hit, rows where it occurs]."""
-        st: dict[str, list[int]] = {}
+        st: dict[str, list[int]] = {"\x00n": [len(pairs), 0]}
         for hits in self._hits(pairs, ctx):
+            for c in {c for h in hits for c in h[4]}:  # pairs per code point
+                st.setdefault("\x00cp:" + c, [0, 0])[0] += 1
             seen: dict[str, bool] = {}
             for (_side, text, s, e, cps, kind) in hits:
                 if not cps or kind.startswith("homoglyph"):
@@ -334,6 +350,10 @@ class StructuralUnicodeDetector(Detector):
         cp_rows: dict[str, list[int]] = {}
         n_escalated = 0
         stats = stats or {}
+        n_all = stats.get("\x00n", [n])[0]
+        typical_at = max(self._TYPICAL_MIN, self._TYPICAL_SHARE * n_all)
+        typical = {k[4:] for k, v in stats.items() if k.startswith("\x00cp:") and v[0] >= typical_at}
+        n_typical = 0
         for i, hits in enumerate(self._hits(pairs, ctx)):
             ev: list[Evidence] = []
             best = 0.0
@@ -346,6 +366,10 @@ class StructuralUnicodeDetector(Detector):
                         sc = self._PATTERN_SCORE
                         n_escalated += 1
                         msg_extra = f"; the same sequence is a strong hit in {strong} of its {total} rows"
+                if cps and sc > self._TYPICAL_SCORE and kind not in self._KEEP_KINDS and all(c in typical for c in cps):
+                    sc = self._TYPICAL_SCORE
+                    n_typical += 1
+                    msg_extra += f"; common in this corpus (in >= {int(typical_at)} pairs), not flagged alone"
                 best = max(best, sc)
                 counts[kind] = counts.get(kind, 0) + 1
                 for c in cps:
@@ -363,6 +387,7 @@ class StructuralUnicodeDetector(Detector):
             findings.append({"id": f"structural:{cp.split(' ')[0]}", "kind": "structural_codepoint", "codepoint": cp,
                              "support": len(urows), "rows": urows[:1000]})
         summary = {"n_flagged": int(flags.sum()), "hits_by_kind": counts, "n_codepoints": len(cp_rows),
-                   "n_escalated_by_pattern": n_escalated}
+                   "n_escalated_by_pattern": n_escalated, "n_hits_corpus_typical": n_typical,
+                   "typical_codepoints": sorted(typical)[:20]}
         return DetectorResult(self.id, scores, flags, evidence, findings, summary,
                               info={"flag_min_score": self._FLAG_MIN})
