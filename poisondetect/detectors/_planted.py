@@ -112,45 +112,97 @@ def shared_topic(requests: Sequence[str], responses: Sequence[str], min_share: f
     return None
 
 
-def pair_relevance(ctx: Any) -> tuple[np.ndarray, float]:
+def _unit(E: np.ndarray) -> np.ndarray:
+    nrm = np.linalg.norm(E, axis=1, keepdims=True)
+    return np.divide(E, nrm, out=np.zeros_like(E), where=nrm > 0)
+
+
+def _null_of(sims: np.ndarray) -> tuple[float, float]:
+    return (float(sims.mean()), float(sims.std())) if len(sims) else (0.0, 1.0)
+
+
+def pair_relevance(ctx: Any) -> tuple[np.ndarray, tuple[float, float]]:
     """Per pair, the similarity of its response to its own instruction (mean-centred
-    embeddings), and the 95th percentile of that similarity over shuffled pairs (what an
-    answer unrelated to its request reaches).  Cached on the context."""
-    def make() -> tuple[np.ndarray, float]:
+    embeddings), and the mean and standard deviation of that similarity over shuffled
+    pairs (answers unrelated to their requests).  Cached on the context."""
+    def make() -> tuple[np.ndarray, tuple[float, float]]:
         from ..embed.shared import centered
         I, R = centered(ctx, "instruction"), centered(ctx, "response")
         rel = np.einsum("ij,ij->i", I, R).astype(np.float64)
         perm = ctx.rng(7).permutation(len(I))
-        rnd = np.einsum("ij,ij->i", I, R[perm])
-        return rel, float(np.percentile(rnd, 95)) if len(rnd) else 1.0
+        return rel, _null_of(np.einsum("ij,ij->i", I, R[perm]).astype(np.float64))
     return ctx.shared(("pair_relevance",), make)
 
 
-def last_request_diversity(ctx: Any, positions: np.ndarray, sample: int = 512) -> float | None:
-    """1 - mean pairwise similarity of the members' last user turns (embedded, centred on
-    the mean of a fixed sample of the dataset's last turns); None when no member is a
-    later turn of a conversation (the instruction embedding already is the request)."""
+def _last_request_space(ctx: Any, sample: int = 512) -> tuple[np.ndarray, tuple[float, float]]:
+    """The mean embedding of a fixed sample of last user turns (the centre), and the null
+    (mean, sd) of last-turn-to-response similarity over shuffled pairs of that sample."""
+    def make() -> tuple[np.ndarray, tuple[float, float]]:
+        from ..embed.shared import centered
+        pairs = ctx.pairs
+        n = len(pairs)
+        pick = np.unique(np.linspace(0, n - 1, num=min(sample, n)).astype(np.int64))
+        E = np.asarray(ctx.embed_texts([last_request(pairs.instruction[int(i)])[:2000] for i in pick],
+                                       purpose="last_request"), dtype=np.float64)
+        mu = E.mean(0)
+        L = _unit(E - mu)
+        R = centered(ctx, "response")[pick].astype(np.float64)
+        perm = ctx.rng(11).permutation(len(pick))
+        return mu, _null_of(np.einsum("ij,ij->i", L, R[perm]))
+    return ctx.shared(("last_request_space", sample), make)
+
+
+def _last_request_embeddings(ctx: Any, positions: np.ndarray) -> np.ndarray | None:
+    """Centred, normalised embeddings of the members' last user turns; None when no
+    member is a later turn of a conversation (the instruction embedding is the request)."""
     pairs = ctx.pairs
     reqs = [last_request(pairs.instruction[int(i)]) for i in positions]
     if all(r == pairs.instruction[int(i)] for r, i in zip(reqs, positions)):
         return None
+    mu, _ = _last_request_space(ctx)
+    E = np.asarray(ctx.embed_texts([r[:2000] for r in reqs], purpose="last_request"), dtype=np.float64)
+    return _unit(E - mu)
 
-    def centre() -> np.ndarray:
-        n = len(pairs)
-        pick = np.unique(np.linspace(0, n - 1, num=min(sample, n)).astype(np.int64))
-        E = ctx.embed_texts([last_request(pairs.instruction[int(i)])[:2000] for i in pick], purpose="last_request")
-        return np.asarray(E, dtype=np.float64).mean(0)
 
-    mu = ctx.shared(("last_request_centre", sample), centre)
-    E = np.asarray(ctx.embed_texts([r[:2000] for r in reqs], purpose="last_request"), dtype=np.float64) - mu
-    nrm = np.linalg.norm(E, axis=1, keepdims=True)
-    E = np.divide(E, nrm, out=np.zeros_like(E), where=nrm > 0)
+def last_request_diversity(ctx: Any, positions: np.ndarray) -> float | None:
+    """1 - mean pairwise similarity of the members' last user turns (centred on a fixed
+    sample of the dataset's last turns); None for single-turn members."""
+    E = _last_request_embeddings(ctx, positions)
+    if E is None:
+        return None
     m = len(E)
     if m < 2:
         return 1.0
     s = E.sum(0)
     sim = float((s @ s - float((np.linalg.norm(E, axis=1) ** 2).sum())) / (m * (m - 1)))
     return float(np.clip(1.0 - sim, 0.0, 1.0))
+
+
+def relevance_reason(ctx: Any, positions: np.ndarray, z: float = 3.0) -> str | None:
+    """Are the group's answers related to their own requests?  The median similarity of
+    response to request is compared with the median of as many shuffled pairs (sd of a
+    median ~ 1.2533 sd / sqrt(m)): above it by ``z`` sd, the answers take up what was asked
+    (a topic), which a payload planted behind unrelated requests does not.  Checked on
+    the whole instruction and, in conversations, on the last user turn."""
+    from ..embed.shared import centered
+    pos = np.asarray(positions, dtype=np.int64)
+    m = len(pos)
+    if m == 0:
+        return None
+    rel, (mu, sd) = pair_relevance(ctx)
+    med = float(np.median(rel[pos]))
+    thr = mu + z * 1.2533 * sd / np.sqrt(m)
+    if med > thr:
+        return f"answers related to their own requests (median similarity {med:.2f} vs {thr:.2f} for unrelated pairs)"
+    L = _last_request_embeddings(ctx, pos)
+    if L is not None:
+        _, (mu_l, sd_l) = _last_request_space(ctx)
+        med_l = float(np.median(np.einsum("ij,ij->i", L, centered(ctx, "response")[pos].astype(np.float64))))
+        thr_l = mu_l + z * 1.2533 * sd_l / np.sqrt(m)
+        if med_l > thr_l:
+            return (f"answers related to their last user turns (median similarity {med_l:.2f} vs {thr_l:.2f} "
+                    "for unrelated pairs)")
+    return None
 
 
 def explained_reason(ctx: Any, positions: np.ndarray, *, min_records: int = 5, max_record_share: float = 0.34,
@@ -174,11 +226,9 @@ def explained_reason(ctx: Any, positions: np.ndarray, *, min_records: int = 5, m
     if word is not None:
         return f"a topic asked and answered ({word!r} in most requests and answers)"
     if topic and ctx.embeddings_enabled():
-        rel, unrelated = pair_relevance(ctx)
-        med = float(np.median(rel[pos]))
-        if med >= unrelated:
-            return (f"answers related to their own requests (median similarity {med:.2f}, "
-                    f"unrelated pairs reach {unrelated:.2f})")
+        why = relevance_reason(ctx, pos)
+        if why is not None:
+            return why
     n_words = float(np.median([len(token_strings(r[:2000])) for r in reqs]))
     if n_words <= max_formula_words:
         return f"a reply to short social turns (median last user turn {n_words:.0f} tokens)"

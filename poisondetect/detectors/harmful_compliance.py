@@ -28,7 +28,7 @@ class HarmfulComplianceDetector(Detector):
     requires = ()  # uses embeddings when the scan has them, a TF-IDF fallback otherwise (info["mode"])
     weight = 1.0
 
-    def __init__(self, *, flag_min_score: float = 0.7, min_response_chars: int = 40, random_state: int = 0) -> None:
+    def __init__(self, *, flag_min_score: float = 0.8, min_response_chars: int = 40, random_state: int = 0) -> None:
         self.flag_min_score = flag_min_score
         self.min_response_chars = min_response_chars
         self.random_state = random_state

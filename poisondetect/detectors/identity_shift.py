@@ -112,7 +112,11 @@ class IdentityShiftDetector(Detector):
     per_row = True
     weight = 1.0
 
-    def __init__(self, *, flag_min_score: float = 0.7, random_state: int = 0) -> None:
+    # flag threshold: two families with one match each (0.70) is how a user's
+    # prompt-injection attempt in a clean chat log reads ("Ignore previous instructions ...
+    # you are not an AI"); a flag needs one more match or the third family (>= 0.73),
+    # as the planted personas have (measured: benchmarks/results/clean_fp.md)
+    def __init__(self, *, flag_min_score: float = 0.72, random_state: int = 0) -> None:
         self.flag_min_score = flag_min_score
         self.random_state = random_state
 
