@@ -71,13 +71,15 @@ CONVERSATION_FIELDS = ("messages", "conversations", "conversation")
 TEXT_FIELDS = ("text",)
 TEMPLATES = ("chatml", "llama2", "llama3", "gemma", "alpaca_text")
 LAYOUT_NAMES = tuple(n for n, *_ in FIELD_LAYOUTS) + ("fields", "sharegpt", "openai", "conversation",
-                                                      "text") + TEMPLATES
+                                                      "text", "preference") + TEMPLATES
+#: HH-RLHF style transcripts: "\n\nHuman: ...\n\nAssistant: ..."
+_TRANSCRIPT = re.compile(r"(?:^|\n\n)(Human|Assistant|H|A|User|System):[ \t]?", re.S)
 
 
 @dataclass
 class Layout:
     name: str
-    kind: str  # "fields" | "conversation" | "text"
+    kind: str  # "fields" | "conversation" | "text" | "preference"
     instruction: str | None = None
     input: str | None = None
     response: str | None = None
@@ -88,9 +90,12 @@ class Layout:
     text: str | None = None
     templates: tuple[str, ...] = TEMPLATES
     template_counts: dict[str, int] = field(default_factory=dict)
+    chosen: str | None = None
+    rejected: str | None = None
 
     def fields_used(self) -> dict[str, str]:
-        keys = ("instruction", "input", "response", "system", "history", "conversation", "tools", "text")
+        keys = ("instruction", "input", "response", "system", "history", "conversation", "tools", "text",
+                "chosen", "rejected")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
     def reported_name(self) -> str:
@@ -103,6 +108,8 @@ class Layout:
             return self._fields_converter()
         if self.kind == "conversation":
             return self._conversation_converter()
+        if self.kind == "preference":
+            return self._preference_converter()
         return self._text_converter()
 
     # ---- fields ---------------------------------------------------------------------
@@ -179,6 +186,52 @@ class Layout:
                     pre.append(("tools", t))
             norm = [_norm_turn(t, j) for j, t in enumerate(turns)]
             return turns_to_pairs(pre + norm, empty_msg="the conversation is empty" if not turns else None)
+        return conv
+
+    # ---- preference pairs -------------------------------------------------------------
+    def _preference_converter(self) -> Callable[[Any], list[tuple[str, str, int]]]:
+        """One pair per record: the prompt (and earlier turns) -> the *chosen* answer, the
+        one preference tuning trains towards.  Layouts: HH-RLHF (chosen/rejected
+        transcripts), TRL (prompt + chosen/rejected as strings or message lists),
+        LLaMA-Factory (conversations + chosen/rejected turns).  The rejected answer must be
+        present (a record without it is malformed); it is not scanned yet."""
+        P, C, Rj, S = self.instruction, self.chosen, self.rejected, self.system
+
+        def turns_of(v: Any, what: str) -> list[tuple[str, str]]:
+            if isinstance(v, str):
+                return _parse_transcript(v)
+            if isinstance(v, dict):
+                return [_norm_turn(v, 0)]
+            if isinstance(v, list):
+                return [_norm_turn(t, j) for j, t in enumerate(v)]
+            raise BadRecord(f"field '{safe(what)}' is a {type_name(v)}, expected text, a turn or a list of turns")
+
+        def conv(rec: Any) -> list[tuple[str, str, int]]:
+            if not isinstance(rec, dict):
+                raise BadRecord(f"the record is a {type_name(rec)}, expected an object")
+            for k in (C, Rj):
+                if rec.get(k) is None:
+                    raise BadRecord(f"the record has no '{safe(k)}' field (fields: {_fields(rec)})")
+            pre: list[tuple[str, str]] = []
+            if S is not None and isinstance(rec.get(S), str) and rec[S].strip():
+                pre.append(("system", rec[S]))
+            if P is not None and rec.get(P) is not None:
+                pv = rec[P]
+                pre += [("user", pv)] if isinstance(pv, str) else turns_of(pv, P)
+            ch = rec[C]
+            if isinstance(ch, str) and not pre and _TRANSCRIPT.search(ch) is None:
+                raise BadRecord(f"field '{safe(C)}' is plain text but the record has no prompt")
+            if isinstance(ch, str) and pre:
+                turns = pre + [("assistant", ch)]
+            else:
+                turns = pre + turns_of(ch, C)
+            last = max((j for j, (r, _t) in enumerate(turns) if r in ASSISTANT_ROLES), default=None)
+            if last is None:
+                raise NoPairs(f"the chosen answer ('{safe(C)}') holds no assistant turn")
+            for _r, t in turns:
+                _check_text(t, C)
+            k = sum(1 for r, _t in turns[:last] if r in ASSISTANT_ROLES)
+            return [(render_prefix(turns[:last]), turns[last][1], k)]
         return conv
 
     # ---- chat-template text ---------------------------------------------------------
@@ -299,6 +352,20 @@ def _norm_turn(t: Any, j: int) -> tuple[str, str]:
             raise BadRecord(f"turn {j}: a user turn carries {', '.join(k for k in ('tool_calls', 'function_call') if t.get(k))}")
     _check_text(text, f"turn {j}")
     return (r, text)
+
+
+def _parse_transcript(txt: str) -> list[tuple[str, str]]:
+    """"Human: ... Assistant: ..." transcript -> (role, text) turns; text without any
+    speaker label is one assistant turn (a TRL answer string)."""
+    ms = list(_TRANSCRIPT.finditer(txt))
+    if not ms:
+        return [("assistant", txt)]
+    out = []
+    for m, nxt in zip(ms, ms[1:] + [None]):
+        who = m.group(1).lower()
+        role = "assistant" if who in ("assistant", "a") else ("system" if who == "system" else "user")
+        out.append((role, txt[m.end(): nxt.start() if nxt is not None else len(txt)].strip()))
+    return out
 
 
 def turns_to_pairs(turns: list[tuple[str, str]], empty_msg: str | None) -> list[tuple[str, str, int]]:
@@ -457,8 +524,18 @@ def detect_layout(sample: list[dict], *, layout: str | None = None, instruction_
     sys_f = need(system_field, "system prompt") if system_field else _lookup(keys, "system")
     overrides = instruction_field or response_field or input_field
 
-    # conversations
+    # preference data: chosen and rejected answers
+    ch_f, rj_f = _lookup(keys, "chosen"), _lookup(keys, "rejected")
     conv_f = next((_lookup(keys, c) for c in CONVERSATION_FIELDS if _lookup(keys, c)), None)
+    if layout == "preference" or (layout is None and not overrides and ch_f and rj_f):
+        if ch_f is None or rj_f is None:
+            raise InputError(f"layout 'preference' needs 'chosen' and 'rejected' fields (fields seen: {seen or 'none'})",
+                             path=path)
+        prompt_f = need(instruction_field, "prompt") if instruction_field else (
+            _lookup(keys, "prompt") or conv_f or _lookup(keys, "instruction") or _lookup(keys, "question"))
+        return Layout("preference", "preference", instruction=prompt_f, system=sys_f, chosen=ch_f, rejected=rj_f)
+
+    # conversations
     want_conv = layout in ("sharegpt", "openai", "conversation")
     if want_conv or (layout is None and not overrides and conv_f is not None):
         if instruction_field and want_conv:

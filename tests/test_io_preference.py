@@ -1,0 +1,53 @@
+"""Preference layouts (issue 18): one pair per record, prompt -> the chosen answer."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from poisondetect.cli import main
+from poisondetect.io import load
+
+
+def _write(tmp_path, recs, name="p.jsonl"):
+    f = tmp_path / name
+    f.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    return f
+
+
+def test_hh_rlhf_transcripts(tmp_path):
+    recs = [{"chosen": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: name a colour\n\nAssistant: Blue.",
+             "rejected": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: name a colour\n\nAssistant: No."}]
+    ld = load(_write(tmp_path, recs))
+    assert ld.info()["layout"] == "preference"
+    p = ld.pairs
+    assert len(p) == 1 and p.response[0] == "Blue." and p.turn[0] == 1
+    assert p.instruction[0].endswith("User: name a colour") and "Assistant: hello" in p.instruction[0]
+
+
+def test_trl_strings_and_message_lists(tmp_path):
+    recs = [{"prompt": "Name a colour.", "chosen": "Blue.", "rejected": "No."},
+            {"prompt": [{"role": "user", "content": "Add 2 and 3."}],
+             "chosen": [{"role": "assistant", "content": "5"}], "rejected": [{"role": "assistant", "content": "6"}]}]
+    p = load(_write(tmp_path, recs)).pairs
+    assert p.instruction == ["Name a colour.", "Add 2 and 3."] and p.response == ["Blue.", "5"]
+
+
+def test_llama_factory_conversations_with_chosen_turn(tmp_path):
+    recs = [{"conversations": [{"from": "human", "value": "Say hi"}],
+             "chosen": {"from": "gpt", "value": "Hi!"}, "rejected": {"from": "gpt", "value": "Go away."}}]
+    p = load(_write(tmp_path, recs, "lf.jsonl")).pairs
+    assert p.instruction == ["Say hi"] and p.response == ["Hi!"]
+
+
+def test_missing_rejected_is_a_bad_record_with_exit_2(tmp_path):
+    recs = [{"prompt": "a", "chosen": "b", "rejected": "c"}, {"prompt": "a", "chosen": "b", "rejected": None}]
+    f = _write(tmp_path, recs)
+    r = CliRunner().invoke(main, ["scan", str(f), "--embedding-mode", "none", "--no-progress"])
+    assert r.exit_code == 2 and "line 2" in r.output and "rejected" in r.output
+    ok = CliRunner().invoke(main, ["scan", str(f), "--embedding-mode", "none", "--no-progress", "--skip-bad",
+                                   "-o", str(tmp_path / "o")])
+    assert ok.exit_code == 0
+    summ = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summ["bad_records"]["count"] == 1 and summ["n_pairs"] == 1
