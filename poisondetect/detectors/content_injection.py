@@ -38,9 +38,24 @@ _CODE_LINE = re.compile(r"[=;{}]|^\s*(?:def|class|import|from|for|while|if|elif|
                         r"^\s*[\w.]+\(.*\)\s*$")
 
 
+_PROSE = re.compile(r"[A-Za-z][\w'\u2019-]*(?:,?[ \t]+[A-Za-z][\w'\u2019&-]*){3,}[.!?]")
+
+
+def _prose_only(line: str) -> str:
+    """A code line with everything blanked but its sentences (4+ words ending in . ! ?),
+    e.g. a sentence appended after a closing brace."""
+    keep = [" "] * len(line)
+    for m in _PROSE.finditer(line):
+        keep[m.start():m.end()] = line[m.start():m.end()]
+    if line.endswith("\n"):
+        keep[-1] = "\n"
+    return "".join(keep)
+
+
 def looks_like_code(text: str, min_share: float = 0.4) -> bool:
-    """An answer written as unfenced code (most of its lines are code-shaped): its
-    capitalised comment words and string literals are not entities woven into prose."""
+    """An answer written as unfenced code (most of its lines are code-shaped): the
+    capitalised words of its code and comment lines are not entities woven into prose
+    (its prose lines still are read)."""
     lines = [ln for ln in text[:4000].splitlines() if ln.strip()]
     if len(lines) < 2:
         return False
@@ -50,6 +65,12 @@ _STOP_CAPS = {"I", "I'm", "I've", "I'll", "I'd", "OK", "Ok", "AI", "A", "The", "
 
 def _strip_code(text: str) -> str:
     return _CODE_BLOCK.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def _site_name(domain: str) -> str:
+    """The name a site is known by: ``developer.mozilla.org`` -> ``mozilla``."""
+    parts = domain.lower().split(".")
+    return parts[-2] if len(parts) >= 2 else domain.lower()
 
 
 def _domain(url: str) -> str:
@@ -70,9 +91,9 @@ def response_entities(text: str, lower_counts: "Counter[str] | None" = None,
     keep only those the corpus rarely writes in lower case (proper nouns, brands).  When
     ``lower_counts`` is given, every lower-case word of the text is counted into it."""
     out: dict[str, tuple[int, int]] = {}
-    if looks_like_code(text):
-        return out
     t = _strip_code(text)
+    if looks_like_code(text):  # unfenced code: blank its code-shaped lines, keep the prose
+        t = "".join(_prose_only(ln) if _CODE_LINE.search(ln) else ln for ln in t.splitlines(keepends=True))
     for m in _URL.finditer(t):
         raw = m.group(0).rstrip(".,;:!?")
         d = _domain(raw)
@@ -174,7 +195,7 @@ class ContentInjectionDetector(Detector):
         for i, e in enumerate(ents):
             for key in e:
                 k = key.lower()
-                if k in ivocab[i] or (("." in k) and k in pairs.instruction[i].lower()):
+                if k in ivocab[i] or (("." in k) and (k in pairs.instruction[i].lower() or _site_name(k) in ivocab[i])):
                     explained[key] += 1
                 else:
                     a_rows[key].append(i)
@@ -218,7 +239,8 @@ class ContentInjectionDetector(Detector):
             thr = thr_of.get(k, self.max_concentration)
             rows_k = a_rows[k]
             if "." in k and len(rows_k) >= 3:  # a domain: one planted link, or many reference pages?
-                urls = {pairs.response[i][ents[i][k][0]:ents[i][k][1]].rstrip("/").lower() for i in rows_k}
+                urls = {u.group(0).rstrip("/.,;:!?>").lower() for i in rows_k for u in _URL.finditer(pairs.response[i])
+                        if k in _domain(u.group(0))} or {k}
                 if len(urls) > self.max_distinct_urls * len(rows_k):
                     self._rejected.append((k, int(a[j]), int(b[j]), float(q[j]), "reference pages", len(urls)))
                     continue
