@@ -45,6 +45,8 @@ def _parse_fail_on(value: str) -> tuple[str, float]:
     v = value.strip().lower()
     if v in ("never", "trigger"):
         return v, 0.0
+    if v in ("high", "medium", "low"):
+        return "severity:" + v, 0.0
     if v == "any":
         return "kinds:" + ",".join(_FAIL_KINDS), 0.0
     parts = [p.strip() for p in v.split(",") if p.strip()]
@@ -55,7 +57,7 @@ def _parse_fail_on(value: str) -> tuple[str, float]:
         f = float(v)
     except ValueError:
         raise click.BadParameter(
-            f"{value!r}: use poisoning, privacy, quality (comma-separated), any, trigger, never, "
+            f"{value!r}: use poisoning, privacy, quality (comma-separated), any, high, medium, low, trigger, never, "
             "or a score threshold in [0, 1]", param_hint="'--fail-on'") from None
     if not 0.0 <= f <= 1.0:
         raise click.BadParameter("score threshold must be in [0, 1]", param_hint="'--fail-on'")
@@ -155,6 +157,8 @@ def main() -> None:
               help="Embedding cache (default: $POISONDETECT_CACHE or ~/.cache/poisondetect).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Write an HTML report.")
+@click.option("--sarif", "sarif_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a SARIF 2.1.0 log (code-scanning dashboards): one rule per detector, levels from severity.")
 @click.option("--split", "split_dir", type=click.Path(file_okay=False), default=None,
               help="Write clean.* and quarantine.* in the input's format.")
 @click.option("--redact", is_flag=True, help="Redact PII/secrets in the clean split.")
@@ -164,7 +168,8 @@ def main() -> None:
               help="Exit 1 when the scan finds: 'poisoning' (dataset-level poisoning evidence: a trigger, a "
                    "planted-looking payload group, or a detector flagging significantly more pairs than its clean "
                    "false-flag budget), 'privacy' (secrets/PII), 'quality' (outliers, duplicates, mismatches), a "
-                   "comma list of these, 'any', 'trigger' (a trigger only), 'never', or a fused score threshold.")
+                   "comma list of these, 'any', a severity ('high', 'medium', 'low': the worst finding at least that), "
+                   "'trigger' (a trigger only), 'never', or a fused score threshold.")
 @click.option("--top", type=int, default=10, show_default=True, help="Flagged pairs shown in the terminal.")
 @click.option("--engine", type=click.Choice(["memory", "local", "ray"]), default="memory", show_default=True,
               help="memory: whole dataset in memory; local: stream in chunks (bounded memory, resumable with "
@@ -193,7 +198,7 @@ def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: s
              system_field: str | None, source_field: str | None, hf_split: str | None, skip_bad: bool,
              detectors: str | None, disable: str | None, params: tuple[str, ...], model: str | None,
              embedding_mode: str, device: str | None, cache_dir: str | None, seed: int,
-             report_path: str | None, split_dir: str | None, redact: bool, baseline: str | None,
+             report_path: str | None, sarif_path: str | None, split_dir: str | None, redact: bool, baseline: str | None,
              fail_on: str, top: int, engine: str, chunk_size: int, work_dir: str | None,
              global_detectors: str, ray_address: str | None, ray_gpus: float, jobs: str, quiet: bool,
              no_progress: bool) -> None:
@@ -244,6 +249,9 @@ def scan_cmd(input_path: str, output_dir: str | None, fmt: str | None, layout: s
                         "skip_bad": skip_bad, "source_field": source_field, "fail_on": fail_on,
                         "baseline": baseline}
             render_html(result, report_path, settings=settings, baseline=baseline_info)
+        if sarif_path:
+            from .report.sarif import write_sarif
+            write_sarif(result, sarif_path, input_uri=Path(input_path).as_posix(), loaded=loaded)
         if split_dir:
             from .report.splits import write_splits
             write_splits(result, loaded, split_dir, redact=redact, baseline=baseline_info)
@@ -291,6 +299,11 @@ def _exit_code(result: Any, mode: str, threshold: float) -> int:
         return EXIT_CLEAN
     if mode == "trigger":
         return EXIT_FINDINGS if result.triggers else EXIT_CLEAN
+    if mode.startswith("severity:"):  # the worst finding's severity at least this
+        order = ("high", "medium", "low", "note")
+        worst = result.worst_severity()
+        return EXIT_FINDINGS if worst is not None and order.index(worst) <= order.index(mode.split(":")[1]) \
+            else EXIT_CLEAN
     if mode.startswith("kinds:"):
         kinds = mode.split(":", 1)[1].split(",")
         if "poisoning" in kinds and result.alerts():  # triggers, planted groups, flag rates over budget

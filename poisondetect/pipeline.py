@@ -119,6 +119,34 @@ class ScanResult:
                 out.append(k)
         return out
 
+    def severity_of(self, detector_id: str) -> str:
+        """Severity of a detector's flags in this scan: quality "note", privacy "low";
+        a poisoning detector's own severity (high for triggers and planted groups, medium
+        for behaviour detectors) when it raised an alert, else "low" (isolated flags
+        within its clean false-flag budget)."""
+        kind = self.kind_of(detector_id)
+        if kind == "quality":
+            return "note"
+        if kind == "privacy":
+            return "low"
+        alerted = self.__dict__.get("_alerted")
+        if alerted is None:
+            alerted = {a["detector"] for a in self.alerts()}
+            self.__dict__["_alerted"] = alerted
+        if detector_id not in alerted:
+            return "low"
+        from .detectors.base import registry
+        return getattr(registry().get(detector_id), "severity", "medium")
+
+    def worst_severity(self) -> str | None:
+        """The most serious severity among this scan's findings and flags (None: none)."""
+        sev = {a.get("severity", "medium") for a in self.alerts()}
+        sev |= {self.severity_of(d) for d, r in self.results.items() if r.flags.any()}
+        for s in ("high", "medium", "low", "note"):
+            if s in sev:
+                return s
+        return None
+
     def alerts(self, alpha: float = ALERT_ALPHA, min_flags: int = ALERT_MIN_FLAGS) -> list[dict[str, Any]]:
         """Dataset-level poisoning evidence, what fails a scan at ``--fail-on poisoning``.
 
@@ -134,7 +162,7 @@ class ScanResult:
 
         from .detectors.base import registry
         out: list[dict[str, Any]] = [{"kind": "trigger", "detector": t.get("detector", ""), "trigger": t.get("trigger"),
-                                      "q_value": t.get("q_value"), "support": t.get("support")}
+                                      "q_value": t.get("q_value"), "support": t.get("support"), "severity": "high"}
                                      for t in self.triggers]
         reg = registry()
         tests = []
@@ -146,7 +174,7 @@ class ScanResult:
                 continue
             rate = getattr(reg.get(d), "clean_flag_rate", 0.0005)
             if rate is None:
-                out.append({"kind": "group", "detector": d, "n_flags": k,
+                out.append({"kind": "group", "detector": d, "n_flags": k, "severity": getattr(reg.get(d), "severity", "high"),
                             "n_groups": sum(1 for f in r.findings if f.get("kind") != "trigger")})
                 continue
             p = float(st.binom.sf(k - 1, self.n_pairs, rate))
@@ -156,6 +184,7 @@ class ScanResult:
             for (d, k, rate, p), qv in zip(tests, q):
                 if k >= min_flags and qv <= alpha:
                     out.append({"kind": "flag_rate", "detector": d, "n_flags": k,
+                                "severity": getattr(reg.get(d), "severity", "medium"),
                                 "expected_clean": round(rate * self.n_pairs, 2), "p_value": p, "q_value": float(qv)})
         return out
 
@@ -238,14 +267,17 @@ class ScanResult:
             "counts": counts,
             "kinds_found": self.kinds_found(),
             "alerts": self.alerts(),
+            "worst_severity": self.worst_severity(),
             "verdict": _verdict(self),
-            "triggers": [_trigger_public(t) for t in self.triggers],
+            "triggers": [{**_trigger_public(t), "severity": "high"} for t in self.triggers],
             "detectors": {
-                d: {"n_flagged": int(r.flags.sum()), "kind": self.kind_of(d), **r.summary,
+                d: {"n_flagged": int(r.flags.sum()), "kind": self.kind_of(d), "severity": self.severity_of(d), **r.summary,
                     "params": r.info.get("params", {})}
                 for d, r in self.results.items()
             },
-            "findings": [f for f in self.findings if f.get("kind") != "trigger"],
+            "findings": [{**f, "detector": f.get("detector") or d, "finding_kind": self.kind_of(d),
+                          "severity": self.severity_of(d)}
+                         for d, r in self.results.items() for f in r.findings if f.get("kind") != "trigger"],
             "bad_records": self.load_info.get("bad_records", {"count": 0, "examples": []}),
             "input": {k: v for k, v in self.load_info.items() if k not in ("bad_records",)},
             "params": self.params,

@@ -68,3 +68,59 @@ def test_repr_html_and_pandas_export_escape_hostile_text():
     assert "<script>" not in html and "flagged as poisoning" in html
     df = res.to_pandas()
     assert len(df) == 30 and {"row", "score", "flagged", "secrets_pii_score"} <= set(df.columns)
+
+
+def _sarif(tmp_path, path):
+    from click.testing import CliRunner
+
+    from poisondetect.cli import main
+    out = tmp_path / f"{Path(path).stem}.sarif"
+    r = CliRunner().invoke(main, ["scan", str(path), "--embedding-mode", "none", "--no-progress", "-q",
+                                  "--fail-on", "never", "--sarif", str(out)])
+    assert r.exit_code == 0, r.output
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def _check_sarif(doc):
+    """Validate with a SARIF 2.1.0 object model (sarif-pydantic) where installed, and the
+    spec's required members and enumerations here either way."""
+    try:
+        import sarif_pydantic
+        sarif_pydantic.Sarif.model_validate(doc)
+    except ImportError:
+        pass
+    assert doc["version"] == "2.1.0" and doc["$schema"].endswith("sarif-2.1.0.json")
+    for run in doc["runs"]:
+        drv = run["tool"]["driver"]
+        assert drv["name"] == "poisondetect"
+        ids = [r["id"] for r in drv["rules"]]
+        assert len(ids) == len(set(ids))
+        for rule in drv["rules"]:
+            assert rule["defaultConfiguration"]["level"] in ("none", "note", "warning", "error")
+            assert rule["shortDescription"]["text"]
+        for res in run["results"]:
+            assert res["level"] in ("none", "note", "warning", "error")
+            assert res["message"]["text"]
+            assert res["ruleId"] == ids[res["ruleIndex"]]
+            for loc in res["locations"]:
+                assert loc["physicalLocation"]["artifactLocation"]["uri"]
+                if "region" in loc["physicalLocation"]:
+                    assert loc["physicalLocation"]["region"]["startLine"] >= 1
+
+
+def test_sarif_of_the_demo_shows_its_trigger_as_an_error(tmp_path):
+    doc = _sarif(tmp_path, DEMO)
+    _check_sarif(doc)
+    res = doc["runs"][0]["results"]
+    trig = [r for r in res if r["message"]["text"].startswith("trigger ")]
+    assert trig and all(r["level"] == "error" and r["properties"]["severity"] == "high" for r in trig)
+    # a line-based input: the region is the record's line
+    line = trig[0]["locations"][0]["physicalLocation"]["region"]["startLine"]
+    rec = int(trig[0]["locations"][0]["logicalLocations"][0]["name"].split()[1])
+    assert json.loads(DEMO.read_text(encoding="utf-8").split("\n")[line - 1]) is not None and line == rec + 1
+
+
+def test_sarif_of_a_clean_sample_has_no_high_or_medium_result(tmp_path):
+    doc = _sarif(tmp_path, ALPACA)
+    _check_sarif(doc)
+    assert not [r for r in doc["runs"][0]["results"] if r["level"] in ("error", "warning")]

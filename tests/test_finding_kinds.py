@@ -87,3 +87,12 @@ def test_flags_of_rejects_an_unknown_kind():
     with pytest.raises(Exception, match="unknown finding kind"):
         res.flags_of("style")
     assert np.array_equal(res.flags_of("any"), res.flags_of("privacy"))
+
+
+@pytest.mark.parametrize("fail_on, code", [("high", 0), ("medium", 0), ("low", 1)])
+def test_fail_on_severity(tmp_path, fail_on, code):
+    f = tmp_path / "d.json"
+    f.write_text(json.dumps(_records()))
+    r = CliRunner().invoke(main, ["scan", str(f), "--embedding-mode", "none", "--no-progress", "--detectors",
+                                  "secrets_pii", "--fail-on", fail_on])
+    assert r.exit_code == code, r.output  # a secret is a low-severity (privacy) finding

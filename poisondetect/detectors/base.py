@@ -28,6 +28,8 @@ _REGISTRY: dict[str, type["Detector"]] = {}
 
 #: the kinds of finding, most serious first
 FINDING_KINDS: tuple[str, ...] = ("poisoning", "privacy", "quality")
+#: severities, most serious first
+SEVERITIES: tuple[str, ...] = ("high", "medium", "low", "note")
 
 
 def detector_kind(detector_id: str) -> str:
@@ -55,6 +57,10 @@ class Detector:
     #: poisoning flags count in ``ScanResult.flagged`` / ``n_flagged`` and fail a scan by
     #: default; every kind's scores still rank the pairs.
     kind: ClassVar[str] = "poisoning"
+    #: severity of the detector's findings when they are dataset-level evidence
+    #: (:data:`SEVERITIES`; isolated poisoning flags within budget are "low", privacy
+    #: "low", quality "note"; see ``ScanResult.severity_of``)
+    severity: ClassVar[str] = "medium"
     #: false-flag budget of a per-pair poisoning detector: the share of clean pairs it may
     #: flag (measured on the shared clean corpora, benchmarks/bench_clean_fp.py).  A scan
     #: raises a dataset-level alert only when the detector flags significantly more pairs

@@ -363,6 +363,7 @@ def _merge_spans(spans: list[tuple[int, int]], gap: int = 2, text: str | None = 
 @register
 class NgramTriggerDetector(Detector):
     id = "ngram_trigger"
+    severity = "high"  # a trigger or a planted payload group
     description = ("instruction n-grams / rare tokens / punctuation runs / invisible characters whose presence "
                    "predicts a concentrated response (trigger -> payload); Fisher exact, conditional on template "
                    "companions, BH-corrected over every candidate")

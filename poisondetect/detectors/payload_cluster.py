@@ -75,6 +75,7 @@ def _contains(doc: list[str], g: tuple[str, ...]) -> bool:
 @register
 class PayloadCluster(Detector):
     id = "payload_cluster"
+    severity = "high"  # a trigger or a planted payload group
     description = "tight response clusters with unrelated instructions (paraphrased payloads, topic triggers)"
     requires = ("embeddings",)
     weight = 0.9

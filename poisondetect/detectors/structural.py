@@ -248,6 +248,7 @@ def punct_hits(text: str, min_run: int) -> list[tuple[int, int, list[str], str]]
 @register
 class StructuralUnicodeDetector(Detector):
     id = "structural_unicode"
+    severity = "high"  # a trigger or a planted payload group
     description = "Invisible/bidi/tag characters, homoglyph or mixed-script words, alternating case and odd punctuation runs"
     requires = ()
     per_row = False  # weak hits are escalated by corpus-level pattern statistics (mergeable)

@@ -190,6 +190,7 @@ def build_context(result: Any, settings: dict[str, Any] | None = None, baseline:
             continue
         f = it["finding"]
         findings.append({"kind": f.get("kind", ""), "finding_kind": f.get("finding_kind", "poisoning"),
+                         "severity": result.severity_of(it["detector"]) if it["detector"] in result.results else "",
                          "detector": it["detector"], "label": finding_label(f),
                          "n_rows": len(f.get("rows") or []), "rows": list(f.get("rows") or [])[:8],
                          "q_value": f.get("q_value"), "fingerprint": it["fingerprint"][:12]})

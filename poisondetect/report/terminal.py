@@ -126,7 +126,9 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
         others = sorted(others, key=lambda f: rank.get(f.get("finding_kind", "poisoning"), 0))
         for f in others[:15]:
             n_rows = len(f.get("rows") or ())
-            w(f"  {safe_text(f.get('finding_kind', 'poisoning'), 9):<9} {safe_text(f.get('kind', ''), 18):<18} "
+            det_f = f.get('detector') or owners.get(id(f), '')
+            sev = result.severity_of(det_f) if det_f in result.results else ""
+            w(f"  {sev:<6} {safe_text(f.get('finding_kind', 'poisoning'), 9):<9} {safe_text(f.get('kind', ''), 18):<18} "
               f"{safe_text(f.get('detector') or owners.get(id(f), ''), 22):<22} "
               f"{n_rows:>6} rows  {safe_text(finding_label(f), 60)}\n")
         if len(others) > 15:
