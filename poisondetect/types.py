@@ -21,6 +21,8 @@ class Pairs:
     trained to produce.  ``row`` is the 0-based index of the record in the input as
     loaded; ``turn`` the assistant turn within that record (0 for single-turn data).
     ``source`` is an optional per-pair provenance label (``--source-field``).
+    ``rejected`` is set for preference data (DPO / RLHF layouts): the answer the record
+    marks as worse, next to ``response`` (the chosen one, what preference tuning rewards).
     """
 
     instruction: list[str]
@@ -28,6 +30,7 @@ class Pairs:
     row: np.ndarray = None  # type: ignore[assignment]
     turn: np.ndarray = None  # type: ignore[assignment]
     source: list[str] | None = None
+    rejected: list[str] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.instruction)
@@ -43,6 +46,10 @@ class Pairs:
             if len(self.source) != n:
                 raise ValueError("source must have one entry per pair")
             self.source = ["" if s is None else str(s) for s in self.source]
+        if self.rejected is not None:
+            if len(self.rejected) != n:
+                raise ValueError("rejected must have one entry per pair")
+            self.rejected = ["" if s is None else str(s) for s in self.rejected]
 
     def __len__(self) -> int:
         return len(self.instruction)
@@ -64,17 +71,20 @@ class Pairs:
             row=self.row[idx],
             turn=self.turn[idx],
             source=None if self.source is None else [self.source[i] for i in idx],
+            rejected=None if self.rejected is None else [self.rejected[i] for i in idx],
         )
 
     @staticmethod
     def concat(parts: Sequence["Pairs"]) -> "Pairs":
         has_src = any(p.source is not None for p in parts)
+        has_rej = any(p.rejected is not None for p in parts)
         return Pairs(
             [t for p in parts for t in p.instruction],
             [t for p in parts for t in p.response],
             row=np.concatenate([p.row for p in parts]) if parts else np.zeros(0, np.int64),
             turn=np.concatenate([p.turn for p in parts]) if parts else np.zeros(0, np.int32),
             source=[s for p in parts for s in (p.source or [""] * len(p))] if has_src else None,
+            rejected=[s for p in parts for s in (p.rejected or [""] * len(p))] if has_rej else None,
         )
 
 

@@ -194,7 +194,8 @@ class Layout:
         one preference tuning trains towards.  Layouts: HH-RLHF (chosen/rejected
         transcripts), TRL (prompt + chosen/rejected as strings or message lists),
         LLaMA-Factory (conversations + chosen/rejected turns).  The rejected answer must be
-        present (a record without it is malformed); it is not scanned yet."""
+        present (a record without it is malformed); it travels as the 4th item
+        (``Pairs.rejected``) for the preference detectors."""
         P, C, Rj, S = self.instruction, self.chosen, self.rejected, self.system
 
         def turns_of(v: Any, what: str) -> list[tuple[str, str]]:
@@ -231,7 +232,17 @@ class Layout:
             for _r, t in turns:
                 _check_text(t, C)
             k = sum(1 for r, _t in turns[:last] if r in ASSISTANT_ROLES)
-            return [(render_prefix(turns[:last]), turns[last][1], k)]
+            rj = rec[Rj]
+            if isinstance(rj, str) and pre:
+                rej = rj
+            else:
+                rturns = turns_of(rj, Rj)
+                ra = [t for r, t in rturns if r in ASSISTANT_ROLES]
+                if not ra:
+                    raise BadRecord(f"the rejected answer ('{safe(Rj)}') holds no assistant turn")
+                rej = ra[-1]
+            _check_text(rej, Rj)
+            return [(render_prefix(turns[:last]), turns[last][1], k, rej)]
         return conv
 
     # ---- chat-template text ---------------------------------------------------------

@@ -292,9 +292,12 @@ class PairStream:
         n = 0
         chunk = self.chunk_records
 
+        preference = lay.kind == "preference"
+
         def new_lists() -> tuple[list, list, list, list, list | None]:
             return [], [], [], [], ([] if src_key is not None else None)
         instr, resp, rows, turns, sources = new_lists()
+        rejected: list[str] | None = [] if preference else None
         since = 0
         for rr in chain(buf, src.records):
             n += 1
@@ -314,7 +317,10 @@ class PairStream:
                     bad_ex.append({"record": rr.index, "line": rr.line, "problem": problem})
                 continue
             s_val = source_value(rr.value, src_key) if sources is not None else None
-            for ins, res, t in out:
+            for item in out:
+                ins, res, t = item[0], item[1], item[2]
+                if rejected is not None:
+                    rejected.append(item[3])
                 instr.append(ins)
                 resp.append(res)
                 rows.append(rr.index)
@@ -325,12 +331,13 @@ class PairStream:
                 since += 1
                 if since >= chunk:
                     self._n = n
-                    yield _pairs(instr, resp, rows, turns, sources)
+                    yield _pairs(instr, resp, rows, turns, sources, rejected)
                     instr, resp, rows, turns, sources = new_lists()
+                    rejected = [] if preference else None
                     since = 0
         self._n = n
         if instr or chunk is None:
-            yield _pairs(instr, resp, rows, turns, sources)
+            yield _pairs(instr, resp, rows, turns, sources, rejected)
         fields = lay.fields_used()
         if src_key is not None:
             fields["source"] = src_key
@@ -349,8 +356,9 @@ class PairStream:
 
 
 def _pairs(instr: list[str], resp: list[str], rows: list[int], turns: list[int],
-           sources: list[str] | None) -> Pairs:
-    return Pairs(instr, resp, row=np.asarray(rows, np.int64), turn=np.asarray(turns, np.int32), source=sources)
+           sources: list[str] | None, rejected: list[str] | None = None) -> Pairs:
+    return Pairs(instr, resp, row=np.asarray(rows, np.int64), turn=np.asarray(turns, np.int32), source=sources,
+                 rejected=rejected)
 
 
 def iter_records(source: Any, *, fmt: str | None = None, split: str | None = None) -> Iterator[F.RawRecord]:
