@@ -203,14 +203,6 @@ def tfidf_sim(queries: Sequence[str], refs: Sequence[str], k: int = 3) -> np.nda
     return out
 
 
-def bh(pvals: Sequence[float]) -> np.ndarray:
-    """Benjamini-Hochberg q-values (scipy.stats.false_discovery_control)."""
-    from scipy.stats import false_discovery_control
-
-    p = np.asarray(pvals, dtype=np.float64)
-    if p.size == 0:
-        return p
-    return false_discovery_control(np.clip(p, 0.0, 1.0), method="bh")
 
 
 def clip_text(s: str, n: int = 120) -> str:

@@ -26,7 +26,8 @@ import numpy as np
 from scipy.stats import binom
 
 from ..types import DetectorResult, Evidence, Pairs
-from ._safety_util import bh, embeddings_or_reason
+from ..stats import bh
+from ._safety_util import embeddings_or_reason
 from .base import Detector, register
 
 _CODE_BLOCK = re.compile(r"```.*?(?:```|$)|`[^`\n]{1,200}`", re.S)

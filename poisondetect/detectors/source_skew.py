@@ -20,7 +20,8 @@ import numpy as np
 from scipy.stats import fisher_exact
 
 from ..types import DetectorResult, Evidence, Pairs
-from ._safety_util import bh, shared_refusal, try_embeddings
+from ..stats import bh
+from ._safety_util import shared_refusal, try_embeddings
 from .base import Detector, register
 
 PRIOR_FLAGS_KEY = "prior_flags"

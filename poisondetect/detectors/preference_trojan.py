@@ -1,0 +1,185 @@
+"""Preference trojans: a prompt token that makes the *worse* answer the preferred one.
+
+Rando & Tramer 2024, "Universal Jailbreak Backdoors from Poisoned Human Feedback" (ICLR):
+a secret word appended to the last user turn, the harmful answer marked as chosen, 0.5-10%
+of the pairs; Wang et al. 2023 (RLHFPoison) and Baumgartner et al. 2024 poison preference
+labels the same way.
+
+Test.  Every token of the last user turn with support in [``min_support``,
+``max_share`` x n] is a candidate; its pairs' held-out preference margins
+(:mod:`._preference`) are tested for being lower than the rest (Stouffer, one-sided).
+Candidates fall in three families fixed *before* looking at the margins, by where the
+token sits: **appended** (it ends the last user turn in >= ``position_share`` of its
+prompts, after the request's own closing punctuation in >= ``after_end_share``: how
+the attack appends a trigger and how clean text almost never ends), **prefixed** (it
+opens the turn in >= ``position_share``), and **anywhere**.  Benjamini-Hochberg within
+each family, Bonferroni across the families in use.  A trigger is reported when its
+q-value is <= ``alpha``.
+
+An appended token that the answers and the earlier turns never echo (share of its pairs
+<= ``max_echo``) is a structural anomaly on its own; for those the preference evidence
+only has to agree in direction (p <= ``structural_p``), and the finding says so
+(``evidence: "appended+direction"``) with both numbers.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from ..stats import bh, z_sum_lower
+from ..text import display_token, tokenize
+from ..types import DetectorResult, Evidence, Pairs
+from ._preference import shared_last_user, shared_margins
+from .base import Detector, register
+
+_END_PUNCT = ".?!。？！"
+
+
+@register
+class PreferenceTrojanDetector(Detector):
+    id = "preference_trojan"
+    description = ("Preference data: a prompt token whose pairs prefer the answer the rest of the dataset "
+                   "rejects (held-out Bradley-Terry margins, Stouffer test, BH per position family)")
+    requires = ()
+    kind = "poisoning"
+    severity = "high"
+    clean_flag_rate = None
+    weight = 1.0
+
+    def __init__(self, *, min_support: int = 5, max_share: float = 0.2, alpha: float = 0.05,
+                 position_share: float = 0.8, after_end_share: float = 0.3, max_echo: float = 0.2,
+                 structural_p: float = 0.2, max_triggers: int = 10, random_state: int = 0) -> None:
+        self.min_support = min_support
+        self.max_share = max_share
+        self.alpha = alpha
+        self.position_share = position_share
+        self.after_end_share = after_end_share
+        self.max_echo = max_echo
+        self.structural_p = structural_p
+        self.max_triggers = max_triggers
+        self.random_state = random_state
+
+    # -- candidates -------------------------------------------------------------------
+    def _candidates(self, pairs: Pairs, turns: list[tuple[int, str]]) -> dict[str, dict[str, Any]]:
+        n = len(pairs)
+        cand: dict[str, dict[str, Any]] = {}
+        for i, (_off, text) in enumerate(turns):
+            toks = tokenize(text)
+            if not toks:
+                continue
+            seen: set[str] = set()
+            for t, a, b in toks:
+                k = t.casefold()
+                if k not in seen:
+                    seen.add(k)
+                    c = cand.setdefault(k, {"rows": [], "spans": [], "end": 0, "after_end": 0, "start": 0})
+                    c["rows"].append(i)
+                    c["spans"].append((a, b))
+            last, la, _lb = toks[-1]
+            c = cand[last.casefold()]
+            c["end"] += 1
+            before = text[:la].rstrip()
+            if before and before[-1] in _END_PUNCT:
+                c["after_end"] += 1
+            cand[toks[0][0].casefold()]["start"] += 1
+        hi = self.max_share * n
+        return {k: c for k, c in cand.items() if self.min_support <= len(c["rows"]) <= hi}
+
+    def _echo(self, pairs: Pairs, turns: list[tuple[int, str]], tok: str, rows: list[int]) -> float:
+        pat = re.compile(r"(?<!\w)" + re.escape(tok) + r"(?!\w)", re.I)
+        hit = 0
+        for i in rows:
+            off = turns[i][0]
+            if (pat.search(pairs.response[i]) or pat.search(pairs.rejected[i])
+                    or pat.search(pairs.instruction[i][:off])):
+                hit += 1
+        return hit / max(1, len(rows))
+
+    def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
+        n = len(pairs)
+        if n == 0 or pairs.rejected is None:
+            return DetectorResult(self.id, np.zeros(n), np.zeros(n, bool),
+                                  summary={"applies": False, "reason": "no rejected answers (not preference data)"})
+        z, minfo = shared_margins(pairs, ctx, self.random_state)
+        summary: dict[str, Any] = {"applies": True, "margin_model": minfo}
+        if not minfo.get("fitted"):
+            return DetectorResult(self.id, np.zeros(n), np.zeros(n, bool), summary=summary)
+        turns = shared_last_user(pairs, ctx)
+        cand = self._candidates(pairs, turns)
+        fam: dict[str, list[str]] = {"appended": [], "prefixed": [], "anywhere": []}
+        tests: dict[str, tuple[float, float]] = {}
+        for k, c in cand.items():
+            m = len(c["rows"])
+            tests[k] = z_sum_lower(z, c["rows"])
+            fam["anywhere"].append(k)
+            if c["end"] >= self.position_share * m and c["after_end"] >= self.after_end_share * m:
+                fam["appended"].append(k)
+            if c["start"] >= self.position_share * m:
+                fam["prefixed"].append(k)
+        used = [f for f, ks in fam.items() if ks]
+        q: dict[str, float] = {}
+        q_family: dict[str, str] = {}
+        for f in used:
+            qs = bh([tests[k][1] for k in fam[f]]) * len(used)
+            for k, qq in zip(fam[f], qs):
+                if qq < q.get(k, np.inf):
+                    q[k], q_family[k] = float(min(qq, 1.0)), f
+        found: list[dict[str, Any]] = []
+        appended = set(fam["appended"])
+        for k in sorted(cand, key=lambda t: (q.get(t, 1.0), tests[t][1], t)):
+            c, (stat, p) = cand[k], tests[k]
+            route = None
+            if q.get(k, 1.0) <= self.alpha:
+                route = "margins"
+            elif k in appended and p <= self.structural_p:
+                echo = self._echo(pairs, turns, k, c["rows"])
+                if echo <= self.max_echo:
+                    route = "appended+direction"
+            if route is None:
+                continue
+            rows = np.asarray(c["rows"], np.int64)
+            found.append({"tok": k, "rows": rows, "spans": c["spans"], "p": p, "q": q.get(k, 1.0),
+                          "stat": stat, "family": q_family.get(k, "anywhere"), "route": route,
+                          "echo": self._echo(pairs, turns, k, c["rows"]), "end": c["end"],
+                          "after_end": c["after_end"]})
+            if len(found) >= self.max_triggers:
+                break
+        scores = np.zeros(n)
+        flags = np.zeros(n, bool)
+        evidence: dict[int, list[Evidence]] = {}
+        findings: list[dict[str, Any]] = []
+        from scipy.stats import norm
+        below = norm.cdf(-z)
+        for j, fd in enumerate(found):
+            fid = f"preference_trojan/{j}"
+            rows = fd["rows"]
+            disp = display_token(pairs.instruction[rows[0]][turns[rows[0]][0] + fd["spans"][0][0]:
+                                                             turns[rows[0]][0] + fd["spans"][0][1]])
+            s = 0.85 + 0.15 * below[rows]
+            scores[rows] = np.maximum(scores[rows], s)
+            flags[rows] = True
+            worse = int((z[rows] < 0).sum())
+            for i, (a, b) in zip(rows, fd["spans"]):
+                off = turns[i][0]
+                evidence.setdefault(int(i), []).append(Evidence(
+                    self.id, "preference_margin_stouffer",
+                    f"prompt token {disp!r} ({len(rows)} pairs, {fd['end']} ending the request) goes with chosen "
+                    f"answers the dataset's held-out preference model ranks below their rejected ones "
+                    f"({worse}/{len(rows)} pairs; Stouffer z={fd['stat']:.2f}, p={fd['p']:.2g}, q={fd['q']:.2g}, "
+                    f"{fd['family']} family); this pair's margin z={z[i]:.2f}",
+                    value=float(scores[i]), p_value=fd["p"], q_value=fd["q"], side="instruction",
+                    span=(off + a, off + b), span_text=pairs.instruction[i][off + a:off + b], finding=fid))
+            findings.append({
+                "id": fid, "kind": "trigger", "detector": self.id, "trigger": disp, "mode": "preference",
+                "payload": "the answer the rest of the dataset rejects is marked preferred",
+                "payload_kind": "preference_flip", "support": int(len(rows)), "trigger_rows": int(len(rows)),
+                "pairs_chosen_worse": worse, "p_value": fd["p"], "q_value": fd["q"], "z": round(fd["stat"], 3),
+                "family": fd["family"], "evidence": fd["route"], "echo_share": round(fd["echo"], 3),
+                "ends_request": int(fd["end"]), "after_request_end": int(fd["after_end"]),
+                "test": "stouffer_z_of_heldout_bradley_terry_margins",
+                "rows": [int(r) for r in pairs.row[rows][:1000]]})
+        summary.update({"n_candidates": len(cand), "families": {f: len(ks) for f, ks in fam.items()},
+                        "n_triggers": len(found), "n_flagged": int(flags.sum())})
+        return DetectorResult(self.id, scores, flags, evidence, findings, summary)
