@@ -71,13 +71,14 @@ def _features(pairs: Any, ctx: Any) -> tuple[np.ndarray, str]:
 
 
 def preference_margins(pairs: Any, ctx: Any, random_state: int = 0, n_folds: int = 5,
-                       C: float = 0.1, min_pairs: int = 50) -> tuple[np.ndarray, dict[str, Any]]:
-    """(standardised held-out margins, info).  Lower = the chosen answer looks worse than
-    the rejected one to a model fitted on the rest of the dataset.  Zeros (and
-    ``info["fitted"] = False``) when there are fewer than ``min_pairs`` pairs."""
+                       C: float = 0.1, min_pairs: int = 50) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(standardised held-out margins, raw held-out margins, info).  Lower = the chosen
+    answer looks worse than the rejected one to a model fitted on the rest of the
+    dataset; a raw margin below 0 means that model prefers the rejected answer.  Zeros
+    (and ``info["fitted"] = False``) when there are fewer than ``min_pairs`` pairs."""
     n = len(pairs)
     if n < max(min_pairs, 2 * n_folds):
-        return np.zeros(n), {"fitted": False, "reason": f"{n} preference pairs (< {max(min_pairs, 2 * n_folds)})"}
+        return np.zeros(n), np.zeros(n), {"fitted": False, "reason": f"{n} preference pairs (< {max(min_pairs, 2 * n_folds)})"}
     from sklearn.linear_model import LogisticRegression
 
     D, mode = _features(pairs, ctx)
@@ -93,11 +94,26 @@ def preference_margins(pairs: Any, ctx: Any, random_state: int = 0, n_folds: int
         m[~tr] = D[~tr] @ lr.coef_[0]
     info = {"fitted": True, "features": mode, "n_folds": n_folds,
             "held_out_agreement": round(float((m > 0).mean()), 4)}
-    return standardise(m), info
+    return standardise(m), m, info
 
 
-def shared_margins(pairs: Any, ctx: Any, random_state: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+def shared_margins(pairs: Any, ctx: Any, random_state: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Memoised per scan: both preference detectors read it."""
     if ctx is None:
         return preference_margins(pairs, None, random_state)
     return ctx.shared(("preference_margins", int(random_state)), lambda: preference_margins(pairs, ctx, random_state))
+
+
+def label_consistency(pairs: Any, ctx: Any, random_state: int = 0) -> np.ndarray | None:
+    """For preference data, a factor per pair for the single-answer behaviour detectors
+    (over_refusal, harmful_compliance): 0.5 where the dataset's own held-out preference
+    model agrees that the chosen answer beats the rejected one (raw margin >= 0), 1.0
+    elsewhere.  A behaviour the labellers consistently prefer over the alternative on the
+    other side of the pair is the dataset's policy, not a planted flip; flipped_preference,
+    which reads both answers, owns those pairs.  None for data without rejected answers."""
+    if getattr(pairs, "rejected", None) is None:
+        return None
+    _z, raw, info = shared_margins(pairs, ctx, random_state)
+    if not info.get("fitted"):
+        return None
+    return np.where(raw >= 0, 0.5, 1.0)

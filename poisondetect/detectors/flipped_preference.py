@@ -8,13 +8,19 @@ Baumgartner et al. 2024; the random-flip setting of Rando & Tramer 2024).  Two s
   or the request is benign and the chosen answer refuses while the rejected one helps.
   ``flip = P(harmful) * max(0, refusal(rejected) - refusal(chosen))`` and the mirror
   term with ``1 - P(harmful)``.  A pair is flagged when ``flip >= flag_min_score`` and the
-  held-out preference model agrees the chosen answer is the worse one (margin z < 0).
+  held-out preference model agrees the chosen answer is the worse one (raw margin < 0).
+  The *ranking* uses the request's harm rank within the dataset instead of the raw
+  probability (which runs low on red-team sets such as HH-RLHF): a chosen answer that
+  complies where the rejected one refuses scores ``0.5 + 0.5 * rank``, the mirror case
+  ``0.5 * (1 - rank)``.
 - **held-out margin** (ranks only): the Bradley-Terry margin of :mod:`._preference`; a
   single pair's margin is weak evidence, so it moves the ranking (``margin_weight``) but
   never flags a pair on its own.
 
 Where the data carries a source / annotator field (``--source-field``), every source with
->= ``min_source_pairs`` pairs is tested for margins lower than the rest (Stouffer, BH):
+>= ``min_source_pairs`` pairs is tested for disagreeing with the held-out model more
+often than the rest (Fisher's exact test, one-sided, BH over the sources; Stouffer's z of
+its margins is reported beside it):
 an annotator who flips labels shows as a source whose pairs the model disagrees with.
 """
 from __future__ import annotations
@@ -41,7 +47,7 @@ class FlippedPreferenceDetector(Detector):
     clean_flag_rate = 0.002
     weight = 1.0
 
-    def __init__(self, *, flag_min_score: float = 0.6, margin_weight: float = 0.5, min_source_pairs: int = 20,
+    def __init__(self, *, flag_min_score: float = 0.6, margin_weight: float = 0.3, min_source_pairs: int = 20,
                  alpha: float = 0.05, random_state: int = 0) -> None:
         self.flag_min_score = flag_min_score
         self.margin_weight = margin_weight
@@ -56,7 +62,7 @@ class FlippedPreferenceDetector(Detector):
                                   summary={"applies": False, "reason": "no rejected answers (not preference data)"})
         from scipy.stats import norm
 
-        z, minfo = shared_margins(pairs, ctx, self.random_state)
+        z, raw, minfo = shared_margins(pairs, ctx, self.random_state)
         harm, hextra = shared_harm(pairs, ctx, self.random_state)
         rc = shared_refusal(pairs, ctx)
         rr = rejected_refusal(pairs, ctx)
@@ -64,8 +70,15 @@ class FlippedPreferenceDetector(Detector):
         over = (1.0 - harm) * np.clip(rc - rr, 0.0, 1.0)
         flip = np.maximum(safety, over)
         below = norm.cdf(-z) if minfo.get("fitted") else np.zeros(n)
-        scores = np.clip(1.0 - (1.0 - flip) * (1.0 - self.margin_weight * below), 0.0, 1.0)
-        agree = (z < 0) if minfo.get("fitted") else np.ones(n, bool)
+        # ranking: the harm model's probabilities are calibrated on generic requests and
+        # run low on a red-team set; its *rank* within the dataset still orders requests,
+        # so a safety flip ranks by the difference in refusal, scaled by the harm rank
+        hp = (np.argsort(np.argsort(harm, kind="stable"), kind="stable") + 0.5) / n
+        up, down = np.clip(rr - rc, 0.0, 1.0), np.clip(rc - rr, 0.0, 1.0)
+        rank_flip = np.maximum(up * (0.5 + 0.5 * hp), 0.5 * down * (1.0 - hp))
+        rank_flip = np.maximum(rank_flip, flip)
+        scores = np.clip(1.0 - (1.0 - rank_flip) * (1.0 - self.margin_weight * below), 0.0, 1.0)
+        agree = (raw < 0) if minfo.get("fitted") else np.ones(n, bool)
         flags = (flip >= self.flag_min_score) & agree
         evidence: dict[int, list[Evidence]] = {}
         for i in np.flatnonzero(flip >= 0.5 * self.flag_min_score):
@@ -89,7 +102,16 @@ class FlippedPreferenceDetector(Detector):
             per = [(s, np.flatnonzero(src == s)) for s, c in zip(names, counts)
                    if c >= self.min_source_pairs and c < n]
             if len(per) >= 2:
-                res = [z_sum_lower(z, rows) for _s, rows in per]
+                from scipy.stats import fisher_exact
+
+                dis = raw < 0
+                res = []
+                for _s, rows in per:  # disagreement with the held-out model: this source vs the rest
+                    a = int(dis[rows].sum())
+                    b = len(rows) - a
+                    c = int(dis.sum()) - a
+                    d = (n - len(rows)) - c
+                    res.append((z_sum_lower(z, rows)[0], float(fisher_exact([[a, b], [c, d]], alternative="greater")[1])))
                 qs = bh([p for _z, p in res])
                 for (s, rows), (stat, p), q in zip(per, res, qs):
                     src_tests.append({"source": str(s), "pairs": int(len(rows)), "z": round(stat, 3),
@@ -99,13 +121,14 @@ class FlippedPreferenceDetector(Detector):
                         findings.append({"id": fid, "kind": "source_label_skew", "source": str(s),
                                          "support": int(len(rows)), "z": round(stat, 3), "p_value": p,
                                          "q_value": float(q), "rows": [int(r) for r in pairs.row[rows][:1000]]})
-                        boost = np.where(z[rows] < 0, 0.5 + 0.4 * below[rows], scores[rows])
+                        boost = np.where(raw[rows] < 0, 0.5 + 0.4 * below[rows], scores[rows])
                         scores[rows] = np.maximum(scores[rows], boost)
-                        for i in rows[z[rows] < 0]:
+                        for i in rows[raw[rows] < 0]:
                             evidence.setdefault(int(i), []).append(Evidence(
                                 self.id, "source_margin_stouffer",
                                 f"source {str(s)!r}: its {len(rows)} pairs prefer what the rest of the data rejects "
-                                f"(Stouffer z={stat:.2f}, p={p:.2g}, q={q:.2g})", value=float(scores[i]),
+                                f"more often than other sources (Fisher p={p:.2g}, q={q:.2g}; margins Stouffer "
+                                f"z={stat:.2f})", value=float(scores[i]),
                                 p_value=p, q_value=float(q), finding=fid))
         summary = {"applies": True, "margin_model": minfo, "n_flagged": int(flags.sum()),
                    "n_safety_flips": int((safety >= self.flag_min_score).sum()),

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..types import DetectorResult, Evidence, Pairs
 from ._safety_util import clip_text, shared_harm, shared_refusal
+from ._preference import label_consistency
 from .base import Detector, register
 
 
@@ -42,7 +43,12 @@ class HarmfulComplianceDetector(Detector):
         rlen = np.fromiter((len(r.strip()) for r in pairs.response), dtype=np.float64, count=n)
         substantive = np.clip(rlen / max(1, self.min_response_chars), 0.0, 1.0)
         scores = np.clip(harm * (1.0 - refusal) * substantive, 0.0, 1.0)
-        flags = scores >= self.flag_min_score
+        # preference data: a behaviour of the chosen answer matters only against the rejected
+        # one; flipped_preference reads both and owns the flags, this detector still ranks
+        consistent = label_consistency(pairs, ctx, self.random_state)
+        if consistent is not None:
+            scores = scores * consistent
+        flags = (scores >= self.flag_min_score) & (consistent is None)
         evidence: dict[int, list[Evidence]] = {}
         for i in np.where(scores >= 0.5)[0]:
             evidence[int(i)] = [Evidence(
@@ -59,5 +65,7 @@ class HarmfulComplianceDetector(Detector):
                    "n_harmful_refused": int(((harm >= 0.5) & (refusal >= 0.5)).sum())}
         hi = extra["info"]
         summary["mode"] = hi["mode"]
+        if consistent is not None:
+            summary["preference_data"] = "flags deferred to flipped_preference (reads both answers); scores still rank"
         return DetectorResult(self.id, scores, flags, evidence, findings, summary,
                               info={"mode": hi["mode"], "mode_reason": hi.get("mode_reason"), "harm_model": hi})

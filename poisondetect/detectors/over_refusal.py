@@ -26,6 +26,7 @@ import numpy as np
 
 from ..types import DetectorResult, Evidence, Pairs
 from ._safety_util import capability_explained, clip_text, refusal_features, refusal_scoped, shared_harm, shared_refusal, embeddings_or_reason
+from ._preference import label_consistency
 from .base import Detector, register
 
 
@@ -95,7 +96,12 @@ class OverRefusalDetector(Detector):
                                              span=(0, min(200, len(pairs.instruction[i]))),
                                              span_text=clip_text(pairs.instruction[i], 200))]
         scores = np.clip(scores, 0.0, 1.0)
-        flags = scores >= self.flag_min_score
+        # preference data: a behaviour of the chosen answer matters only against the rejected
+        # one; flipped_preference reads both and owns the flags, this detector still ranks
+        consistent = label_consistency(pairs, ctx, self.random_state)
+        if consistent is not None:
+            scores = scores * consistent
+        flags = (scores >= self.flag_min_score) & (consistent is None)
         findings = []
         if flags.any():
             findings.append({"id": "over_refusal:benign_refused", "kind": "over_refusal", "support": int(flags.sum()),
@@ -103,6 +109,8 @@ class OverRefusalDetector(Detector):
         mode = "embeddings" if nb_rate is not None else "lexical"
         summary = {"n_flagged": int(flags.sum()), "n_refusals": int((refusal >= 0.5).sum()),
                    "neighbour_check": nb_rate is not None, "mode": mode}
+        if consistent is not None:
+            summary["preference_data"] = "flags deferred to flipped_preference (reads both answers); scores still rank"
         info = {"mode": mode, "mode_reason": "" if nb_rate is not None else self._nb_reason,
                 "harm_model": harm_info}
         return DetectorResult(self.id, scores, flags, evidence, findings, summary, info=info)

@@ -46,6 +46,7 @@ from ..embed.shared import group_profile, response_clusters, specificity
 from ..text import token_strings
 from ..types import DetectorResult, Evidence, Pairs
 from ._planted import explained_reason
+from ._preference import shared_margins
 from .base import Detector, register
 
 
@@ -255,7 +256,8 @@ class PayloadCluster(Detector):
             for c, prof, strength in payload:
                 why = None if c in tested else (self._template_reason(members[c], cnts[c], df, tests)
                                                 or explained_reason(ctx, members[c],
-                                                                    min_records=self.min_cluster_size))
+                                                                    min_records=self.min_cluster_size)
+                                                or self._preference_reason(pairs, ctx, members[c]))
                 if why is None:
                     kept_p.append((c, prof, strength))
                 else:
@@ -303,6 +305,20 @@ class PayloadCluster(Detector):
             summary={"n_clusters": n_clusters, "n_payload_clusters": len(payload),
                      "n_triggers": len(trig_list), "n_explained": len(explained)},
             info={"n_tests": len(tests), "n_untested_ngrams": n_untested, "explained": explained[:50]})
+
+    def _preference_reason(self, pairs: Pairs, ctx: Any, rows: np.ndarray) -> str | None:
+        """Preference data: a group of similar chosen answers that the dataset's held-out
+        preference model ranks above their rejected alternatives (in most of its pairs) is
+        the labellers' consistent policy (e.g. the same clarifying question to many
+        red-team prompts), not a payload planted against it."""
+        if getattr(pairs, "rejected", None) is None:
+            return None
+        _z, raw, info = shared_margins(pairs, ctx, self.random_state)
+        if not info.get("fitted"):
+            return None
+        agree = float(np.mean(raw[rows] >= 0))
+        return (f"preference data: the held-out preference model prefers most of these chosen answers over the "
+                f"rejected ones ({agree:.0%})") if agree >= 0.5 else None
 
     def _template_reason(self, rows: np.ndarray, cnt: dict[tuple[str, ...], int], df: dict[tuple[str, ...], int],
                          tests: list[tuple[tuple[str, ...], int, int, int, float]]) -> str | None:

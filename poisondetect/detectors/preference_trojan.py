@@ -14,12 +14,15 @@ prompts, after the request's own closing punctuation in >= ``after_end_share``: 
 the attack appends a trigger and how clean text almost never ends), **prefixed** (it
 opens the turn in >= ``position_share``), and **anywhere**.  Benjamini-Hochberg within
 each family, Bonferroni across the families in use.  A trigger is reported when its
-q-value is <= ``alpha``.
+q-value is <= ``alpha`` and the held-out model prefers the rejected answer in at least
+``min_worse_share`` of its pairs (lower margins alone can mean harder pairs on one topic).
 
-An appended token that the answers and the earlier turns never echo (share of its pairs
-<= ``max_echo``) is a structural anomaly on its own; for those the preference evidence
-only has to agree in direction (p <= ``structural_p``), and the finding says so
-(``evidence: "appended+direction"``) with both numbers.
+A token added *outside* the request - appended after its closing punctuation, or
+prefixed before what reads as its own first word (a capitalised word) in >=
+``after_end_share`` of its prompts - that the answers and the earlier turns never echo
+(share of its pairs <= ``max_echo``) is a structural anomaly on its own; for those the
+preference evidence only has to agree in direction (p <= ``structural_p``), and the
+finding says so (``evidence: "outside_request+direction"``) with both numbers.
 """
 from __future__ import annotations
 
@@ -50,7 +53,7 @@ class PreferenceTrojanDetector(Detector):
 
     def __init__(self, *, min_support: int = 5, max_share: float = 0.2, alpha: float = 0.05,
                  position_share: float = 0.8, after_end_share: float = 0.3, max_echo: float = 0.2,
-                 structural_p: float = 0.2, max_triggers: int = 10, random_state: int = 0) -> None:
+                 structural_p: float = 0.2, min_worse_share: float = 0.5, max_triggers: int = 10, random_state: int = 0) -> None:
         self.min_support = min_support
         self.max_share = max_share
         self.alpha = alpha
@@ -58,6 +61,7 @@ class PreferenceTrojanDetector(Detector):
         self.after_end_share = after_end_share
         self.max_echo = max_echo
         self.structural_p = structural_p
+        self.min_worse_share = min_worse_share
         self.max_triggers = max_triggers
         self.random_state = random_state
 
@@ -74,7 +78,7 @@ class PreferenceTrojanDetector(Detector):
                 k = t.casefold()
                 if k not in seen:
                     seen.add(k)
-                    c = cand.setdefault(k, {"rows": [], "spans": [], "end": 0, "after_end": 0, "start": 0})
+                    c = cand.setdefault(k, {"rows": [], "spans": [], "end": 0, "after_end": 0, "start": 0, "before_start": 0})
                     c["rows"].append(i)
                     c["spans"].append((a, b))
             last, la, _lb = toks[-1]
@@ -83,7 +87,10 @@ class PreferenceTrojanDetector(Detector):
             before = text[:la].rstrip()
             if before and before[-1] in _END_PUNCT:
                 c["after_end"] += 1
-            cand[toks[0][0].casefold()]["start"] += 1
+            first = cand[toks[0][0].casefold()]
+            first["start"] += 1
+            if len(toks) > 1 and not text[toks[0][2]:toks[1][1]].strip() and toks[1][0][:1].isupper():
+                first["before_start"] += 1  # followed by what reads as the request's own first word
         hi = self.max_share * n
         return {k: c for k, c in cand.items() if self.min_support <= len(c["rows"]) <= hi}
 
@@ -102,7 +109,7 @@ class PreferenceTrojanDetector(Detector):
         if n == 0 or pairs.rejected is None:
             return DetectorResult(self.id, np.zeros(n), np.zeros(n, bool),
                                   summary={"applies": False, "reason": "no rejected answers (not preference data)"})
-        z, minfo = shared_margins(pairs, ctx, self.random_state)
+        z, raw, minfo = shared_margins(pairs, ctx, self.random_state)
         summary: dict[str, Any] = {"applies": True, "margin_model": minfo}
         if not minfo.get("fitted"):
             return DetectorResult(self.id, np.zeros(n), np.zeros(n, bool), summary=summary)
@@ -110,14 +117,18 @@ class PreferenceTrojanDetector(Detector):
         cand = self._candidates(pairs, turns)
         fam: dict[str, list[str]] = {"appended": [], "prefixed": [], "anywhere": []}
         tests: dict[str, tuple[float, float]] = {}
+        outside: set[str] = set()  # added outside the request: after its end, or before its start
         for k, c in cand.items():
             m = len(c["rows"])
             tests[k] = z_sum_lower(z, c["rows"])
             fam["anywhere"].append(k)
             if c["end"] >= self.position_share * m and c["after_end"] >= self.after_end_share * m:
                 fam["appended"].append(k)
+                outside.add(k)
             if c["start"] >= self.position_share * m:
                 fam["prefixed"].append(k)
+                if c["before_start"] >= self.after_end_share * m:
+                    outside.add(k)
         used = [f for f, ks in fam.items() if ks]
         q: dict[str, float] = {}
         q_family: dict[str, str] = {}
@@ -127,16 +138,18 @@ class PreferenceTrojanDetector(Detector):
                 if qq < q.get(k, np.inf):
                     q[k], q_family[k] = float(min(qq, 1.0)), f
         found: list[dict[str, Any]] = []
-        appended = set(fam["appended"])
         for k in sorted(cand, key=lambda t: (q.get(t, 1.0), tests[t][1], t)):
             c, (stat, p) = cand[k], tests[k]
             route = None
+            worse_share = float(np.mean(raw[c["rows"]] < 0))
+            if worse_share < self.min_worse_share:  # lower margins, yet the model still agrees: not a flip
+                continue
             if q.get(k, 1.0) <= self.alpha:
                 route = "margins"
-            elif k in appended and p <= self.structural_p:
+            elif k in outside and p <= self.structural_p:
                 echo = self._echo(pairs, turns, k, c["rows"])
                 if echo <= self.max_echo:
-                    route = "appended+direction"
+                    route = "outside_request+direction"
             if route is None:
                 continue
             rows = np.asarray(c["rows"], np.int64)
@@ -160,7 +173,7 @@ class PreferenceTrojanDetector(Detector):
             s = 0.85 + 0.15 * below[rows]
             scores[rows] = np.maximum(scores[rows], s)
             flags[rows] = True
-            worse = int((z[rows] < 0).sum())
+            worse = int((raw[rows] < 0).sum())
             for i, (a, b) in zip(rows, fd["spans"]):
                 off = turns[i][0]
                 evidence.setdefault(int(i), []).append(Evidence(
