@@ -241,6 +241,8 @@ class ScanResult:
         if with_text:
             rec["instruction"] = self.pairs.instruction[i]
             rec["response"] = self.pairs.response[i]
+            if self.pairs.rejected is not None:
+                rec["rejected"] = self.pairs.rejected[i]
         return rec
 
     def issues_table(self) -> dict[str, np.ndarray]:

@@ -107,3 +107,19 @@ def test_flip_differ_reports_a_shortfall():
     p = _clean(120)  # no answer refuses: nothing differs in safety behaviour
     _a, t = poison(p, "preference_flip_differ", rate=0.05, seed=0)
     assert t.n_poisoned == 0 and t.params["short_by"] == 6
+
+
+def test_reports_show_the_rejected_answer(tmp_path):
+    from poisondetect.report.html import render_html_string
+    from poisondetect.report.outputs import write_standard_outputs
+
+    pois, truth = poison(_clean(), "rlhf_trojan", rate=0.03, seed=1)
+    r = _scan(pois, tmp_path)
+    write_standard_outputs(r, tmp_path / "out")
+    import json
+    recs = [json.loads(x) for x in (tmp_path / "out" / "findings.jsonl").read_text().splitlines()]
+    i = int(truth.positions[0])
+    rec = next(x for x in recs if x["row"] == i)
+    assert rec["rejected"] == pois.rejected[i] and rec["response"] == pois.response[i]
+    html = render_html_string(r, plots=False)
+    assert "rejected response" in html and "chosen response" in html

@@ -151,6 +151,8 @@ def _pair_view(result: Any, i: int) -> dict[str, Any]:
         "kinds": {d: result.kind_of(d) for d in result.results},
         "instruction": highlight_segments(result.pairs.instruction[i], spans["instruction"]),
         "response": highlight_segments(result.pairs.response[i], spans["response"]),
+        "rejected": (None if result.pairs.rejected is None
+                     else highlight_segments(result.pairs.rejected[i], [])),
         "evidence": by_det,
     }
 

@@ -169,6 +169,8 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
                 text = getattr(result.pairs, side)[i]
                 span = next((e.span for e in evs if e.side == side and e.span is not None), None)
                 w(f"       {lab} {window_text(text, span, 90)}\n")
+            if result.pairs.rejected is not None:
+                w(f"       rejected:    {window_text(result.pairs.rejected[i], None, 90)}\n")
             for ev in evs[:4]:
                 extra = f" q={_fmt_q(ev.q_value)}" if ev.q_value is not None and "q=" not in ev.message else ""
                 span = f" [{safe_text(ev.span_text, 30)}]" if ev.span_text else ""
