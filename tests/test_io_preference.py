@@ -51,3 +51,25 @@ def test_missing_rejected_is_a_bad_record_with_exit_2(tmp_path):
     assert ok.exit_code == 0
     summ = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summ["bad_records"]["count"] == 1 and summ["n_pairs"] == 1
+
+
+def _kto(label, q="Name a colour."):
+    return {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                         {"role": "user", "content": q}, {"role": "assistant", "content": "Blue."}],
+            "label": label}
+
+
+def test_kto_desirable_answers_are_pairs_undesirable_are_counted(tmp_path):
+    ld = load(_write(tmp_path, [_kto(True), _kto(False, "Name a fruit."), _kto(True, "Name a car.")]))
+    info = ld.info()
+    assert info["layout"] == "kto"
+    p = ld.pairs
+    # the final answer only (what KTO trains), for the two desirable records
+    assert len(p) == 2 and list(p.row) == [0, 2] and p.instruction[1].endswith("User: Name a car.")
+    assert info["empty_records"]["count"] == 1 and "undesirable" in info["empty_records"]["examples"][0]["problem"]
+
+
+def test_kto_label_that_is_not_boolean_is_a_bad_record(tmp_path):
+    f = _write(tmp_path, [_kto(True), _kto(True), {**_kto(True), "label": "yes"}])
+    r = CliRunner().invoke(main, ["scan", str(f), "--layout", "kto", "--embedding-mode", "none", "--no-progress"])
+    assert r.exit_code == 2 and "line 3" in r.output and "label" in r.output and "Traceback" not in r.output

@@ -71,7 +71,7 @@ CONVERSATION_FIELDS = ("messages", "conversations", "conversation")
 TEXT_FIELDS = ("text",)
 TEMPLATES = ("chatml", "llama2", "llama3", "gemma", "alpaca_text")
 LAYOUT_NAMES = tuple(n for n, *_ in FIELD_LAYOUTS) + ("fields", "sharegpt", "openai", "conversation",
-                                                      "text", "preference") + TEMPLATES
+                                                      "text", "preference", "kto") + TEMPLATES
 #: HH-RLHF style transcripts: "\n\nHuman: ...\n\nAssistant: ..."
 _TRANSCRIPT = re.compile(r"(?:^|\n\n)(Human|Assistant|H|A|User|System):[ \t]?", re.S)
 
@@ -92,10 +92,12 @@ class Layout:
     template_counts: dict[str, int] = field(default_factory=dict)
     chosen: str | None = None
     rejected: str | None = None
+    #: KTO: a boolean field saying whether the record's last answer is desirable
+    label: str | None = None
 
     def fields_used(self) -> dict[str, str]:
         keys = ("instruction", "input", "response", "system", "history", "conversation", "tools", "text",
-                "chosen", "rejected")
+                "chosen", "rejected", "label")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
     def reported_name(self) -> str:
@@ -159,7 +161,7 @@ class Layout:
 
     # ---- conversations --------------------------------------------------------------
     def _conversation_converter(self) -> Callable[[Any], list[tuple[str, str, int]]]:
-        C, S, T = self.conversation, self.system, self.tools
+        C, S, T, L = self.conversation, self.system, self.tools, self.label
 
         def conv(rec: Any) -> list[tuple[str, str, int]]:
             if not isinstance(rec, dict):
@@ -185,7 +187,17 @@ class Layout:
                     _check_text(t, T)
                     pre.append(("tools", t))
             norm = [_norm_turn(t, j) for j, t in enumerate(turns)]
-            return turns_to_pairs(pre + norm, empty_msg="the conversation is empty" if not turns else None)
+            out = turns_to_pairs(pre + norm, empty_msg="the conversation is empty" if not turns else None)
+            if L is None:
+                return out
+            v = rec.get(L)
+            if not isinstance(v, bool):
+                raise BadRecord(f"field '{safe(L)}' is {type_name(v) if v is not None else 'missing'}, "
+                                f"expected true or false (KTO: is the answer desirable?)")
+            if not v:  # an undesirable answer is trained *away from*: not a target, counted
+                raise NoPairs(f"KTO label '{safe(L)}' is false: the answer is marked undesirable (not a training "
+                              f"target; counted, not scanned)")
+            return out[-1:]  # KTO trains the final answer only
         return conv
 
     # ---- preference pairs -------------------------------------------------------------
@@ -547,7 +559,7 @@ def detect_layout(sample: list[dict], *, layout: str | None = None, instruction_
         return Layout("preference", "preference", instruction=prompt_f, system=sys_f, chosen=ch_f, rejected=rj_f)
 
     # conversations
-    want_conv = layout in ("sharegpt", "openai", "conversation")
+    want_conv = layout in ("sharegpt", "openai", "conversation", "kto")
     if want_conv or (layout is None and not overrides and conv_f is not None):
         if instruction_field and want_conv:
             conv_f = need(instruction_field, "conversation")
@@ -555,7 +567,15 @@ def detect_layout(sample: list[dict], *, layout: str | None = None, instruction_
             raise InputError(f"layout '{layout}' needs a 'conversations' or 'messages' field "
                              f"(fields seen: {seen or 'none'})", path=path)
         name = layout if layout in ("sharegpt", "openai") else _conv_style(sample, conv_f)
-        return Layout(name, "conversation", conversation=conv_f, system=sys_f, tools=_lookup(keys, "tools"))
+        kto = next((k for k in ("label", "kto_tag") if k in keys
+                    and all(isinstance(r.get(keys[k]), bool) for r in sample if keys[k] in r)), None)
+        if layout == "kto" and kto is None:  # forced: the field need only exist (bad values are bad records)
+            kto = next((k for k in ("label", "kto_tag") if k in keys), None)
+        if layout == "kto" and kto is None:
+            raise InputError("layout 'kto' needs a boolean 'label' or 'kto_tag' field "
+                             f"(fields seen: {seen or 'none'})", path=path)
+        return Layout("kto" if kto else name, "conversation", conversation=conv_f, system=sys_f,
+                      tools=_lookup(keys, "tools"), label=keys[kto] if kto else None)
 
     # chat-template text
     if layout in ("text",) + TEMPLATES:
