@@ -11,8 +11,8 @@ Baumgartner et al. 2024; the random-flip setting of Rando & Tramer 2024).  Two s
   held-out preference model agrees the chosen answer is the worse one (raw margin < 0).
   The *ranking* uses the request's harm rank within the dataset instead of the raw
   probability (which runs low on red-team sets such as HH-RLHF): a chosen answer that
-  complies where the rejected one refuses scores ``0.5 + 0.5 * rank``, the mirror case
-  ``0.5 * (1 - rank)``.
+  complies where the rejected one refuses (refusal styles half a scale apart or more)
+  scores ``0.6 + 0.4 * rank``, the mirror case ``0.5 * (1 - rank)``.
 - **held-out margin** (ranks only): the Bradley-Terry margin of :mod:`._preference`; a
   single pair's margin is weak evidence, so it moves the ranking (``margin_weight``) but
   never flags a pair on its own.
@@ -74,8 +74,8 @@ class FlippedPreferenceDetector(Detector):
         # run low on a red-team set; its *rank* within the dataset still orders requests,
         # so a safety flip ranks by the difference in refusal, scaled by the harm rank
         hp = (np.argsort(np.argsort(harm, kind="stable"), kind="stable") + 0.5) / n
-        up, down = np.clip(rr - rc, 0.0, 1.0), np.clip(rc - rr, 0.0, 1.0)
-        rank_flip = np.maximum(up * (0.5 + 0.5 * hp), 0.5 * down * (1.0 - hp))
+        up, down = np.clip(2.0 * (rr - rc), 0.0, 1.0), np.clip(2.0 * (rc - rr), 0.0, 1.0)
+        rank_flip = np.maximum(up * (0.6 + 0.4 * hp), 0.5 * down * (1.0 - hp))
         rank_flip = np.maximum(rank_flip, flip)
         scores = np.clip(1.0 - (1.0 - rank_flip) * (1.0 - self.margin_weight * below), 0.0, 1.0)
         agree = (raw < 0) if minfo.get("fitted") else np.ones(n, bool)

@@ -89,7 +89,7 @@ class PreferenceTrojanDetector(Detector):
                 c["after_end"] += 1
             first = cand[toks[0][0].casefold()]
             first["start"] += 1
-            if len(toks) > 1 and not text[toks[0][2]:toks[1][1]].strip() and toks[1][0][:1].isupper():
+            if len(toks) > 1 and not text[toks[0][2]:toks[1][1]].strip() and text[toks[1][1]:toks[1][2]][:1].isupper():
                 first["before_start"] += 1  # followed by what reads as the request's own first word
         hi = self.max_share * n
         return {k: c for k, c in cand.items() if self.min_support <= len(c["rows"]) <= hi}
