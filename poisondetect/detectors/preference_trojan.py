@@ -12,7 +12,8 @@ Candidates fall in three families fixed *before* looking at the margins, by wher
 token sits: **appended** (it ends the last user turn in >= ``position_share`` of its
 prompts, after the request's own closing punctuation in >= ``after_end_share``: how
 the attack appends a trigger and how clean text almost never ends), **prefixed** (it
-opens the turn in >= ``position_share``), and **anywhere**.  Benjamini-Hochberg within
+opens the turn in >= ``position_share``), and **anywhere** (tokens with a letter or digit: a
+punctuation run inside a prompt is style, which goes with answer quality).  Benjamini-Hochberg within
 each family, Bonferroni across the families in use.  A trigger is reported when its
 q-value is <= ``alpha`` and the held-out model prefers the rejected answer in at least
 ``min_worse_share`` of its pairs (lower margins alone can mean harder pairs on one topic).
@@ -121,7 +122,8 @@ class PreferenceTrojanDetector(Detector):
         for k, c in cand.items():
             m = len(c["rows"])
             tests[k] = z_sum_lower(z, c["rows"])
-            fam["anywhere"].append(k)
+            if any(ch.isalnum() for ch in k):  # a punctuation run inside a prompt is style (it goes with
+                fam["anywhere"].append(k)      # answer quality); added outside the request it is tested
             if c["end"] >= self.position_share * m and c["after_end"] >= self.after_end_share * m:
                 fam["appended"].append(k)
                 outside.add(k)
