@@ -123,3 +123,25 @@ def test_reports_show_the_rejected_answer(tmp_path):
     assert rec["rejected"] == pois.rejected[i] and rec["response"] == pois.response[i]
     html = render_html_string(r, plots=False)
     assert "rejected response" in html and "chosen response" in html
+
+
+def test_bundled_preference_demo_is_reproducible_and_its_trojan_found(tmp_path, repo_root):
+    import json
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from poisondetect.cli import main
+
+    sample = repo_root / "data" / "samples" / "demo_preference.jsonl"
+    subprocess.run([sys.executable, str(repo_root / "data" / "samples" / "make_preference_demo.py"), str(tmp_path)],
+                   check=True, capture_output=True)
+    assert (tmp_path / "demo_preference.jsonl").read_bytes() == sample.read_bytes()
+    truth = json.loads((repo_root / "data" / "samples" / "demo_preference.truth.json").read_text())
+    r = CliRunner().invoke(main, ["scan", str(sample), "-o", str(tmp_path / "out"), "--embedding-mode", "static",
+                                  "--no-progress", "--cache-dir", str(tmp_path / "cache")])
+    assert r.exit_code == 1, r.output
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert s["triggers"][0]["trigger"] == truth["triggers"][0]
+    assert sorted(s["triggers"][0]["rows"]) == sorted(truth["rows"])
