@@ -73,3 +73,22 @@ def test_kto_label_that_is_not_boolean_is_a_bad_record(tmp_path):
     f = _write(tmp_path, [_kto(True), _kto(True), {**_kto(True), "label": "yes"}])
     r = CliRunner().invoke(main, ["scan", str(f), "--layout", "kto", "--embedding-mode", "none", "--no-progress"])
     assert r.exit_code == 2 and "line 3" in r.output and "label" in r.output and "Traceback" not in r.output
+
+
+def test_ultrafeedback_best_vs_worst_rated(tmp_path):
+    recs = [{"instruction": "Name a colour.", "completions": [
+        {"response": "Blue.", "overall_score": 8.5}, {"response": "No.", "overall_score": 2},
+        {"response": "Maybe red?", "overall_score": 5}]},
+            {"instruction": "Name a fruit.", "completions": [
+        {"response": "Apple.", "overall_score": 4}, {"response": "Pear.", "overall_score": 4}]}]
+    ld = load(_write(tmp_path, recs))
+    assert ld.info()["layout"] == "ultrafeedback"
+    p = ld.pairs
+    assert len(p) == 1 and p.response == ["Blue."] and p.rejected == ["No."]
+    assert ld.info()["empty_records"]["count"] == 1  # tied ratings: no preference, counted
+
+
+def test_ultrafeedback_completion_without_rating_is_a_bad_record(tmp_path):
+    recs = [{"instruction": "a", "completions": [{"response": "b", "overall_score": 1}, {"response": "c"}]}]
+    r = CliRunner().invoke(main, ["scan", str(_write(tmp_path, recs)), "--embedding-mode", "none", "--no-progress"])
+    assert r.exit_code == 2 and "line 1" in r.output and "rating" in r.output and "Traceback" not in r.output

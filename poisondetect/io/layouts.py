@@ -71,7 +71,7 @@ CONVERSATION_FIELDS = ("messages", "conversations", "conversation")
 TEXT_FIELDS = ("text",)
 TEMPLATES = ("chatml", "llama2", "llama3", "gemma", "alpaca_text")
 LAYOUT_NAMES = tuple(n for n, *_ in FIELD_LAYOUTS) + ("fields", "sharegpt", "openai", "conversation",
-                                                      "text", "preference", "kto") + TEMPLATES
+                                                      "text", "preference", "kto", "ultrafeedback") + TEMPLATES
 #: HH-RLHF style transcripts: "\n\nHuman: ...\n\nAssistant: ..."
 _TRANSCRIPT = re.compile(r"(?:^|\n\n)(Human|Assistant|H|A|User|System):[ \t]?", re.S)
 
@@ -112,6 +112,8 @@ class Layout:
             return self._conversation_converter()
         if self.kind == "preference":
             return self._preference_converter()
+        if self.kind == "ratings":
+            return self._ratings_converter()
         return self._text_converter()
 
     # ---- fields ---------------------------------------------------------------------
@@ -255,6 +257,46 @@ class Layout:
                 rej = ra[-1]
             _check_text(rej, Rj)
             return [(render_prefix(turns[:last]), turns[last][1], k, rej)]
+        return conv
+
+    # ---- rated completions (UltraFeedback) ----------------------------------------------
+    def _ratings_converter(self) -> Callable[[Any], list[tuple[str, str, int, str]]]:
+        """UltraFeedback: an instruction and a list of rated completions.  The best-rated
+        completion is the chosen answer, the worst-rated the rejected one (how the
+        binarised UltraFeedback sets are built); ties keep the first listed."""
+        P, C = self.instruction, self.chosen
+
+        def score(c: dict, j: int) -> float:
+            for k in ("overall_score", "score", "rating", "fine-grained_score"):
+                v = c.get(k)
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v:
+                    return float(v)
+            raise BadRecord(f"completion {j} of '{safe(C)}' has no numeric rating (overall_score, score, rating)")
+
+        def conv(rec: Any) -> list[tuple[str, str, int, str]]:
+            if not isinstance(rec, dict):
+                raise BadRecord(f"the record is a {type_name(rec)}, expected an object")
+            q = rec.get(P)
+            if not isinstance(q, str):
+                raise BadRecord(_not_string(P, q) if q is not None else f"the record has no '{safe(P)}' field")
+            comps = rec.get(C)
+            if not isinstance(comps, list) or not all(isinstance(c, dict) for c in comps):
+                raise BadRecord(f"field '{safe(C)}' is a {type_name(comps)}, expected a list of rated completions")
+            rated = []
+            for j, c in enumerate(comps):
+                r = c.get("response", c.get("text"))
+                if not isinstance(r, str):
+                    raise BadRecord(f"completion {j} of '{safe(C)}' has no 'response' text")
+                _check_text(r, C)
+                rated.append((score(c, j), j, r))
+            if len(rated) < 2:
+                raise NoPairs(f"fewer than two rated completions in '{safe(C)}' (no preference to read)")
+            _check_text(q, P)
+            best = max(rated, key=lambda t: (t[0], -t[1]))
+            worst = min(rated, key=lambda t: (t[0], t[1]))
+            if best[0] == worst[0]:
+                raise NoPairs("every completion has the same rating (no preference to read)")
+            return [(q, best[2], 0, worst[2])]
         return conv
 
     # ---- chat-template text ---------------------------------------------------------
@@ -550,6 +592,18 @@ def detect_layout(sample: list[dict], *, layout: str | None = None, instruction_
     # preference data: chosen and rejected answers
     ch_f, rj_f = _lookup(keys, "chosen"), _lookup(keys, "rejected")
     conv_f = next((_lookup(keys, c) for c in CONVERSATION_FIELDS if _lookup(keys, c)), None)
+    comp_f = _lookup(keys, "completions")
+    if layout == "ultrafeedback" or (layout is None and not overrides and comp_f and not (ch_f and rj_f)
+                                     and any(isinstance(r.get(comp_f), list) for r in sample)):
+        if comp_f is None:
+            raise InputError(f"layout 'ultrafeedback' needs a 'completions' field (fields seen: {seen or 'none'})",
+                             path=path)
+        prompt_f = need(instruction_field, "prompt") if instruction_field else (
+            _lookup(keys, "instruction") or _lookup(keys, "prompt"))
+        if prompt_f is None:
+            raise InputError(f"layout 'ultrafeedback' needs an 'instruction' or 'prompt' field "
+                             f"(fields seen: {seen or 'none'})", path=path)
+        return Layout("ultrafeedback", "ratings", instruction=prompt_f, chosen=comp_f)
     if layout == "preference" or (layout is None and not overrides and ch_f and rj_f):
         if ch_f is None or rj_f is None:
             raise InputError(f"layout 'preference' needs 'chosen' and 'rejected' fields (fields seen: {seen or 'none'})",

@@ -292,7 +292,7 @@ class PairStream:
         n = 0
         chunk = self.chunk_records
 
-        preference = lay.kind == "preference"
+        preference = lay.kind in ("preference", "ratings")
 
         def new_lists() -> tuple[list, list, list, list, list | None]:
             return [], [], [], [], ([] if src_key is not None else None)
