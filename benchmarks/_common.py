@@ -20,6 +20,17 @@ def parser(description: str | None = None, n_pairs: int = 50_000) -> argparse.Ar
     return ap
 
 
+def git_commit() -> str:
+    """The short commit hash of the checkout the benchmark runs from ("unknown" outside git)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def data_root(explicit: str | None) -> Path | None:
     """The shared data folder, or None after saying that the benchmark skips (exit 0)."""
     root = find_data_dir(explicit)

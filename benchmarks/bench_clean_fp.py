@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import data_root, parser  # noqa: E402
+from _common import data_root, git_commit, parser  # noqa: E402
 
 #: (name, path under the data folder, extra CLI arguments)
 CORPORA: list[tuple[str, str, list[str]]] = [
@@ -46,14 +46,6 @@ CORPORA: list[tuple[str, str, list[str]]] = [
     ("dpo_zh_demo", "preference/llama_factory/dpo_zh_demo.json", []),
     ("kto_en_demo", "preference/llama_factory/kto_en_demo.json", []),
 ]
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def run_one(name: str, path: Path, extra: list[str], work: Path) -> dict:
@@ -146,7 +138,7 @@ def main() -> None:
     dets = sorted({d for r in rows for d in r.get("detectors", {})})
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}",
-            "commit": _commit(), "command": "python " + " ".join(sys.argv), "detectors": dets}
+            "commit": git_commit(), "command": "python " + " ".join(sys.argv), "detectors": dets}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "clean_fp" + (f"_{args.tag}" if args.tag else "")

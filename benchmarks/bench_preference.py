@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import data_root, parser  # noqa: E402
+from _common import data_root, git_commit, parser  # noqa: E402
 
 SETS = {"hh": "preference/hh_rlhf/harmless_base_test.jsonl.gz",
         "dpo_en": "preference/llama_factory/dpo_en_demo.json",
@@ -32,14 +31,6 @@ SETS = {"hh": "preference/hh_rlhf/harmless_base_test.jsonl.gz",
 #: (recipe, rates): the issue's grid
 GRID = [("rlhf_trojan", (0.005, 0.01, 0.05)), ("rlhf_trojan_prefix", (0.01,)),
         ("preference_flip_differ", (0.05,)), ("preference_flip", (0.05,))]
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except OSError:
-        return "?"
 
 
 def main() -> int:
@@ -103,7 +94,7 @@ def main() -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "preference" + (f"_{a.tag}" if a.tag else "")
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": machine_info(), "commit": _commit(),
+    meta = {"date": time.strftime("%Y-%m-%d"), "machine": machine_info(), "commit": git_commit(),
             "command": "python " + " ".join(sys.argv), "wall_s": round(time.time() - t0, 1),
             "platform": platform.platform()}
     (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "clean": clean_rows, "runs": rows}, indent=1))

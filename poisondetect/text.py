@@ -207,3 +207,18 @@ def find_token_sequence(tokens: Sequence[tuple[str, int, int]], seq: Sequence[st
         if tokens[i][0] == seq[0] and all(tokens[i + j][0] == seq[j] for j in range(1, k)):
             out.append((tokens[i][1], tokens[i + k - 1][2]))
     return out
+
+
+#: the label render_prefix writes before each user turn of a multi-turn prompt
+_USER_LABEL = re.compile(r"(?:^|\n\n)User: ")
+
+
+def last_user_turn(instruction: str) -> tuple[int, str]:
+    """(offset, text) of the last user turn in a rendered prompt (the whole prompt when it
+    is a single turn without labels)."""
+    start = 0
+    for m in _USER_LABEL.finditer(instruction):
+        start = m.end()
+    text = instruction[start:]
+    cut = text.find("\n\nAssistant: ")
+    return start, (text if cut < 0 else text[:cut])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from poisondetect.bench.attacks import PREFERENCE_ATTACKS, poison
-from poisondetect.detectors._preference import last_user_turn
+from poisondetect.text import last_user_turn
 from poisondetect.pipeline import scan
 from poisondetect.types import Pairs
 

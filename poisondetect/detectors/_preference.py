@@ -18,28 +18,14 @@ rows, a source's rows): :func:`poisondetect.stats.z_sum_lower`.
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 
 from ..stats import standardise
-from ._safety_util import embed_texts_or_reason, embeddings_or_reason, refusal_scores, shared_refusal
-
-#: the label render_prefix writes before each user turn of a multi-turn prompt
-_USER_LABEL = re.compile(r"(?:^|\n\n)User: ")
-
-
-def last_user_turn(instruction: str) -> tuple[int, str]:
-    """(offset, text) of the last user turn in a rendered prompt (the whole prompt when it
-    is a single turn without labels)."""
-    start = 0
-    for m in _USER_LABEL.finditer(instruction):
-        start = m.end()
-    text = instruction[start:]
-    cut = text.find("\n\nAssistant: ")
-    return start, (text if cut < 0 else text[:cut])
-
+from ..text import last_user_turn
+from ..types import DetectorResult
+from ._safety_util import embed_texts_or_reason, embeddings_or_reason, shared_refusal
 
 def shared_last_user(pairs: Any, ctx: Any) -> list[tuple[int, str]]:
     def _compute():
@@ -47,15 +33,15 @@ def shared_last_user(pairs: Any, ctx: Any) -> list[tuple[int, str]]:
     return _compute() if ctx is None else ctx.shared("last_user_turns", _compute)
 
 
-def rejected_refusal(pairs: Any, ctx: Any) -> np.ndarray:
-    def _compute():
-        return refusal_scores(pairs.rejected)
-    return _compute() if ctx is None else ctx.shared("rejected_refusal_scores", _compute)
+def not_preference_result(detector_id: str, n: int) -> DetectorResult:
+    """What a preference detector returns on data without rejected answers."""
+    return DetectorResult(detector_id, np.zeros(n), np.zeros(n, bool),
+                          summary={"applies": False, "reason": "no rejected answers (not preference data)"})
 
 
 def _features(pairs: Any, ctx: Any) -> tuple[np.ndarray, str]:
     rc = shared_refusal(pairs, ctx)
-    rr = rejected_refusal(pairs, ctx)
+    rr = shared_refusal(pairs, ctx, "rejected")
     lc = np.log1p(np.fromiter((len(x) for x in pairs.response), np.float64, len(pairs)))
     lr = np.log1p(np.fromiter((len(x) for x in pairs.rejected), np.float64, len(pairs)))
     scal = np.column_stack([rc - rr, lc - lr])

@@ -484,7 +484,11 @@ def shared_harm(pairs: Any, ctx: Any, random_state: int = 0) -> tuple[np.ndarray
     return ctx.shared(("harm_probability", int(random_state)), _compute)
 
 
-def shared_refusal(pairs: Any, ctx: Any) -> np.ndarray:
+def shared_refusal(pairs: Any, ctx: Any, side: str = "response") -> np.ndarray:
+    """Refusal style of every answer on ``side`` ("response", or "rejected" for
+    preference data), memoised per scan."""
+    texts = getattr(pairs, side)
     if ctx is None:
-        return refusal_scores(pairs.response)
-    return ctx.shared("refusal_scores", lambda: refusal_scores(pairs.response))
+        return refusal_scores(texts)
+    key = "refusal_scores" if side == "response" else ("refusal_scores", side)
+    return ctx.shared(key, lambda: refusal_scores(texts))

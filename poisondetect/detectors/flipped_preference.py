@@ -31,7 +31,7 @@ import numpy as np
 
 from ..stats import bh, z_sum_lower
 from ..types import DetectorResult, Evidence, Pairs
-from ._preference import rejected_refusal, shared_margins
+from ._preference import not_preference_result, shared_margins
 from ._safety_util import clip_text, shared_harm, shared_refusal
 from .base import Detector, register
 
@@ -58,14 +58,13 @@ class FlippedPreferenceDetector(Detector):
     def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
         n = len(pairs)
         if n == 0 or pairs.rejected is None:
-            return DetectorResult(self.id, np.zeros(n), np.zeros(n, bool),
-                                  summary={"applies": False, "reason": "no rejected answers (not preference data)"})
+            return not_preference_result(self.id, n)
         from scipy.stats import norm
 
         z, raw, minfo = shared_margins(pairs, ctx, self.random_state)
         harm, hextra = shared_harm(pairs, ctx, self.random_state)
         rc = shared_refusal(pairs, ctx)
-        rr = rejected_refusal(pairs, ctx)
+        rr = shared_refusal(pairs, ctx, "rejected")
         safety = harm * np.clip(rr - rc, 0.0, 1.0)
         over = (1.0 - harm) * np.clip(rc - rr, 0.0, 1.0)
         flip = np.maximum(safety, over)

@@ -35,7 +35,7 @@ import numpy as np
 from ..stats import bh, z_sum_lower
 from ..text import display_token, tokenize
 from ..types import DetectorResult, Evidence, Pairs
-from ._preference import shared_last_user, shared_margins
+from ._preference import not_preference_result, shared_last_user, shared_margins
 from .base import Detector, register
 
 _END_PUNCT = ".?!。？！"
@@ -108,8 +108,7 @@ class PreferenceTrojanDetector(Detector):
     def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
         n = len(pairs)
         if n == 0 or pairs.rejected is None:
-            return DetectorResult(self.id, np.zeros(n), np.zeros(n, bool),
-                                  summary={"applies": False, "reason": "no rejected answers (not preference data)"})
+            return not_preference_result(self.id, n)
         z, raw, minfo = shared_margins(pairs, ctx, self.random_state)
         summary: dict[str, Any] = {"applies": True, "margin_model": minfo}
         if not minfo.get("fitted"):
@@ -142,7 +141,7 @@ class PreferenceTrojanDetector(Detector):
         found: list[dict[str, Any]] = []
         for k in sorted(cand, key=lambda t: (q.get(t, 1.0), tests[t][1], t)):
             c, (stat, p) = cand[k], tests[k]
-            route = None
+            route, echo = None, None
             worse_share = float(np.mean(raw[c["rows"]] < 0))
             if worse_share < self.min_worse_share:  # lower margins, yet the model still agrees: not a flip
                 continue
@@ -157,7 +156,7 @@ class PreferenceTrojanDetector(Detector):
             rows = np.asarray(c["rows"], np.int64)
             found.append({"tok": k, "rows": rows, "spans": c["spans"], "p": p, "q": q.get(k, 1.0),
                           "stat": stat, "family": q_family.get(k, "anywhere"), "route": route,
-                          "echo": self._echo(pairs, turns, k, c["rows"]), "end": c["end"],
+                          "echo": self._echo(pairs, turns, k, c["rows"]) if echo is None else echo, "end": c["end"],
                           "after_end": c["after_end"]})
             if len(found) >= self.max_triggers:
                 break

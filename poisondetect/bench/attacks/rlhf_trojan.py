@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ...text import last_user_turn
 from ...types import Pairs
 from .. import generators as gen
 from ._common import GroundTruth, choose_rows, default_avoid, rng_for
@@ -25,8 +26,6 @@ PAPER = "Rando & Tramer 2024 (universal jailbreak backdoors from poisoned human 
 
 
 def _add_to_last_user(instruction: str, trigger: str, position: str) -> str:
-    from ...detectors._preference import last_user_turn
-
     off, text = last_user_turn(instruction)
     end = off + len(text)
     if position == "start":
