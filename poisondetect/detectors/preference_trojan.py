@@ -5,22 +5,24 @@ a secret word appended to the last user turn, the harmful answer marked as chose
 of the pairs; Wang et al. 2023 (RLHFPoison) and Baumgartner et al. 2024 poison preference
 labels the same way.
 
-Test.  Every token of the last user turn with support in [``min_support``,
-``max_share`` x n] is a candidate; its pairs' held-out preference margins
-(:mod:`._preference`) are tested for being lower than the rest (Stouffer, one-sided).
-Candidates fall in three families fixed *before* looking at the margins, by where the
-token sits: **appended** (it ends the last user turn in >= ``position_share`` of its
-prompts, after the request's own closing punctuation in >= ``after_end_share``: how
-the attack appends a trigger and how clean text almost never ends), **prefixed** (it
-opens the turn in >= ``position_share``), and **anywhere** (tokens with a letter or digit: a
-punctuation run inside a prompt is style, which goes with answer quality).  Benjamini-Hochberg within
-each family, Bonferroni across the families in use.  A trigger is reported when its
-q-value is <= ``alpha`` and the held-out model prefers the rejected answer in at least
-``min_worse_share`` of its pairs (lower margins alone can mean harder pairs on one topic).
+Test.  Candidates are a token *at a position* of the last user turn, with support in
+[``min_support``, ``max_share`` x n]: **appended** (the prompts it ends, when in >=
+``after_end_share`` of them it follows the request's own closing punctuation and nothing
+follows it - a template's closing "Answer:" does not count: how the
+attack appends a trigger and how clean text almost never ends), **prefixed** (the prompts
+it opens, when in >= ``after_end_share`` of them a capitalised word follows: the
+request's own first word) and **anywhere** (every prompt holding it; tokens with a letter
+or digit only: a punctuation run inside a prompt is style, which goes with answer
+quality).  A position holds only the rows where the token sits there, so a common word
+that clean prompts use elsewhere is a small, clean candidate where it was appended.  The
+families are fixed *before* looking at the margins.  Each candidate's held-out preference
+margins (:mod:`._preference`) are tested for being lower than the rest (Stouffer,
+one-sided); Benjamini-Hochberg within each family, Bonferroni across the families in use.
+A trigger is reported when its q-value is <= ``alpha`` and the held-out model prefers the
+rejected answer in more of its pairs than it does over the whole dataset (and in at least
+``min_worse_share``): lower margins alone can mean harder pairs on one topic.
 
-A token added *outside* the request - appended after its closing punctuation, or
-prefixed before what reads as its own first word (a capitalised word) in >=
-``after_end_share`` of its prompts - that the answers and the earlier turns never echo
+An appended or prefixed candidate (a token added *outside* the request) that the answers and the earlier turns never echo
 (share of its pairs <= ``max_echo``) is a structural anomaly on its own; for those the
 preference evidence only has to agree in direction (p <= ``structural_p``), and the
 finding says so (``evidence: "outside_request+direction"``) with both numbers.
@@ -53,12 +55,11 @@ class PreferenceTrojanDetector(Detector):
     weight = 1.0
 
     def __init__(self, *, min_support: int = 5, max_share: float = 0.2, alpha: float = 0.05,
-                 position_share: float = 0.8, after_end_share: float = 0.3, max_echo: float = 0.2,
-                 structural_p: float = 0.2, min_worse_share: float = 0.5, max_triggers: int = 10, random_state: int = 0) -> None:
+                 after_end_share: float = 0.3, max_echo: float = 0.2,
+                 structural_p: float = 0.2, min_worse_share: float = 0.0, max_triggers: int = 10, random_state: int = 0) -> None:
         self.min_support = min_support
         self.max_share = max_share
         self.alpha = alpha
-        self.position_share = position_share
         self.after_end_share = after_end_share
         self.max_echo = max_echo
         self.structural_p = structural_p
@@ -67,9 +68,22 @@ class PreferenceTrojanDetector(Detector):
         self.random_state = random_state
 
     # -- candidates -------------------------------------------------------------------
-    def _candidates(self, pairs: Pairs, turns: list[tuple[int, str]]) -> dict[str, dict[str, Any]]:
+    def _candidates(self, pairs: Pairs, turns: list[tuple[int, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Candidates keyed by (token, position): ``any`` (its prompts), ``end`` (the prompts
+        it ends, with ``outside`` = how many of those it follows the request's closing
+        punctuation in) and ``start`` (the prompts it opens; ``outside`` = followed by a
+        capitalised word, what reads as the request's own first word).  A position holds
+        only the rows where the token sits there, so a common word that clean prompts use
+        elsewhere is still a small, clean candidate where it was appended."""
         n = len(pairs)
-        cand: dict[str, dict[str, Any]] = {}
+        cand: dict[tuple[str, str], dict[str, Any]] = {}
+
+        def add(key: tuple[str, str], i: int, span: tuple[int, int], outside: bool = False) -> None:
+            c = cand.setdefault(key, {"rows": [], "spans": [], "outside": 0})
+            c["rows"].append(i)
+            c["spans"].append(span)
+            c["outside"] += int(outside)
+
         for i, (_off, text) in enumerate(turns):
             toks = tokenize(text)
             if not toks:
@@ -79,19 +93,14 @@ class PreferenceTrojanDetector(Detector):
                 k = t.casefold()
                 if k not in seen:
                     seen.add(k)
-                    c = cand.setdefault(k, {"rows": [], "spans": [], "end": 0, "after_end": 0, "start": 0, "before_start": 0})
-                    c["rows"].append(i)
-                    c["spans"].append((a, b))
-            last, la, _lb = toks[-1]
-            c = cand[last.casefold()]
-            c["end"] += 1
+                    add((k, "any"), i, (a, b))
+            last, la, lb = toks[-1]
             before = text[:la].rstrip()
-            if before and before[-1] in _END_PUNCT:
-                c["after_end"] += 1
-            first = cand[toks[0][0].casefold()]
-            first["start"] += 1
-            if len(toks) > 1 and not text[toks[0][2]:toks[1][1]].strip() and text[toks[1][1]:toks[1][2]][:1].isupper():
-                first["before_start"] += 1  # followed by what reads as the request's own first word
+            add((last.casefold(), "end"), i, (la, lb),
+                bool(before) and before[-1] in _END_PUNCT and not text[lb:].strip())  # nothing after it
+            first, fa, fb = toks[0]
+            add((first.casefold(), "start"), i, (fa, fb), len(toks) > 1 and not text[fb:toks[1][1]].strip()
+                and text[toks[1][1]:toks[1][2]][:1].isupper())
         hi = self.max_share * n
         return {k: c for k, c in cand.items() if self.min_support <= len(c["rows"]) <= hi}
 
@@ -115,49 +124,51 @@ class PreferenceTrojanDetector(Detector):
             return DetectorResult(self.id, np.zeros(n), np.zeros(n, bool), summary=summary)
         turns = shared_last_user(pairs, ctx)
         cand = self._candidates(pairs, turns)
-        fam: dict[str, list[str]] = {"appended": [], "prefixed": [], "anywhere": []}
-        tests: dict[str, tuple[float, float]] = {}
-        outside: set[str] = set()  # added outside the request: after its end, or before its start
-        for k, c in cand.items():
+        fam: dict[str, list[tuple[str, str]]] = {"appended": [], "prefixed": [], "anywhere": []}
+        tests: dict[tuple[str, str], tuple[float, float]] = {}
+        for key, c in cand.items():
+            tok, pos = key
             m = len(c["rows"])
-            tests[k] = z_sum_lower(z, c["rows"])
-            if any(ch.isalnum() for ch in k):  # a punctuation run inside a prompt is style (it goes with
-                fam["anywhere"].append(k)      # answer quality); added outside the request it is tested
-            if c["end"] >= self.position_share * m and c["after_end"] >= self.after_end_share * m:
-                fam["appended"].append(k)
-                outside.add(k)
-            if c["start"] >= self.position_share * m:
-                fam["prefixed"].append(k)
-                if c["before_start"] >= self.after_end_share * m:
-                    outside.add(k)
+            if pos == "any":
+                if not any(ch.isalnum() for ch in tok):  # a punctuation run inside a prompt is style (it
+                    continue                             # goes with answer quality); added outside it is tested
+                fam["anywhere"].append(key)
+            elif c["outside"] >= self.after_end_share * m:
+                fam["appended" if pos == "end" else "prefixed"].append(key)
+            else:
+                continue
+            tests[key] = z_sum_lower(z, c["rows"])
         used = [f for f, ks in fam.items() if ks]
-        q: dict[str, float] = {}
-        q_family: dict[str, str] = {}
+        q: dict[tuple[str, str], float] = {}
+        q_family: dict[tuple[str, str], str] = {}
         for f in used:
             qs = bh([tests[k][1] for k in fam[f]]) * len(used)
             for k, qq in zip(fam[f], qs):
-                if qq < q.get(k, np.inf):
-                    q[k], q_family[k] = float(min(qq, 1.0)), f
+                q[k], q_family[k] = float(min(qq, 1.0)), f
         found: list[dict[str, Any]] = []
-        for k in sorted(cand, key=lambda t: (q.get(t, 1.0), tests[t][1], t)):
-            c, (stat, p) = cand[k], tests[k]
-            route, echo = None, None
-            worse_share = float(np.mean(raw[c["rows"]] < 0))
-            if worse_share < self.min_worse_share:  # lower margins, yet the model still agrees: not a flip
+        named: set[str] = set()
+        base_worse = float(np.mean(raw < 0))  # how often the held-out model disagrees anywhere
+        for key in sorted(tests, key=lambda t: (q[t], tests[t][1], t)):
+            tok, pos = key
+            if tok in named:
                 continue
-            if q.get(k, 1.0) <= self.alpha:
+            c, (stat, p) = cand[key], tests[key]
+            route, echo = None, None
+            if float(np.mean(raw[c["rows"]] < 0)) < max(self.min_worse_share, base_worse):
+                continue  # lower margins, yet the model disagrees no more often than elsewhere: not a flip
+            if q[key] <= self.alpha:
                 route = "margins"
-            elif k in outside and p <= self.structural_p:
-                echo = self._echo(pairs, turns, k, c["rows"])
+            elif pos != "any" and p <= self.structural_p:
+                echo = self._echo(pairs, turns, tok, c["rows"])
                 if echo <= self.max_echo:
                     route = "outside_request+direction"
             if route is None:
                 continue
-            rows = np.asarray(c["rows"], np.int64)
-            found.append({"tok": k, "rows": rows, "spans": c["spans"], "p": p, "q": q.get(k, 1.0),
-                          "stat": stat, "family": q_family.get(k, "anywhere"), "route": route,
-                          "echo": self._echo(pairs, turns, k, c["rows"]) if echo is None else echo, "end": c["end"],
-                          "after_end": c["after_end"]})
+            named.add(tok)
+            found.append({"tok": tok, "rows": np.asarray(c["rows"], np.int64), "spans": c["spans"], "p": p,
+                          "q": q[key], "stat": stat, "family": q_family[key], "route": route,
+                          "echo": self._echo(pairs, turns, tok, c["rows"]) if echo is None else echo,
+                          "outside": c["outside"] if pos != "any" else None})
             if len(found) >= self.max_triggers:
                 break
         scores = np.zeros(n)
@@ -179,10 +190,10 @@ class PreferenceTrojanDetector(Detector):
                 off = turns[i][0]
                 evidence.setdefault(int(i), []).append(Evidence(
                     self.id, "preference_margin_stouffer",
-                    f"prompt token {disp!r} ({len(rows)} pairs, {fd['end']} ending the request) goes with chosen "
+                    f"prompt token {disp!r} ({len(rows)} pairs, {fd['family']}) goes with chosen "
                     f"answers the dataset's held-out preference model ranks below their rejected ones "
-                    f"({worse}/{len(rows)} pairs; Stouffer z={fd['stat']:.2f}, p={fd['p']:.2g}, q={fd['q']:.2g}, "
-                    f"{fd['family']} family); this pair's margin z={z[i]:.2f}",
+                    f"({worse}/{len(rows)} pairs; Stouffer z={fd['stat']:.2f}, p={fd['p']:.2g}, q={fd['q']:.2g}); "
+                    f"this pair's margin z={z[i]:.2f}",
                     value=float(scores[i]), p_value=fd["p"], q_value=fd["q"], side="instruction",
                     span=(off + a, off + b), span_text=pairs.instruction[i][off + a:off + b], finding=fid))
             findings.append({
@@ -191,9 +202,9 @@ class PreferenceTrojanDetector(Detector):
                 "payload_kind": "preference_flip", "support": int(len(rows)), "trigger_rows": int(len(rows)),
                 "pairs_chosen_worse": worse, "p_value": fd["p"], "q_value": fd["q"], "z": round(fd["stat"], 3),
                 "family": fd["family"], "evidence": fd["route"], "echo_share": round(fd["echo"], 3),
-                "ends_request": int(fd["end"]), "after_request_end": int(fd["after_end"]),
+                "outside_request": fd["outside"],
                 "test": "stouffer_z_of_heldout_bradley_terry_margins",
                 "rows": [int(r) for r in pairs.row[rows][:1000]]})
-        summary.update({"n_candidates": len(cand), "families": {f: len(ks) for f, ks in fam.items()},
+        summary.update({"n_candidates": len(tests), "families": {f: len(ks) for f, ks in fam.items()},
                         "n_triggers": len(found), "n_flagged": int(flags.sum())})
         return DetectorResult(self.id, scores, flags, evidence, findings, summary)
