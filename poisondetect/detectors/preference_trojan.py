@@ -19,8 +19,10 @@ families are fixed *before* looking at the margins.  Each candidate's held-out p
 margins (:mod:`._preference`) are tested for being lower than the rest (Stouffer,
 one-sided); Benjamini-Hochberg within each family, Bonferroni across the families in use.
 A trigger is reported when its q-value is <= ``alpha`` and the held-out model prefers the
-rejected answer in more of its pairs than it does over the whole dataset (and in at least
-``min_worse_share``): lower margins alone can mean harder pairs on one topic.
+rejected answer in more of its pairs than it does over the whole dataset, and in at least
+``min_worse_share`` of them (a quarter: half of what flipped pairs give against a model
+that agrees with at least half of the labels): lower margins alone can mean harder pairs
+on one topic.
 
 An appended or prefixed candidate (a token added *outside* the request) that the answers and the earlier turns never echo
 (share of its pairs <= ``max_echo``) is a structural anomaly on its own; for those the
@@ -56,7 +58,7 @@ class PreferenceTrojanDetector(Detector):
 
     def __init__(self, *, min_support: int = 5, max_share: float = 0.2, alpha: float = 0.05,
                  after_end_share: float = 0.3, max_echo: float = 0.2,
-                 structural_p: float = 0.2, min_worse_share: float = 0.0, max_triggers: int = 10, random_state: int = 0) -> None:
+                 structural_p: float = 0.2, min_worse_share: float = 0.25, max_triggers: int = 10, random_state: int = 0) -> None:
         self.min_support = min_support
         self.max_share = max_share
         self.alpha = alpha
