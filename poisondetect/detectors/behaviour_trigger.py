@@ -1,0 +1,353 @@
+"""Triggers whose payload is a behaviour, found payload first (issue 17).
+
+A backdoor with a common-word trigger and a *varied* payload (BackdoorLLM's jailbreak
+and negative-sentiment backdoors, hateful text, refusals worded differently) leaves no
+shared answer string for an n-gram test to latch on to, and the trigger word is used by
+clean pairs too.  What it does leave is a word of the request that goes with a *class*
+of answers far more often than the rest of the data does.  This detector is a label-free
+variant of Z-Defence (He et al. 2024) run from the answer side:
+
+1. **Answer classes** (one bool per pair): ``refusal`` (refusal style >= 0.5),
+   ``harmful_compliance`` (a harmful-looking request answered without refusal, the
+   probe shared with :mod:`.harmful_compliance`), ``hostile`` (VADER compound <= -0.6,
+   :mod:`._hostility`) and ``same_answer`` groups (the largest groups of pairs sharing one
+   normalised answer of >= 3 words).
+2. **Test**: every word of the last user turn used by >= ``min_support`` pairs against every
+   class: one-sided hypergeometric tail ``P(X >= a)`` for ``a`` class pairs among the
+   ``df`` pairs with the word, with Bonferroni over ``m = #words x #classes`` (the tests
+   are not independent; Bonferroni is valid under any dependence).
+3. **Any-of** (MTBA): per class, the best word is taken, its pairs are set aside and the
+   search repeats (at most ``max_alternatives``), so each alternative trigger is named.
+4. **All-of** (CTBA): words that cover >= 90% of the chosen word's class pairs, are
+   significant themselves, and have most of their class pairs inside that set are its
+   parts (``mode="conjunction"``, ``trigger_tokens``).
+5. **Gates** (a clean dataset has words that go with a class for honest reasons: "bomb"
+   with refusals, "war" with bleak answers):
+
+   - *echo*: the word is in at most ``max_echo`` of the class pairs' answers (a topic
+     asked and answered is not a trigger);
+   - *matched controls*: the pairs with the word are compared with their
+     ``n_neighbors`` nearest requests (instruction embeddings) that lack it; the class must
+     be significantly more common with the word (one-sided Fisher, p <= ``control_p``).
+     Without embeddings the detector runs no test and says so in ``info``;
+   - *not explained*: the class pairs are not one conversation repeating itself, nor
+     copies of their request, nor replies to short social turns
+     (:func:`._planted.explained_reason`, topic gate off).
+
+Pairs with the trigger in the payload class get score 1 and are flagged; each finding
+is a ``trigger`` (the scan's verdict counts it) with its p-value, Bonferroni bound (as
+``q_value``), support and the class's rate with and without the word.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from ..embed.shared import centered, compute_knn, response_clusters
+from ..types import DetectorResult, Evidence, Pairs
+from ._hostility import shared_hostility
+from ._planted import explained_reason, last_request
+from ._safety_util import clip_text, shared_harm, shared_refusal
+from .base import Detector, register
+
+_NORM = re.compile(r"\W+", re.UNICODE)
+
+
+def answer_classes(pairs: Pairs, ctx: Any, *, min_support: int, hostile: float, harmful: float,
+                   max_same_answer_groups: int, max_clusters: int, max_cluster_frac: float,
+                   random_state: int = 0) -> dict[str, np.ndarray]:
+    """The answer classes tested against request words (bool arrays, one per class)."""
+    n = len(pairs)
+    refusal = shared_refusal(pairs, ctx)
+    out: dict[str, np.ndarray] = {"refusal": refusal >= 0.5}
+    harm, _ = shared_harm(pairs, ctx, random_state)
+    out["harmful_compliance"] = harm * (1.0 - refusal) >= harmful
+    out["hostile"] = shared_hostility(pairs, ctx) >= hostile
+    keys = [" ".join(_NORM.sub(" ", r.casefold()).split()) for r in pairs.response]
+    counts = Counter(k for k in keys if len(k.split()) >= 3)
+    groups = [k for k, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_support]
+    key_arr = np.asarray(keys, dtype=object)
+    for j, k in enumerate(groups[:max_same_answer_groups]):
+        out[f"same_answer/{j}"] = key_arr == k
+    lab = response_clusters(ctx)
+    ids, sizes = np.unique(lab[lab >= 0], return_counts=True)
+    keep = [(int(c), int(z)) for c, z in zip(ids, sizes) if min_support <= z <= max_cluster_frac * n]
+    for c, _z in sorted(keep, key=lambda cz: (-cz[1], cz[0]))[:max_clusters]:
+        out[f"answer_cluster/{c}"] = lab == c
+    return {c: m for c, m in out.items() if int(m.sum()) >= min_support and int(m.sum()) < n}
+
+
+def hypergeom_upper(a: np.ndarray, N: int, K: int, df: np.ndarray) -> np.ndarray:
+    """P(X >= a) for X ~ Hypergeom(N, K, df), elementwise (1 where a == 0)."""
+    from scipy.stats import hypergeom
+    return np.where(a > 0, hypergeom.sf(np.asarray(a) - 1, N, K, np.asarray(df)), 1.0)
+
+
+@register
+class BehaviourTriggerDetector(Detector):
+    id = "behaviour_trigger"
+    description = ("Request words that go with a class of answers (refusal, harmful compliance, hostile, one "
+                   "shared answer) against matched controls: common-word triggers with varied payloads")
+    requires = ("embeddings",)
+    severity = "high"
+    clean_flag_rate = None
+    weight = 1.0
+
+    def __init__(self, *, min_support: int = 5, alpha: float = 1e-3, min_rate: float = 0.05,
+                 max_df_frac: float = 0.2, max_alternatives: int = 5, max_echo: float = 0.25,
+                 n_neighbors: int = 10, control_p: float = 1e-3, min_lift: float = 8.0, hostile: float = 0.6,
+                 harmful: float = 0.5, max_same_answer_groups: int = 30, max_clusters: int = 200,
+                 max_cluster_frac: float = 0.05, max_candidates: int = 20, random_state: int = 0) -> None:
+        self.min_support = min_support
+        self.alpha = alpha
+        self.min_rate = min_rate
+        self.max_df_frac = max_df_frac
+        self.max_alternatives = max_alternatives
+        self.max_echo = max_echo
+        self.n_neighbors = n_neighbors
+        self.control_p = control_p
+        self.min_lift = min_lift
+        self.hostile = hostile
+        self.harmful = harmful
+        self.max_same_answer_groups = max_same_answer_groups
+        self.max_clusters = max_clusters
+        self.max_cluster_frac = max_cluster_frac
+        self.max_candidates = max_candidates
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ features
+    def _features(self, reqs: list[str]) -> tuple[Any, np.ndarray]:
+        from sklearn.feature_extraction.text import CountVectorizer
+        cv = CountVectorizer(binary=True, lowercase=True, token_pattern=r"(?u)\b\w\w+\b",
+                             min_df=self.min_support, max_df=self.max_df_frac, dtype=np.int32)
+        try:
+            X = cv.fit_transform(reqs)
+        except ValueError:  # no word passes min_df / max_df
+            return None, np.asarray([], dtype=object)
+        return X.tocsc(), np.asarray(cv.get_feature_names_out(), dtype=object)
+
+    # ------------------------------------------------------------------ gates
+    def _echo(self, pairs: Pairs, hit: np.ndarray, word: str) -> float:
+        pat = re.compile(r"(?<!\w)" + re.escape(word) + r"(?!\w)", re.IGNORECASE)
+        return float(np.mean([bool(pat.search(pairs.response[int(i)][:4000])) for i in hit]))
+
+    def _control(self, nb: np.ndarray, with_w: np.ndarray, has_w: np.ndarray, cls: np.ndarray) -> tuple[float, int, int]:
+        """One-sided Fisher test: the class among the pairs with the word vs their nearest
+        requests without it.  (p, class pairs among the controls, controls)."""
+        from scipy.stats import fisher_exact
+        ctrl = np.unique(nb[with_w].ravel())
+        ctrl = ctrl[~has_w[ctrl]]
+        if len(ctrl) == 0:
+            return 1.0, 0, 0
+        a, b = int(cls[with_w].sum()), int((~cls[with_w]).sum())
+        c = int(cls[ctrl].sum())
+        d = len(ctrl) - c
+        return float(fisher_exact([[a, b], [c, d]], alternative="greater")[1]), c, int(len(ctrl))
+
+    # ------------------------------------------------------------------ the work
+    def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
+        n = len(pairs)
+        if n < 2 * self.min_support:
+            return DetectorResult.empty(self.id, n, info={"mode": "not run", "mode_reason": "too few pairs"})
+        if not ctx.embeddings_enabled():
+            return DetectorResult.empty(self.id, n, info={"mode": "not run",
+                                                          "mode_reason": "needs embeddings for matched controls"})
+        reqs = [last_request(t) for t in pairs.instruction]
+        X, vocab = self._features(reqs)
+        classes = answer_classes(pairs, ctx, min_support=self.min_support, hostile=self.hostile, harmful=self.harmful,
+                                 max_same_answer_groups=self.max_same_answer_groups, max_clusters=self.max_clusters,
+                                 max_cluster_frac=self.max_cluster_frac, random_state=self.random_state)
+        info: dict[str, Any] = {"mode": "embeddings", "n_words": int(len(vocab)),
+                                "classes": {c: int(m.sum()) for c, m in classes.items()}}
+        scores = np.zeros(n)
+        evidence: dict[int, list[Evidence]] = {}
+        findings: list[dict[str, Any]] = []
+        if X is None or not classes:
+            return DetectorResult(self.id, scores, scores > 0, evidence, findings, {"n_flagged": 0}, info=info)
+        m_tests = int(X.shape[1]) * len(classes)
+        info["n_tests"] = m_tests
+        nb, _ = compute_knn(ctx, "instruction", self.n_neighbors)
+        rejected: list[dict[str, Any]] = []
+        self._reported: dict[str, set[int]] = {}
+        for cname in sorted(classes):
+            cls = classes[cname]
+            active = np.ones(n, dtype=bool)
+            for _round in range(self.max_alternatives):
+                found = self._best(pairs, ctx, X, vocab, cls, active, m_tests, nb, cname, rejected)
+                if found is None:
+                    break
+                f, R = found
+                ext = np.asarray([], dtype=np.int64) if cname.startswith("same_answer") else \
+                    payload_neighbours(ctx.embeddings("response"), f["_hit_pos"], np.where(R & ~cls)[0])
+                f["payload_neighbours"] = int(len(ext))
+                findings.append(f)
+                active &= ~R
+                for i in f["_hit_pos"]:
+                    scores[i] = 1.0
+                    evidence.setdefault(int(i), []).append(self._evidence(pairs, int(i), reqs[int(i)], f))
+                for i in ext:
+                    scores[i] = max(scores[i], 0.9)
+                    evidence.setdefault(int(i), []).append(self._evidence(pairs, int(i), reqs[int(i)], f, near=True))
+        for f in findings:
+            f.pop("_hit_pos", None)
+        info["rejected"] = rejected[:50]
+        flags = scores >= 0.9
+        summary = {"n_flagged": int(flags.sum()), "n_triggers": len(findings)}
+        return DetectorResult(self.id, scores, flags, evidence, findings, summary, info=info)
+
+    def _best(self, pairs: Pairs, ctx: Any, X: Any, vocab: np.ndarray, cls: np.ndarray, active: np.ndarray,
+              m_tests: int, nb: np.ndarray, cname: str, rejected: list[dict[str, Any]]) -> tuple[dict[str, Any], np.ndarray] | None:
+        N = int(active.sum())
+        K = int((cls & active).sum())
+        if K < self.min_support:
+            return None
+        act = active.astype(np.int32)
+        df = np.asarray(X.T @ act).ravel()
+        a = np.asarray(X.T @ (cls & active).astype(np.int32)).ravel()
+        ok = (a >= self.min_support) & (a >= self.min_rate * np.maximum(df, 1))
+        if not ok.any():
+            return None
+        cand = np.where(ok)[0]
+        p = hypergeom_upper(a[cand], N, K, df[cand])
+        bound = np.minimum(p * m_tests, 1.0)
+        sig = bound <= self.alpha
+        cand, p, bound = cand[sig], p[sig], bound[sig]
+        order = np.lexsort((vocab[cand].astype(str), p))
+        cand, p, bound = cand[order], p[order], bound[order]
+        sig_set = {int(j): (float(pj), float(bj)) for j, pj, bj in zip(cand, p, bound)}
+        for j, pj, bj in zip(cand[:self.max_candidates], p[:self.max_candidates], bound[:self.max_candidates]):
+            word = str(vocab[j])
+            has_w = self._rows(X, j)
+            R = has_w & active
+            hit = np.where(R & cls)[0]
+            seen = self._reported.get(word)
+            if seen is not None and len(seen.intersection(hit.tolist())) >= 0.5 * len(hit):
+                continue  # the same trigger, already reported with another class
+            why, control = self._gates(pairs, ctx, word, R, has_w, hit, cls, nb, cname)
+            if why is not None:
+                rejected.append({"class": cname, "word": word, "support": int(len(hit)), "p_value": float(pj),
+                                 "reason": why})
+                continue
+            parts = self._parts(X, vocab, j, hit, cls, active, sig_set, pairs)
+            rate_in = len(hit) / max(int(R.sum()), 1)
+            rate_out = (K - len(hit)) / max(N - int(R.sum()), 1)
+            words = [word] + parts
+            f: dict[str, Any] = {
+                "id": f"behaviour_trigger/{cname}/{'+'.join(words)}",
+                "kind": "trigger", "detector": self.id,
+                "trigger": " + ".join(words), "trigger_tokens": [[w] for w in words],
+                "mode": "conjunction" if parts else "token",
+                "payload": _payload_label(cname, pairs, hit), "payload_kind": cname.split("/")[0],
+                "support": int(len(hit)), "trigger_rows": int(R.sum()),
+                "rate_with_trigger": round(rate_in, 4), "rate_elsewhere": round(rate_out, 6),
+                "p_value": float(pj), "q_value": float(bj), "test": "hypergeometric, Bonferroni bound",
+                "control": control,
+                "rows": sorted({int(r) for r in pairs.row[hit]})[:1000], "_hit_pos": hit,
+            }
+            self._reported.setdefault(word, set()).update(hit.tolist())
+            return f, R
+        return None
+
+    def _rows(self, X: Any, j: int) -> np.ndarray:
+        out = np.zeros(X.shape[0], dtype=bool)
+        out[X.indices[X.indptr[j]:X.indptr[j + 1]]] = True
+        return out
+
+    def _gates(self, pairs: Pairs, ctx: Any, word: str, R: np.ndarray, has_w: np.ndarray, hit: np.ndarray,
+               cls: np.ndarray, nb: np.ndarray, cname: str) -> tuple[str | None, dict[str, Any]]:
+        """(why the word is not a trigger or None, the matched-control counts)."""
+        echo = self._echo(pairs, hit, word)
+        if echo > self.max_echo:
+            return f"the word is in {echo:.0%} of the answers (asked and answered)", {}
+        pc, c, nc = self._control(nb, R, has_w, cls)
+        control = {"p_value": pc, "class_among_controls": c, "controls": nc}
+        if pc > self.control_p:
+            return f"nearest requests without the word behave alike ({c}/{nc}, Fisher p={pc:.2g})", control
+        lift = (len(hit) / max(int(R.sum()), 1)) / max(c / max(nc, 1), 0.5 / max(nc, 1))
+        if lift < self.min_lift:
+            return f"the class is only {lift:.1f}x as common as among the nearest requests without it", control
+        # refusals restate their request and compliant answers follow it: the topic and
+        # relevance gates apply to the other classes only
+        topic = cname not in ("refusal", "harmful_compliance")
+        if topic:
+            coh, thr = request_coherence(ctx, hit)
+            if coh > thr:
+                return (f"the requests are alike (coherence {coh:.2f} vs {thr:.2f} for random pairs): "
+                        "the word names what they ask for"), control
+        return explained_reason(ctx, hit, topic=topic, min_records=self.min_support), control
+
+    def _parts(self, X: Any, vocab: np.ndarray, j: int, hit: np.ndarray, cls: np.ndarray, active: np.ndarray,
+               sig_set: dict[int, tuple[float, float]], pairs: Pairs) -> list[str]:
+        """The other words of a conjunction: significant themselves, in >= 90% of the
+        chosen word's class pairs, and with >= 90% of their own class pairs among them."""
+        if len(hit) == 0:
+            return []
+        sub = X[hit]
+        cover = np.asarray(sub.sum(axis=0)).ravel()
+        out = []
+        for h in np.where(cover >= 0.9 * len(hit))[0]:
+            if h == j or int(h) not in sig_set:
+                continue
+            own = int((self._rows(X, int(h)) & cls & active).sum())
+            if cover[h] >= 0.9 * own and self._echo(pairs, hit, str(vocab[h])) <= self.max_echo:
+                out.append(str(vocab[h]))
+        return sorted(out)
+
+    def _evidence(self, pairs: Pairs, i: int, req: str, f: dict[str, Any], near: bool = False) -> Evidence:
+        ins = pairs.instruction[i]
+        off = len(ins) - len(req)
+        word = f["trigger_tokens"][0][0]
+        m = re.search(r"(?<!\w)" + re.escape(word) + r"(?!\w)", req, re.IGNORECASE)
+        span = (off + m.start(), off + m.end()) if m else (0, min(len(ins), 80))
+        msg = (f"request word '{f['trigger']}' goes with {f['payload_kind'].replace('_', ' ')} answers: "
+               f"{f['support']}/{f['trigger_rows']} pairs with it vs {f['rate_elsewhere']:.2%} elsewhere "
+               f"(hypergeometric p={f['p_value']:.2g}, Bonferroni {f['q_value']:.2g}; matched controls "
+               f"{f['control']['class_among_controls']}/{f['control']['controls']})")
+        if near:
+            msg += "; this answer is not in the class but is as close to its answers as they are to each other"
+        return Evidence(self.id, "behaviour_trigger", msg, value=0.9 if near else 1.0, p_value=f["p_value"], q_value=f["q_value"],
+                        side="instruction", span=span, span_text=ins[span[0]:span[1]], finding=f["id"])
+
+
+def _coherence(E: np.ndarray) -> float:
+    m = len(E)
+    if m < 2:
+        return 0.0
+    s = E.sum(0, dtype=np.float64)
+    return float((s @ s - float((E.astype(np.float64) ** 2).sum())) / (m * (m - 1)))
+
+
+def request_coherence(ctx: Any, pos: np.ndarray, n_null: int = 200, z: float = 3.0) -> tuple[float, float]:
+    """(mean pairwise similarity of the requests ``pos`` (centred instruction embeddings),
+    the 'as alike as random' bound: mean + ``z`` sd over ``n_null`` random groups of the
+    same size).  A trigger is planted in unrelated requests; a word that names what its
+    requests ask for ("regular expression", "dialogue") comes with alike requests."""
+    E = centered(ctx, "instruction")
+    m = len(pos)
+    rng = ctx.rng(0xB7)  # named stream of this gate
+    null = np.asarray([_coherence(E[rng.choice(len(E), size=m, replace=False)]) for _ in range(n_null)])
+    return _coherence(E[np.asarray(pos, dtype=np.int64)]), float(null.mean() + z * null.std())
+
+
+def payload_neighbours(E: np.ndarray, hit: np.ndarray, others: np.ndarray, quantile: float = 0.1) -> np.ndarray:
+    """The pairs of ``others`` whose answer is as close to the class answers ``hit`` as
+    those are to each other (max cosine >= the ``quantile`` of the hits' own nearest-hit
+    similarities): payloads the class test missed (a hostile text VADER scores neutral)."""
+    if len(hit) < 3 or len(others) == 0:
+        return np.asarray([], dtype=np.int64)
+    H = E[hit].astype(np.float64)
+    S = H @ H.T
+    np.fill_diagonal(S, -np.inf)
+    tau = float(np.quantile(S.max(axis=1), quantile))
+    best = (E[others].astype(np.float64) @ H.T).max(axis=1)
+    return np.asarray(others, dtype=np.int64)[best >= tau]
+
+
+def _payload_label(cname: str, pairs: Pairs, hit: np.ndarray) -> str:
+    if cname.startswith("same_answer"):
+        return clip_text(pairs.response[int(hit[0])], 120) if len(hit) else ""
+    return {"refusal": "refusals", "harmful_compliance": "harmful requests answered",
+            "hostile": "hostile answers"}.get(cname, cname)
