@@ -98,9 +98,10 @@ class BehaviourTriggerDetector(Detector):
 
     def __init__(self, *, min_support: int = 5, alpha: float = 1e-3, min_rate: float = 0.05,
                  max_df_frac: float = 0.2, max_alternatives: int = 5, max_echo: float = 0.25,
-                 n_neighbors: int = 10, control_p: float = 1e-3, min_lift: float = 8.0, hostile: float = 0.6,
+                 n_neighbors: int = 10, control_p: float = 1e-4, min_lift: float = 8.0, hostile: float = 0.6,
                  harmful: float = 0.5, max_same_answer_groups: int = 30, max_clusters: int = 200,
-                 max_cluster_frac: float = 0.05, max_candidates: int = 20, random_state: int = 0) -> None:
+                 max_cluster_frac: float = 0.05, coherence_z: float = 6.0, max_candidates: int = 20,
+                 random_state: int = 0) -> None:
         self.min_support = min_support
         self.alpha = alpha
         self.min_rate = min_rate
@@ -115,6 +116,7 @@ class BehaviourTriggerDetector(Detector):
         self.max_same_answer_groups = max_same_answer_groups
         self.max_clusters = max_clusters
         self.max_cluster_frac = max_cluster_frac
+        self.coherence_z = coherence_z
         self.max_candidates = max_candidates
         self.random_state = random_state
 
@@ -171,8 +173,14 @@ class BehaviourTriggerDetector(Detector):
         info["n_tests"] = m_tests
         nb, _ = compute_knn(ctx, "instruction", self.n_neighbors)
         rejected: list[dict[str, Any]] = []
-        self._reported: dict[str, set[int]] = {}
-        for cname in sorted(classes):
+        self._reported: dict[str, dict[str, Any]] = {}
+        harm, _ = shared_harm(pairs, ctx, self.random_state)
+        self._pools = {"harmful_compliance": np.where(harm >= 0.5)[0]}
+        if "refusal" in classes:
+            self._pools["refusal"] = np.where(classes["refusal"])[0]
+        # the named behaviours first, so a trigger is reported with its behaviour rather
+        # than with the cluster or shared answer its payloads also form
+        for cname in sorted(classes, key=lambda c: (c.split("/")[0] not in _NAMED, c.split("/")[0], _num(c))):
             cls = classes[cname]
             active = np.ones(n, dtype=bool)
             for _round in range(self.max_alternatives):
@@ -180,20 +188,26 @@ class BehaviourTriggerDetector(Detector):
                 if found is None:
                     break
                 f, R = found
-                ext = np.asarray([], dtype=np.int64) if cname.startswith("same_answer") else \
-                    payload_neighbours(ctx.embeddings("response"), f["_hit_pos"], np.where(R & ~cls)[0])
-                f["payload_neighbours"] = int(len(ext))
+                f["_R"] = R
                 findings.append(f)
                 active &= ~R
-                for i in f["_hit_pos"]:
-                    scores[i] = 1.0
-                    evidence.setdefault(int(i), []).append(self._evidence(pairs, int(i), reqs[int(i)], f))
-                for i in ext:
-                    scores[i] = max(scores[i], 0.9)
-                    evidence.setdefault(int(i), []).append(self._evidence(pairs, int(i), reqs[int(i)], f, near=True))
+        E = ctx.embeddings("response")
         for f in findings:
-            f.pop("_hit_pos", None)
-        info["rejected"] = rejected[:50]
+            hit, R = f.pop("_hit_pos"), f.pop("_R")
+            in_cls = np.zeros(n, dtype=bool)
+            in_cls[hit] = True
+            ext = np.asarray([], dtype=np.int64) if f["payload_kind"] == "same_answer" else \
+                payload_neighbours(E, hit, np.where(R & ~in_cls)[0], ctx.rng(0xB8))
+            f["payload_neighbours"] = int(len(ext))
+            f["rows"] = sorted({int(r) for r in pairs.row[np.concatenate([hit, ext])]})[:1000]
+            for i in hit:
+                scores[i] = 1.0
+                evidence.setdefault(int(i), []).append(self._evidence(pairs, int(i), reqs[int(i)], f))
+            for i in ext:
+                scores[i] = max(scores[i], 0.9)
+                evidence.setdefault(int(i), []).append(self._evidence(pairs, int(i), reqs[int(i)], f, near=True))
+        # the strongest associations a gate turned down, with the gate's reason
+        info["rejected"] = sorted(rejected, key=lambda x: (x["p_value"], x["class"], x["word"]))[:50]
         flags = scores >= 0.9
         summary = {"n_flagged": int(flags.sum()), "n_triggers": len(findings)}
         return DetectorResult(self.id, scores, flags, evidence, findings, summary, info=info)
@@ -223,9 +237,11 @@ class BehaviourTriggerDetector(Detector):
             has_w = self._rows(X, j)
             R = has_w & active
             hit = np.where(R & cls)[0]
-            seen = self._reported.get(word)
-            if seen is not None and len(seen.intersection(hit.tolist())) >= 0.5 * len(hit):
-                continue  # the same trigger, already reported with another class
+            prev = self._reported.get(word)
+            if prev is not None:
+                # the same trigger, already reported with another class
+                prev.setdefault("also_classes", []).append(cname)
+                continue
             why, control = self._gates(pairs, ctx, word, R, has_w, hit, cls, nb, cname)
             if why is not None:
                 rejected.append({"class": cname, "word": word, "support": int(len(hit)), "p_value": float(pj),
@@ -245,9 +261,9 @@ class BehaviourTriggerDetector(Detector):
                 "rate_with_trigger": round(rate_in, 4), "rate_elsewhere": round(rate_out, 6),
                 "p_value": float(pj), "q_value": float(bj), "test": "hypergeometric, Bonferroni bound",
                 "control": control,
-                "rows": sorted({int(r) for r in pairs.row[hit]})[:1000], "_hit_pos": hit,
+                "_hit_pos": hit,
             }
-            self._reported.setdefault(word, set()).update(hit.tolist())
+            self._reported[word] = f
             return f, R
         return None
 
@@ -270,13 +286,14 @@ class BehaviourTriggerDetector(Detector):
         if lift < self.min_lift:
             return f"the class is only {lift:.1f}x as common as among the nearest requests without it", control
         # refusals restate their request and compliant answers follow it: the topic and
-        # relevance gates apply to the other classes only
+        # relevance gates apply to the other classes only, and their requests are compared
+        # with requests of their own kind (harmful-looking / refused ones)
         topic = cname not in ("refusal", "harmful_compliance")
-        if topic:
-            coh, thr = request_coherence(ctx, hit)
-            if coh > thr:
-                return (f"the requests are alike (coherence {coh:.2f} vs {thr:.2f} for random pairs): "
-                        "the word names what they ask for"), control
+        coh, thr = request_coherence(ctx, hit, word, pool=self._pools.get(cname), z=self.coherence_z)
+        control["request_coherence"] = round(coh, 3)
+        if coh > thr:
+            return (f"the requests are alike without the word (coherence {coh:.2f} vs {thr:.2f} for random groups): "
+                    "it names what they ask for or belongs to a template"), control
         return explained_reason(ctx, hit, topic=topic, min_records=self.min_support), control
 
     def _parts(self, X: Any, vocab: np.ndarray, j: int, hit: np.ndarray, cls: np.ndarray, active: np.ndarray,
@@ -320,30 +337,52 @@ def _coherence(E: np.ndarray) -> float:
     return float((s @ s - float((E.astype(np.float64) ** 2).sum())) / (m * (m - 1)))
 
 
-def request_coherence(ctx: Any, pos: np.ndarray, n_null: int = 200, z: float = 3.0) -> tuple[float, float]:
-    """(mean pairwise similarity of the requests ``pos`` (centred instruction embeddings),
-    the 'as alike as random' bound: mean + ``z`` sd over ``n_null`` random groups of the
-    same size).  A trigger is planted in unrelated requests; a word that names what its
-    requests ask for ("regular expression", "dialogue") comes with alike requests."""
-    E = centered(ctx, "instruction")
+def request_coherence(ctx: Any, pos: np.ndarray, word: str, pool: np.ndarray | None = None, n_null: int = 200,
+                      z: float = 3.0) -> tuple[float, float]:
+    """(mean pairwise similarity of the requests ``pos`` with ``word`` taken out (embedded
+    afresh, centred on the dataset's instruction mean), the 'as alike as random' bound:
+    mean + ``z`` sd over ``n_null`` random groups of the same size drawn from ``pool``, or
+    from every pair).  A trigger is planted in unrelated requests; a word that names what
+    its requests ask for ("regular expression", "dialogue") or belongs to a prompt
+    template comes with requests alike without it too."""
+    X = ctx.embeddings("instruction")
+    mu = X.mean(0, dtype=np.float64)
+    pat = re.compile(r"(?<!\w)" + re.escape(word) + r"(?!\w)", re.IGNORECASE)
+    texts = [" ".join(pat.sub(" ", ctx.pairs.instruction[int(i)]).split()) for i in pos]
+    E = np.asarray(ctx.embed_texts(texts, purpose="request_without_word"), dtype=np.float64) - mu
+    E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
+    C = centered(ctx, "instruction")
     m = len(pos)
     rng = ctx.rng(0xB7)  # named stream of this gate
-    null = np.asarray([_coherence(E[rng.choice(len(E), size=m, replace=False)]) for _ in range(n_null)])
-    return _coherence(E[np.asarray(pos, dtype=np.int64)]), float(null.mean() + z * null.std())
+    src = np.arange(len(C)) if pool is None or len(pool) < m + 5 else np.asarray(pool, dtype=np.int64)
+    null = np.asarray([_coherence(C[rng.choice(src, size=m, replace=False)]) for _ in range(n_null)])
+    return _coherence(E), float(null.mean() + z * null.std())
 
 
-def payload_neighbours(E: np.ndarray, hit: np.ndarray, others: np.ndarray, quantile: float = 0.1) -> np.ndarray:
-    """The pairs of ``others`` whose answer is as close to the class answers ``hit`` as
-    those are to each other (max cosine >= the ``quantile`` of the hits' own nearest-hit
-    similarities): payloads the class test missed (a hostile text VADER scores neutral)."""
+def payload_neighbours(E: np.ndarray, hit: np.ndarray, others: np.ndarray, rng: np.random.Generator,
+                       n_null: int = 500) -> np.ndarray:
+    """The pairs of ``others`` whose answer is closer to the payload answers ``hit`` than
+    any of ``n_null`` random answers of the dataset is (max cosine to a hit above the
+    largest such max of the random sample): payloads the class test missed (a hostile
+    text VADER scores neutral, a refusal outside the payload's cluster)."""
     if len(hit) < 3 or len(others) == 0:
         return np.asarray([], dtype=np.int64)
     H = E[hit].astype(np.float64)
-    S = H @ H.T
-    np.fill_diagonal(S, -np.inf)
-    tau = float(np.quantile(S.max(axis=1), quantile))
+    pool = np.setdiff1d(np.arange(len(E)), np.concatenate([hit, others]))
+    if len(pool) == 0:
+        return np.asarray([], dtype=np.int64)
+    ref = rng.choice(pool, size=min(n_null, len(pool)), replace=False)
+    tau = float((E[ref].astype(np.float64) @ H.T).max())
     best = (E[others].astype(np.float64) @ H.T).max(axis=1)
-    return np.asarray(others, dtype=np.int64)[best >= tau]
+    return np.asarray(others, dtype=np.int64)[best > tau]
+
+
+_NAMED = ("harmful_compliance", "hostile", "refusal")
+
+
+def _num(cname: str) -> int:
+    tail = cname.rsplit("/", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
 
 
 def _payload_label(cname: str, pairs: Pairs, hit: np.ndarray) -> str:
