@@ -11,8 +11,9 @@ data also has groups of pairs sharing an answer, for reasons that explain the an
 - **an echo**: the answer is copied from the request (an answer option, a passage);
 - **a template**: the requests share a phrase that is common outside the group as well
   (a prompt template with a label answer);
-- **a topic**: a content word shared by the requests is in the answers too (questions
-  about bubble sort answered with a bubble sort).
+- **a topic**: a content word shared by the requests (or, for later turns, by the
+  conversations) is in the answers too (questions about bubble sort answered with a
+  bubble sort).
 
 Each gate is a pure function of the group's texts (plus embeddings for the formula gate)
 and returns a reason string or ``None``.  Detectors apply them to groups that have no
@@ -225,6 +226,12 @@ def explained_reason(ctx: Any, positions: np.ndarray, *, min_records: int = 5, m
     word = shared_topic(reqs, resp, topic_share) if topic else None
     if word is not None:
         return f"a topic asked and answered ({word!r} in most requests and answers)"
+    if topic and any(r != t for r, t in zip(reqs, ins)):
+        # later turns of conversations: "more questions like these" names no topic, the
+        # conversation does (a user asking for quizzes on one subject in several chats)
+        word = shared_topic(ins, resp, topic_share)
+        if word is not None:
+            return f"a topic of the conversations, asked and answered ({word!r} in most conversations and answers)"
     if topic and ctx.embeddings_enabled():
         why = relevance_reason(ctx, pos)
         if why is not None:
