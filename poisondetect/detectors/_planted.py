@@ -79,11 +79,14 @@ def _stop_words() -> frozenset[str]:
 _SUBWORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+|[^\W\d_]+")
 
 
-def _content_words(text: str, stop: frozenset[str]) -> set[str]:
+def _content_words(text: str, stop: frozenset[str], max_chars: int = 4000) -> set[str]:
     """Content words, identifiers split (``bubble_sort``, ``primeNums`` -> bubble, sort,
-    prime, nums), a plural ``s`` dropped, so code answers match the words asked for."""
+    prime, nums), a plural ``s`` dropped, so code answers match the words asked for.
+    Texts longer than ``max_chars`` are read at both ends (half each)."""
     out = set()
-    for m in _SUBWORD.finditer(text[:4000]):
+    if len(text) > max_chars:
+        text = text[: max_chars // 2] + "\n" + text[-(max_chars // 2):]
+    for m in _SUBWORD.finditer(text):
         t = m.group().lower()
         if len(t) > 4 and t.endswith("s") and not t.endswith("ss"):
             t = t[:-1]
@@ -92,14 +95,16 @@ def _content_words(text: str, stop: frozenset[str]) -> set[str]:
     return out
 
 
-def shared_topic(requests: Sequence[str], responses: Sequence[str], min_share: float = 0.7) -> str | None:
+def shared_topic(requests: Sequence[str], responses: Sequence[str], min_share: float = 0.7, *,
+                 max_chars: int = 4000) -> str | None:
     """A content word present in >= ``min_share`` of the requests *and* of the responses
-    (the answers are about what was asked), or None."""
+    (the answers are about what was asked), or None.  ``max_chars`` bounds how much of
+    each request is read (both ends of a long one)."""
     stop = _stop_words()
     m = len(requests)
     if m == 0:
         return None
-    req = [_content_words(t, stop) for t in requests]
+    req = [_content_words(t, stop, max_chars) for t in requests]
     resp = [_content_words(t, stop) for t in responses]
     cnt_q: dict[str, int] = {}
     for s in req:
@@ -229,7 +234,13 @@ def explained_reason(ctx: Any, positions: np.ndarray, *, min_records: int = 5, m
     if topic and any(r != t for r, t in zip(reqs, ins)):
         # later turns of conversations: "more questions like these" names no topic, the
         # conversation does (a user asking for quizzes on one subject in several chats)
-        word = shared_topic(ins, resp, topic_share)
+        # (records that open with an assistant turn give pairs with no request at all:
+        # they neither name nor contradict a topic, so the share is over the others)
+        asked = [k for k, t in enumerate(ins) if t.strip()]
+        word = (shared_topic([ins[k] for k in asked], [resp[k] for k in asked], topic_share, max_chars=16000)
+                if len(asked) >= 3 else None)
+        if word is not None and shared_topic([word] * len(resp), resp, topic_share) is None:
+            word = None
         if word is not None:
             return f"a topic of the conversations, asked and answered ({word!r} in most conversations and answers)"
     if topic and ctx.embeddings_enabled():
