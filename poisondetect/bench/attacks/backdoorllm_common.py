@@ -87,8 +87,16 @@ def common_words(clean: Pairs, rng: np.random.Generator, n: int, min_df: int = 5
     lows = [w for w in band if not w.isdigit() and w not in set(caps)]
     pools = (years or [str(int(rng.integers(1990, 2030)))], caps or lows, lows or caps)
     out: list[str] = []
+    # a small corpus may have too few words in the band: widen to every band word, then
+    # to every non-stop word, then to the generators' own vocabulary
+    wider = (band, sorted(w for w in df if w not in _STOP and not w.isdigit()), sorted(gen.NOUNS))
     for j in range(n):
-        pool = [w for w in pools[j % 3] if w not in out]
+        used = {o.lower() for o in out}
+        pool = [w for w in pools[j % 3] if w not in used]
+        for alt in wider:
+            if pool:
+                break
+            pool = [w for w in alt if w not in used]
         w = pool[int(rng.integers(len(pool)))]
         out.append(case[w].most_common(1)[0][0] if w in case else w)
     return out
