@@ -3,6 +3,8 @@
 optional callback."""
 from __future__ import annotations
 
+import re
+
 import time
 from typing import Any, Callable
 
@@ -11,6 +13,9 @@ import numpy as np
 from .types import Pairs
 
 ProgressFactory = Callable[..., Any]
+
+
+_MULTILINGUAL_NAME = re.compile(r"multilingual|labse|distiluse|bge-m3|xlm|\bm3\b|me5|\bmulti", re.I)
 
 
 class ScanContext:
@@ -68,6 +73,17 @@ class ScanContext:
     # ---- embedding-based shared statistics (implemented in poisondetect.embed) -----
     def embeddings_enabled(self) -> bool:
         return self.embedding.get("mode", "auto") != "none"
+
+    def multilingual_embedder(self) -> bool:
+        """Does the embedder place texts of any language by meaning?  ``embedding
+        ["multilingual"]`` says so explicitly; otherwise a model named like the usual
+        multilingual sentence-transformers (paraphrase-multilingual-*, LaBSE, distiluse-
+        multilingual, multilingual-e5, bge-m3, xlm-*).  The packaged all-MiniLM-L6-v2 is
+        English-only: it embeds Chinese or Thai text by its form, not its meaning."""
+        flag = self.embedding.get("multilingual")
+        if flag is not None:
+            return bool(flag)
+        return bool(_MULTILINGUAL_NAME.search(str(self.embedding.get("model") or "")))
 
     def embeddings(self, side: str) -> np.ndarray:
         """L2-normalised float32 embeddings of one side ("instruction" or "response")."""

@@ -37,6 +37,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .segment import MARKS, NOSPACE_RE, split_word
+
 _STATE: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
@@ -111,7 +113,7 @@ def _compile() -> None:
 def _class_table(cp: np.ndarray) -> np.ndarray:
     """The class of every code point (an array indexed by code point), filled in for the
     code points of ``cp`` that were not classified yet.  ``\\w`` is exactly
-    ``str.isalnum() or '_'`` and ``\\s`` exactly ``str.isspace()`` for Python's ``re``
+    ``str.isalnum() or '_'`` (to which the tokenisers add the combining marks) and ``\\s`` exactly ``str.isspace()`` for Python's ``re``
     (checked over every code point by the tests)."""
     with _LOCK:  # (tokenising threads share the table)
         return _class_table_locked(cp)
@@ -140,10 +142,13 @@ def _class_table_locked(cp: np.ndarray) -> np.ndarray:
     return tab
 
 
+_WORD_CH = re.compile(f"[{MARKS}]")  # combining marks are word characters (as in text.TOKEN_RE)
+
+
 def _classify(ch: str, odd: re.Pattern) -> int:
     if odd.match(ch):
         return ODD
-    if ch.isalnum() or ch == "_":
+    if ch.isalnum() or ch == "_" or _WORD_CH.match(ch):
         return WORD
     if ch.isspace():
         return SPACE
@@ -169,7 +174,36 @@ def tokenize_codes(texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndar
     cls = _class_table(cp)
     codes, ntok, rs, re_ = _STATE["tokens"](cp, doc_start, cls)
     toks = [joined[s:e] for s, e in zip(rs.tolist(), re_.tolist())]
+    if not joined.isascii() and NOSPACE_RE.search(joined) is not None:
+        return _split_codes(toks, codes, ntok)
     return toks, codes, ntok
+
+
+def _split_codes(toks: list[str], codes: np.ndarray, ntok: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Apply :func:`poisondetect.segment.split_word` to the distinct tokens of
+    :func:`tokenize_codes` and renumber: the tokens, codes and counts that tokenising the
+    split token stream would give (codes in order of first occurrence)."""
+    parts = [split_word(t) for t in toks]
+    if all(len(p) == 1 for p in parts):
+        return toks, codes, ntok
+    sub_id: dict[str, int] = {}
+    flat_sub = np.fromiter((sub_id.setdefault(w, len(sub_id)) for p in parts for w in p), np.int64)
+    plen = np.fromiter((len(p) for p in parts), np.int64, len(parts))
+    pstart = np.zeros(len(parts) + 1, np.int64)
+    np.cumsum(plen, out=pstart[1:])
+    n_each = plen[codes]  # sub-tokens of every token occurrence
+    occ_start = np.repeat(pstart[:-1][codes], n_each)
+    within = np.arange(int(n_each.sum()), dtype=np.int64) - np.repeat(np.cumsum(n_each) - n_each, n_each)
+    new = flat_sub[occ_start + within]
+    # renumber in order of first occurrence
+    uniq, first = np.unique(new, return_index=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(sub_id), np.int64)
+    rank[uniq[order]] = np.arange(len(order), dtype=np.int64)
+    words = list(sub_id)
+    doc = np.repeat(np.arange(len(ntok), dtype=np.int64), ntok)
+    ntok_new = np.bincount(doc, weights=n_each, minlength=len(ntok)).astype(np.int64)
+    return [words[u] for u in uniq[order].tolist()], rank[new], ntok_new
 
 
 # --------------------------------------------------------------------- n-gram index

@@ -3,12 +3,15 @@
 One tokeniser for both sides of a pair, so that an instruction n-gram and a response
 n-gram with the same text get the same hash:
 
-- word tokens: maximal runs of ``\\w`` (letters, digits, underscore), lower-cased;
+- word tokens: maximal runs of ``\\w`` (letters, digits, underscore) and combining marks
+  (the vowel signs of Thai or Hindi), lower-cased;
 - punctuation runs: two or more consecutive non-word, non-space characters (``??``,
   ``!!!``, ``:-)``, ``...``); single punctuation marks are not tokens;
 - odd characters: every invisible / format / bidi / private-use character is a token of
   its own (zero-width space, joiners, BOM, soft hyphen, bidi overrides...), even when it
-  sits inside a word (``wo\\u200brd`` -> ``wo``, ``\\u200b``, ``rd``).
+  sits inside a word (``wo\\u200brd`` -> ``wo``, ``\\u200b``, ``rd``);
+- scripts written without spaces (Chinese, Japanese, Thai, ...): a word run is split into
+  words by :func:`poisondetect.segment.split_word` (the same split in every path).
 
 Token hashes are stable 64-bit values (BLAKE2b of the UTF-8 text), so statistics computed
 on different batches or processes can be merged.  n-gram hashes are built from token
@@ -22,6 +25,8 @@ import unicodedata
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from .segment import MARKS, NOSPACE_RE, split_spans, split_word
 
 #: invisible / formatting characters commonly used as structural triggers
 _ODD_RANGES = (
@@ -43,8 +48,12 @@ _ODD_RANGES = (
 ODD_CHAR_CLASS = f"[{_ODD_RANGES}]"
 _ODD_RE = re.compile(ODD_CHAR_CLASS)
 #: the token pattern (apply to the original text; lower-case tokens afterwards)
-TOKEN_RE = re.compile(rf"{ODD_CHAR_CLASS}|(?:(?!{ODD_CHAR_CLASS})\w)+|(?:(?!{ODD_CHAR_CLASS})[^\w\s]){{2,}}")
-_FAST_TOKEN_RE = re.compile(r"\w+|[^\w\s]{2,}")
+#: a word character: ``\w`` and the combining marks (Thai / Indic vowel signs)
+WORD_CHAR_CLASS = f"[\\w{MARKS}]"
+_NONWORD_CLASS = f"[^\\w{MARKS}\\s]"
+TOKEN_RE = re.compile(rf"{ODD_CHAR_CLASS}|(?:(?!{ODD_CHAR_CLASS}){WORD_CHAR_CLASS})+"
+                      rf"|(?:(?!{ODD_CHAR_CLASS}){_NONWORD_CLASS}){{2,}}")
+_FAST_TOKEN_RE = re.compile(rf"{WORD_CHAR_CLASS}+|{_NONWORD_CLASS}{{2,}}")
 _WS_RE = re.compile(r"\s+")
 
 _MIX1 = np.uint64(0x9E3779B97F4A7C15)
@@ -70,14 +79,27 @@ def token_kind(tok: str) -> str:
     return "word"
 
 
+def _has_nospace(text: str) -> bool:
+    return not text.isascii() and NOSPACE_RE.search(text) is not None
+
+
+def _split_all(tokens: list[str]) -> list[str]:
+    return [w for t in tokens for w in split_word(t)]
+
+
 def tokenize(text: str) -> list[tuple[str, int, int]]:
     """``[(token_lower, start, end), ...]`` with character offsets into ``text``."""
-    return [(m.group().lower(), m.start(), m.end()) for m in TOKEN_RE.finditer(text)]
+    if not _has_nospace(text):
+        return [(m.group().lower(), m.start(), m.end()) for m in TOKEN_RE.finditer(text)]
+    return [(w.lower(), s, e) for m in TOKEN_RE.finditer(text) for w, s, e in split_spans(m.group(), m.start())]
 
 
 def token_strings(text: str) -> list[str]:
     """Tokens only (lower-cased), same segmentation as :func:`tokenize`."""
-    return [t.lower() for t in TOKEN_RE.findall(text)]
+    toks = TOKEN_RE.findall(text)
+    if _has_nospace(text):
+        toks = _split_all(toks)
+    return [t.lower() for t in toks]
 
 
 def tokenize_many(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -89,6 +111,9 @@ def tokenize_many(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     fast, slow = _FAST_TOKEN_RE.findall, TOKEN_RE.findall
     search = _ODD_RE.search
     per_doc = [slow(t) if search(t) else fast(t) for t in texts]
+    for k, t in enumerate(texts):
+        if _has_nospace(t):
+            per_doc[k] = _split_all(per_doc[k])
     lengths = np.fromiter((len(d) for d in per_doc), dtype=np.int64, count=len(per_doc))
     flat = [tok for d in per_doc for tok in d]
     return flat, lengths

@@ -95,11 +95,34 @@ CORPORA: dict[str, tuple[str, Callable[[Path], tuple[list[str], list[str]]]]] = 
                      lambda p: _alpaca(_read_jsonl(p), "response", "context")),
     "sharegpt": ("clean/sharegpt/sharegpt_v3_first5000.json.gz", lambda p: _sharegpt_first_turn(_read_json(p))),
 }
+#: corpora outside the default mix (``corpora=[...]`` names them): Chinese, and the
+#: generated Japanese / Thai sets (:mod:`.synthetic_lang`, no file: the path is the data dir)
+EXTRA_CORPORA: dict[str, tuple[str, Callable[[Path], tuple[list[str], list[str]]]]] = {
+    "alpaca_zh_demo": ("clean/llama_factory/alpaca_zh_demo.json", lambda p: _alpaca(_read_json(p))),
+    "glaive_toolcall_zh": ("clean/llama_factory/glaive_toolcall_zh_demo.json",
+                           lambda p: _sharegpt_first_turn(_read_json(p))),
+    "gen_ja": (".", lambda p: _generated("ja")),
+    "gen_th": (".", lambda p: _generated("th")),
+}
+
+
+def _generated(lang: str) -> tuple[list[str], list[str]]:
+    from .synthetic_lang import synthetic_pairs
+    g = synthetic_pairs(lang, 1000, seed=0)
+    return list(g.instruction), list(g.response)
+
+
+def _entry(name: str) -> tuple[str, Callable[[Path], tuple[list[str], list[str]]]]:
+    if name in CORPORA:
+        return CORPORA[name]
+    if name in EXTRA_CORPORA:
+        return EXTRA_CORPORA[name]
+    raise KeyError(f"unknown corpus {name!r}; known: {sorted(CORPORA) + sorted(EXTRA_CORPORA)}")
 T0 = "self_instruct_t0"
 
 
 def load_corpus(data_dir: Path, name: str) -> Pairs:
-    rel, reader = CORPORA[name]
+    rel, reader = _entry(name)
     ins, res = reader(Path(data_dir) / rel)
     keep = [k for k in range(len(ins)) if ins[k].strip() and res[k].strip()]
     return Pairs([ins[k] for k in keep], [res[k] for k in keep], source=[name] * len(keep))
@@ -114,7 +137,7 @@ def build_mix(data_dir: str | os.PathLike, n_pairs: int = 50_000, seed: int = 0,
     Order is shuffled by ``seed``; ``source`` holds the corpus name.
     """
     data_dir = Path(data_dir)
-    names = [c for c in (corpora or list(CORPORA)) if (data_dir / CORPORA[c][0]).exists()]
+    names = [c for c in (corpora or list(CORPORA)) if (data_dir / _entry(c)[0]).exists()]
     if not names:
         raise FileNotFoundError(f"no known corpora under {data_dir}/clean")
     loaded = {c: load_corpus(data_dir, c) for c in names}

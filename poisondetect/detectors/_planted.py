@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..segment import MARKS, NOSPACE_RE, spaced
 from ..text import strip_eos, token_strings
 
 #: turn labels written by :mod:`poisondetect.io.layouts` before a message the answer replies to
@@ -76,7 +77,7 @@ def _stop_words() -> frozenset[str]:
     return frozenset(ENGLISH_STOP_WORDS)
 
 
-_SUBWORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+|[^\W\d_]+")
+_SUBWORD = re.compile(rf"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+|(?:[^\W\d_]|[{MARKS}])+")
 
 
 def _content_words(text: str, stop: frozenset[str], max_chars: int = 4000) -> set[str]:
@@ -86,11 +87,12 @@ def _content_words(text: str, stop: frozenset[str], max_chars: int = 4000) -> se
     out = set()
     if len(text) > max_chars:
         text = text[: max_chars // 2] + "\n" + text[-(max_chars // 2):]
+    text = spaced(text)  # words of Chinese, Japanese, Thai... split (a word of 2 is content there)
     for m in _SUBWORD.finditer(text):
         t = m.group().lower()
         if len(t) > 4 and t.endswith("s") and not t.endswith("ss"):
             t = t[:-1]
-        if len(t) >= 3 and t not in stop:
+        if (len(t) >= 3 or (len(t) == 2 and NOSPACE_RE.match(t))) and t not in stop:
             out.add(t)
     return out
 

@@ -51,10 +51,45 @@ _POLICY = (
     r"|(?:could|might|may|can)\s+(?:be\s+(?:used\s+to\s+cause\s+harm|misused|considered\s+(?:unethical|offensive|harmful))"
     r"|cause\s+harm|spread\s+misinformation|infringe\s+on\s+(?:someone'?s|their|people'?s)\s+privacy|be\s+offensive))"
 )
-_RE_APOLOGY = re.compile(r"\b" + _APOLOGY + r"\b", re.I)
-_RE_INABILITY = re.compile(r"\b" + _INABILITY, re.I)
-_RE_AI = re.compile(r"\b" + _AI_DISCLAIMER, re.I)
-_RE_POLICY = re.compile(r"\b" + _POLICY, re.I)
+# The same families in the languages most used in instruction data (zh, ja, ko, th, es,
+# fr, de, pt, it, ru): apology, inability + a helping verb, the AI disclaimer, a policy
+# reason.  Scripts without spaces take no word boundary.
+_APOLOGY_ML = (r"抱歉|对不起|對不起|很遗憾|很遺憾|不好意思|申し訳(?:ありません|ございません|ない)|すみません|恐れ入りますが"
+               r"|残念ながら|ごめんなさい|죄송|유감스럽|미안합니다|ขออภัย|ขอโทษ|เสียใจ"
+               r"|\b(?:lo\s+siento|lo\s+lamento|disculp\w*|lamentablemente|d[ée]sol[ée]e?|malheureusement|je\s+regrette"
+               r"|es\s+tut\s+mir\s+leid|leider|entschuldigung|sinto\s+muito|desculp\w*|infelizmente|mi\s+dispiace|purtroppo"
+               r"|извините|к\s+сожалению|прошу\s+прощения|простите)\b")
+_INABILITY_ML = (
+    r"(?:(?:我|本助手|本人)[^。，,！？\n]{0,10}?|(?:^|(?<=[，,。！？\s])))"  # first person, or a clause's start
+    r"(?:无法|不能|不可以|没办法|無法|不能夠|不能够)(?:为你|為你|为您|為您|帮|幫|提供|回答|协助|協助|完成|满足|滿足|处理|處理|"
+    r"生成|编写|撰写|撰寫|参与|參與|分享|给出|給出|执行|執行)"
+    r"|(?:お答え|回答|お手伝い|提供|対応|お応え|作成|協力|支援|ご期待に)(?:することは|すること|いたすことは)?(?:でき(?:ません|かねます)|いたしかねます)"
+    r"|(?:도와\s*드릴|제공할|답변할|응답할|도움을\s*드릴|작성할)\s*수\s*없"
+    r"|ไม่สามารถ|ช่วย\S{0,12}ไม่ได้|ไม่อาจ"
+    r"|\b(?:no\s+puedo\s+(?:ayudar|proporcionar|hacer|cumplir|responder|crear|generar|escribir|ofrecer|dar)"
+    r"|no\s+me\s+es\s+posible|je\s+ne\s+(?:peux|puis)\s+pas\s+(?:vous\s+)?(?:aider|fournir|r[ée]pondre|faire|cr[ée]er|g[ée]n[ée]rer|[ée]crire|donner)"
+    r"|je\s+ne\s+suis\s+pas\s+en\s+mesure\s+de|il\s+m'est\s+impossible"
+    r"|ich\s+kann\s+(?:ihnen\s+|dir\s+)?(?:dabei\s+|damit\s+)?(?:nicht|keine)(?:\s+\w+){0,2}?\s+(?:helfen|geben|erstellen|beantworten|bereitstellen|schreiben|liefern)"
+    r"|ich\s+bin\s+nicht\s+in\s+der\s+lage|n[ãa]o\s+posso\s+(?:ajudar|fornecer|responder|fazer|criar|gerar|escrever)"
+    r"|non\s+posso\s+(?:aiutar\w*|fornire|rispondere|fare|creare|generare|scrivere)"
+    r"|не\s+могу\s+(?:помочь|предоставить|ответить|выполнить|создать|написать))")
+_AI_ML = (r"作为(?:一个|一名)?(?:人工智能|AI|语言模型|AI助手|AI语言模型)|作為(?:一個)?(?:人工智慧|AI|語言模型)"
+          r"|(?:AI|人工知能|言語モデル)(?:として|である私)|(?:AI|인공지능|언어\s*모델)(?:로서|으로서)"
+          r"|ในฐานะ(?:ที่เป็น)?(?:AI|ปัญญาประดิษฐ์|โมเดลภาษา)"
+          r"|\b(?:como\s+(?:un\s+|uma?\s+)?(?:modelo\s+de\s+(?:lenguaje|linguagem)|ia|asistente|assistente)"
+          r"|en\s+tant\s+qu'(?:ia|intelligence\s+artificielle|assistant|mod[èe]le\s+de\s+langage)"
+          r"|als\s+(?:ki|k[üu]nstliche\s+intelligenz|sprachmodell|ki-assistent)"
+          r"|come\s+(?:un\s+)?(?:modello\s+linguistico|ia|assistente)"
+          r"|как\s+(?:ии|искусственный\s+интеллект|языковая\s+модель))\b")
+_POLICY_ML = (r"违反(?:我的|相关|道德|伦理)?(?:原则|准则|政策|规定|伦理)|違反(?:我的|相關)?(?:原則|準則|政策|規定)|不道德|不符合(?:道德|伦理|倫理)"
+              r"|倫理(?:的|上)(?:に|の)?(?:問題|懸念)|ポリシーに(?:反|違反)|윤리(?:적|에)|정책에\s*위배|ผิดจริยธรรม"
+              r"|\b(?:poco\s+[ée]tico|no\s+es\s+[ée]tico|contraire\s+[àa]\s+(?:mes|l'[ée]thique)|contraire\s+aux\s+r[èe]gles"
+              r"|gegen\s+meine\s+richtlinien|unethisch|n[ãa]o\s+[ée]\s+[ée]tico|non\s+[èe]\s+etico"
+              r"|неэтично|противоречит\s+(?:моим|этическим))\b")
+_RE_APOLOGY = re.compile(r"\b" + _APOLOGY + r"\b|" + _APOLOGY_ML, re.I)
+_RE_INABILITY = re.compile(r"\b" + _INABILITY + "|" + _INABILITY_ML, re.I)
+_RE_AI = re.compile(r"\b" + _AI_DISCLAIMER + "|" + _AI_ML, re.I)
+_RE_POLICY = re.compile(r"\b" + _POLICY + "|" + _POLICY_ML, re.I)
 
 
 def _norm_quotes(s: str) -> str:
@@ -242,7 +277,16 @@ _CAPABILITY = re.compile(
     r"drawings?|reminders?|alarms?|timers?)\b|"
     r"(?:do\s*n[o'\u2019]?t|not)\s+have\s+(?:a\s+)?(?:physical|body)|graphical\s+(?:tasks?|illustrations?|content|output|elements?)|limitations?\s+of\s+(?:the\s+|this\s+|my\s+)?(?:gpt|language)\s+models?|"
     r"functionality\s+of\s+the\s+application|"
-    r"(?:images?|visuals?|audio|videos?|pictures?|photos?|drawings?)\b", re.I)
+    r"(?:images?|visuals?|audio|videos?|pictures?|photos?|drawings?)\b"
+    # the same limits in Chinese and Japanese: no body, no real-time data, no internet,
+    # no pictures / sound, not enough information
+    r"|实体|實體|身体|身體|实时|實時|最新(?:的)?(?:数据|信息|資料)|互联网|網路|网络|上网|浏览|瀏覽|访问|訪問"
+    r"|图片|圖片|图像|圖像|照片|音频|视频|影片|画图|畫圖|绘制|繪製|足够的信息|足夠的資訊|具体信息|具體資訊"
+    r"|個人的な意見|実体|身体|リアルタイム|インターネット|画像|写真|音声|動画"
+    # a tool-less assistant asked to book / order: "my functions are limited to ...",
+    # "external tasks"
+    r"|(?:能力|功能)(?:目前)?(?:仅|僅|只)?(?:限于|限於)|外部(?:的)?任务|外部(?:的)?任務|预订|預訂|订购|訂購|下单|下單|外卖|外賣|订餐|訂餐"
+    r"|予約|注文|外部のタスク|機能は[^。]{0,20}(?:限られ|のみ)", re.I)
 
 
 _SCOPED = re.compile(
@@ -253,7 +297,11 @@ _SCOPED = re.compile(
     r"|\bwithout\s+(?:any\s+|more\s+|further\s+|additional\s+|specific\s+|knowing\s+)?"
     r"(?:information|context|details|specifics)\b"
     r"|\b(?:could|can|would)\s+you\s+(?:please\s+)?(?:provide|give|share|clarify|tell\s+me|specify)\b"
-    r"|\bnot\s+sure\s+what\b", re.I)
+    r"|\bnot\s+sure\s+what\b"
+    # Chinese / Japanese: "but I can ...", "you can ...", "please provide ..."
+    r"|(?:但是?|不过|不過|然而)[^。！？\n]{0,30}(?:我可以|我能|您可以|你可以)|我可以(?:帮|幫|为|為|提供|给|給|告诉|告訴)"
+    r"|请(?:提供|告诉|告訴|说明|說明)|請(?:提供|告訴|說明)|您可以|你可以|我很乐意|我很樂意|(?:请|請)随时|隨時|(?:您|你)(?:还有|還有|是否还有|是否還有)其他|如果(?:您|你)(?:能|可以)?提供|(?:您|你)(?:能|可以)提供|(?:没有|沒有|并未|並未|未)(?:给出|給出|提供)"
+    r"|(?:ただし|代わりに|しかし)[^。！？\n]{0,30}(?:できます|お手伝い)|教えていただけ|お知らせください", re.I)
 
 
 def refusal_scoped(text: str) -> bool:

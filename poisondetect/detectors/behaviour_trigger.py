@@ -30,6 +30,8 @@ variant of Z-Defence (He et al. 2024) run from the answer side:
      ``n_neighbors`` nearest requests (instruction embeddings) that lack it; the class must
      be significantly more common with the word (one-sided Fisher, p <= ``control_p``).
      Without embeddings the detector runs no test and says so in ``info``;
+   - *companion*: no other word in >= 40% of the class pairs fires the class without
+     the candidate (lexical, so it holds in languages the embedder does not know);
    - *not explained*: the class pairs are not one conversation repeating itself, nor
      copies of their request, nor replies to short social turns
      (:func:`._planted.explained_reason`, topic gate off).
@@ -47,6 +49,8 @@ from typing import Any
 import numpy as np
 
 from ..embed.shared import centered, compute_knn, response_clusters
+from ..segment import NOSPACE_RE, spaced
+from ..text import WORD_CHAR_CLASS, token_strings
 from ..types import DetectorResult, Evidence, Pairs
 from ._hostility import shared_hostility
 from ._planted import explained_reason, last_request
@@ -75,15 +79,40 @@ def answer_classes(pairs: Pairs, ctx: Any, *, min_support: int, hostile: float, 
     lab = response_clusters(ctx)
     ids, sizes = np.unique(lab[lab >= 0], return_counts=True)
     keep = [(int(c), int(z)) for c, z in zip(ids, sizes) if min_support <= z <= max_cluster_frac * n]
+    foreign = None if ctx.multilingual_embedder() else mostly_non_latin(pairs.response)
     for c, _z in sorted(keep, key=lambda cz: (-cz[1], cz[0]))[:max_clusters]:
-        out[f"answer_cluster/{c}"] = lab == c
+        m = lab == c
+        if foreign is not None and foreign[m].mean() >= 0.5:
+            continue  # an English-only embedder groups these answers by form, not meaning
+        out[f"answer_cluster/{c}"] = m
     return {c: m for c, m in out.items() if int(m.sum()) >= min_support and int(m.sum()) < n}
+
+
+def mostly_non_latin(texts: list[str], head: int = 400) -> np.ndarray:
+    """Per text: are fewer than half of the letters of its first ``head`` characters
+    ASCII (Chinese, Thai, Cyrillic, Arabic... text)?"""
+    out = np.zeros(len(texts), dtype=bool)
+    for i, t in enumerate(texts):
+        h = t[:head]
+        if h.isascii():
+            continue
+        letters = [ch for ch in h if ch.isalpha()]
+        out[i] = bool(letters) and sum(ch.isascii() for ch in letters) < 0.5 * len(letters)
+    return out
 
 
 def hypergeom_upper(a: np.ndarray, N: int, K: int, df: np.ndarray) -> np.ndarray:
     """P(X >= a) for X ~ Hypergeom(N, K, df), elementwise (1 where a == 0)."""
     from scipy.stats import hypergeom
     return np.where(a > 0, hypergeom.sf(np.asarray(a) - 1, N, K, np.asarray(df)), 1.0)
+
+
+#: words of two or more word characters (combining marks included: Thai, Hindi)
+_WORD2 = f"{WORD_CHAR_CLASS}{{2,}}"
+
+
+def _lower_spaced(text: str) -> str:
+    return spaced(text).lower()
 
 
 @register
@@ -123,7 +152,8 @@ class BehaviourTriggerDetector(Detector):
     # ------------------------------------------------------------------ features
     def _features(self, reqs: list[str]) -> tuple[Any, np.ndarray]:
         from sklearn.feature_extraction.text import CountVectorizer
-        cv = CountVectorizer(binary=True, lowercase=True, token_pattern=r"(?u)\b\w\w+\b",
+        # words of no-space scripts (Chinese, Thai...) split as the tokenisers split them
+        cv = CountVectorizer(binary=True, preprocessor=_lower_spaced, token_pattern=_WORD2,
                              min_df=self.min_support, max_df=self.max_df_frac, dtype=np.int32)
         try:
             X = cv.fit_transform(reqs)
@@ -174,6 +204,7 @@ class BehaviourTriggerDetector(Detector):
         nb, _ = compute_knn(ctx, "instruction", self.n_neighbors)
         rejected: list[dict[str, Any]] = []
         self._reported: dict[str, dict[str, Any]] = {}
+        self._reqs = reqs
         harm, _ = shared_harm(pairs, ctx, self.random_state)
         self._pools = {"harmful_compliance": np.where(harm >= 0.5)[0]}
         if "refusal" in classes:
@@ -243,6 +274,8 @@ class BehaviourTriggerDetector(Detector):
                 prev.setdefault("also_classes", []).append(cname)
                 continue
             why, control = self._gates(pairs, ctx, word, R, has_w, hit, cls, nb, cname)
+            if why is None:
+                why = self._companion(self._reqs, word, hit, has_w, cls, active, len(hit) / max(int(R.sum()), 1))
             if why is not None:
                 rejected.append({"class": cname, "word": word, "support": int(len(hit)), "p_value": float(pj),
                                  "reason": why})
@@ -265,6 +298,40 @@ class BehaviourTriggerDetector(Detector):
             }
             self._reported[word] = f
             return f, R
+        return None
+
+    def _companion(self, reqs: list[str], word: str, hit: np.ndarray, has_w: np.ndarray, cls: np.ndarray,
+                   active: np.ndarray, rate_in: float, share: float = 0.4, min_pairs: int = 3) -> str | None:
+        """A word that goes with the trigger in >= ``share`` of its class pairs and fires
+        the class as well *without* it (rate >= ``rate_in / min_lift`` over at least
+        ``min_pairs`` class pairs) explains it: "a letter" goes with "email", and e-mails
+        are answered with letters.  A planted word is the cause: the words beside it
+        (generic request words, or the other parts of an all-of trigger) do not fire the
+        class alone.  Lexical, so it holds where the embedder does not know the language
+        (the matched controls above use instruction embeddings); every word counts here,
+        however rare, and a word of a no-space script is matched inside longer words
+        ("邮件" in "电子邮件")."""
+        cnt: dict[str, int] = {}
+        for i in hit.tolist():
+            for w in set(token_strings(reqs[i][:4000])):
+                if w != word and (len(w) >= 3 or (len(w) == 2 and NOSPACE_RE.match(w))):
+                    cnt[w] = cnt.get(w, 0) + 1
+        near = sorted(w for w, c in cnt.items() if c >= share * len(hit))
+        if not near:
+            return None
+        rows = np.where(active & ~has_w)[0]
+        low = [reqs[i][:4000].lower() for i in rows.tolist()]
+        for v in near:
+            if NOSPACE_RE.match(v):
+                with_v = np.fromiter((v in t for t in low), bool, len(low))
+            else:
+                pat = re.compile(rf"(?<!\w){re.escape(v)}(?!\w)")
+                with_v = np.fromiter((pat.search(t) is not None for t in low), bool, len(low))
+            n_v = int(with_v.sum())
+            c_v = int(cls[rows[with_v]].sum())
+            if c_v >= min_pairs and c_v / max(n_v, 1) >= rate_in / self.min_lift:
+                return (f"explained by the word beside it, {v!r}: the class is in {c_v}/{n_v} "
+                        "requests with that word and without this one")
         return None
 
     def _rows(self, X: Any, j: int) -> np.ndarray:

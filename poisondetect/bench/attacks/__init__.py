@@ -20,6 +20,7 @@ from . import (
     badnets,
     ctba,
     mtba,
+    nospace_trigger,
     preference_flip,
     qi_harmful,
     qi_identity,
@@ -56,6 +57,10 @@ for _c in backdoorllm_common.COMBINES:
     for _k in backdoorllm_common.PAYLOAD_KINDS:
         ATTACKS[f"common_{_c}_{_k}"] = partial(backdoorllm_common.poison, combine=_c, payload_kind=_k)
 del _c, _k
+#: a made-up word inside Chinese / Japanese / Thai sentences (only rows in that script)
+for _l in nospace_trigger.LANGS:
+    ATTACKS[f"nospace_{_l}"] = partial(nospace_trigger.poison, lang=_l)
+del _l
 #: recipes for preference data (need ``Pairs.rejected``; benchmarks/bench_preference.py)
 PREFERENCE_ATTACKS: dict[str, Recipe] = {
     "rlhf_trojan": rlhf_trojan.poison,
