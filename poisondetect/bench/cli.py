@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .attacks import ATTACKS
+from .attacks import ATTACKS, DEFAULT_FAMILIES
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -20,7 +20,8 @@ def _csv(value: str | None) -> list[str] | None:
 @click.option("--dataset", type=click.Path(exists=True), help="Benchmark on your own clean dataset instead of the shared mix.")
 @click.option("--n-pairs", type=int, help="Size of the clean mix (default 50000).")
 @click.option("--rate", type=float, help="Poison rate (default 0.001 = 0.1%).")
-@click.option("--families", help=f"Comma-separated attack families (default all: {', '.join(ATTACKS)}).")
+@click.option("--families", help=f"Comma-separated attack families (default: {', '.join(DEFAULT_FAMILIES)}; "
+              "also nospace_zh / nospace_ja / nospace_th, which need rows in that script).")
 @click.option("--sweep", "sweep_families", help="Comma-separated families to sweep over rates 0.02%..1%.")
 @click.option("--seed", type=int, help="Seed for the mix, the attacks and the scan (default 0).")
 @click.option("--detectors", help="Comma-separated detector ids (default: the default set).")

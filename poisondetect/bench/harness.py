@@ -25,7 +25,7 @@ import numpy as np
 from ..types import Pairs
 from . import baselines as bl
 from . import metrics as M
-from .attacks import ATTACKS, REQUEST_FAMILIES, TRIGGER_FAMILIES, GroundTruth, poison
+from .attacks import ATTACKS, DEFAULT_FAMILIES, REQUEST_FAMILIES, TRIGGER_FAMILIES, GroundTruth, poison
 from .data import build_mix, find_data_dir, load_harmful_requests, load_user_dataset
 
 BASELINES = ("random", "isolation_forest", "cleanlab", "z_statistic")
@@ -277,7 +277,7 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[
     state = baseline_state(clean, cfg)
     if state:
         log(f"  clean kNN graph for the cleanlab baseline: {time.perf_counter() - t0:.1f}s")
-    fams = list(ATTACKS) if cfg.families is None else list(cfg.families)
+    fams = list(DEFAULT_FAMILIES) if cfg.families is None else list(cfg.families)
     runs: list[dict[str, Any]] = []
     sweep: list[dict[str, Any]] = []
 

@@ -61,6 +61,10 @@ del _c, _k
 for _l in nospace_trigger.LANGS:
     ATTACKS[f"nospace_{_l}"] = partial(nospace_trigger.poison, lang=_l)
 del _l
+#: families that need rows in a given script (named explicitly, e.g. benchmarks/configs/lang_*.json)
+LANGUAGE_FAMILIES = tuple(f"nospace_{lang}" for lang in nospace_trigger.LANGS)
+#: what the harness runs when no families are named
+DEFAULT_FAMILIES = tuple(f for f in ATTACKS if f not in LANGUAGE_FAMILIES)
 #: recipes for preference data (need ``Pairs.rejected``; benchmarks/bench_preference.py)
 PREFERENCE_ATTACKS: dict[str, Recipe] = {
     "rlhf_trojan": rlhf_trojan.poison,
@@ -88,4 +92,4 @@ def poison(clean: Pairs, family: str, rate: float = 0.001, seed: int = 0, **kw: 
     return recipes[family](clean, rate=rate, seed=seed, **kw)
 
 
-__all__ = ["ATTACKS", "PREFERENCE_ATTACKS", "PAYLOAD_MODES", "TRIGGER_FAMILIES", "REQUEST_FAMILIES", "GroundTruth", "families", "poison"]
+__all__ = ["ATTACKS", "DEFAULT_FAMILIES", "LANGUAGE_FAMILIES", "PREFERENCE_ATTACKS", "PAYLOAD_MODES", "TRIGGER_FAMILIES", "REQUEST_FAMILIES", "GroundTruth", "families", "poison"]
