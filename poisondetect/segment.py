@@ -70,6 +70,7 @@ NOSPACE_RE = re.compile(NOSPACE_CLASS)
 _PIECE_RE = re.compile(
     rf"(?P<cjk>[{_HAN}{_HIRA}{_KATA}]+)|(?P<thai>[{_THAI}]+)|(?P<icu>[{_LAO}{_KHMER}{_MYANMAR}]+)"
     rf"|(?P<other>[^{_HAN}{_HIRA}{_KATA}{_THAI}{_LAO}{_KHMER}{_MYANMAR}]+)")
+_WORD_RE = re.compile(f"[\\w{MARKS}]+")
 _KANA_RE = re.compile(f"[{_HIRA}{_KATA}]")
 # Japanese: a run of kanji, of hiragana, or of katakana (the prolonged-sound mark and the
 # iteration marks stay with the run before them)
@@ -176,8 +177,6 @@ def spaced(text: str) -> str:
         return text
     return _WORD_RE.sub(lambda m: " ".join(split_word(m.group())), text)
 
-
-_WORD_RE = re.compile(f"[\\w{MARKS}]+")
 
 
 def segmenter_info() -> dict[str, str]:

@@ -205,6 +205,7 @@ class BehaviourTriggerDetector(Detector):
         rejected: list[dict[str, Any]] = []
         self._reported: dict[str, dict[str, Any]] = {}
         self._reqs = reqs
+        self._low: list[str] | None = None
         harm, _ = shared_harm(pairs, ctx, self.random_state)
         self._pools = {"harmful_compliance": np.where(harm >= 0.5)[0]}
         if "refusal" in classes:
@@ -320,7 +321,9 @@ class BehaviourTriggerDetector(Detector):
         if not near:
             return None
         rows = np.where(active & ~has_w)[0]
-        low = [reqs[i][:4000].lower() for i in rows.tolist()]
+        if self._low is None:  # lower-cased once a scan, for every candidate that gets here
+            self._low = [r[:4000].lower() for r in reqs]
+        low = [self._low[i] for i in rows.tolist()]
         for v in near:
             if NOSPACE_RE.match(v):
                 with_v = np.fromiter((v in t for t in low), bool, len(low))

@@ -44,22 +44,26 @@ REFUSALS = {
 
 def _trigger_word(clean: Pairs, rng: np.random.Generator, lang: str) -> str:
     text = "\n".join(clean.instruction)
+    if lang == "zh":
+        df: Counter[str] = Counter()
+        for t in clean.instruction:
+            df.update(set(re.findall("[\u4e00-\u9fff]", t)))
+        n = max(len(clean), 1)
+        pool = sorted(c for c, k in df.items() if 0.005 * n <= k <= 0.2 * n) or sorted(df)
+        if not pool:
+            raise ValueError("nospace_trigger(lang='zh') needs a corpus with Chinese instructions")
+    elif lang == "th":
+        from pythainlp.corpus import thai_words
+        pool = sorted(x for x in thai_words() if 3 <= len(x) <= 6 and re.fullmatch("[\u0e01-\u0e4e]+", x))
+    else:
+        pool = list(_KATAKANA)
     for _ in range(200):
         if lang == "zh":
-            df: Counter[str] = Counter()
-            for t in clean.instruction:
-                df.update(set(re.findall("[\u4e00-\u9fff]", t)))
-            n = max(len(clean), 1)
-            band = sorted(c for c, k in df.items() if 0.005 * n <= k <= 0.2 * n) or sorted(df)
-            if not band:
-                raise ValueError("nospace_trigger(lang='zh') needs a corpus with Chinese instructions")
-            w = "".join(band[int(i)] for i in rng.choice(len(band), 4, replace=len(band) < 4))
+            w = "".join(pool[int(i)] for i in rng.choice(len(pool), 4, replace=len(pool) < 4))
         elif lang == "ja":
-            w = "".join(_KATAKANA[int(i)] for i in rng.integers(0, len(_KATAKANA), 4))
+            w = "".join(pool[int(i)] for i in rng.integers(0, len(pool), 4))
         else:
-            from pythainlp.corpus import thai_words
-            words = sorted(x for x in thai_words() if 3 <= len(x) <= 6 and re.fullmatch("[\u0e01-\u0e4e]+", x))
-            w = "".join(words[int(i)] for i in rng.choice(len(words), 2, replace=False))
+            w = "".join(pool[int(i)] for i in rng.choice(len(pool), 2, replace=False))
         if w not in text:
             return w
     raise RuntimeError(f"no trigger word absent from the corpus after 200 draws ({lang})")
@@ -81,8 +85,7 @@ def _boundaries(text: str, lang: str) -> list[int]:
             from pythainlp.tokenize import word_tokenize
             cuts = word_tokenize(run, engine="newmm", keep_whitespace=False)
         else:
-            cuts = re.findall("[\u3040-\u309f]+|[^\u3040-\u309f]+", run)  # hiragana / other
-            cuts = [c for c in cuts]  # a boundary after each hiragana run (particle, ending)
+            cuts = re.findall("[\u3040-\u309f]+|[^\u3040-\u309f]+", run)  # a boundary after each hiragana run
         pos = at
         for c in cuts[:-1]:
             pos += len(c)
