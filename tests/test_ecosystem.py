@@ -81,9 +81,18 @@ def _sarif(tmp_path, path):
     return json.loads(out.read_text(encoding="utf-8"))
 
 
+SARIF_SCHEMA = Path(__file__).parent / "schemas" / "sarif-2.1.0.json"
+
+
 def _check_sarif(doc):
-    """Validate with a SARIF 2.1.0 object model (sarif-pydantic) where installed, and the
-    spec's required members and enumerations here either way."""
+    """Validate against the official SARIF 2.1.0 JSON schema (shipped in tests/schemas), with
+    the SARIF object model (sarif-pydantic) where installed, and the members the reports
+    rely on here."""
+    import jsonschema
+    schema = json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    assert not errors, "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
     try:
         import sarif_pydantic
         sarif_pydantic.Sarif.model_validate(doc)
@@ -118,6 +127,20 @@ def test_sarif_of_the_demo_shows_its_trigger_as_an_error(tmp_path):
     line = trig[0]["locations"][0]["physicalLocation"]["region"]["startLine"]
     rec = int(trig[0]["locations"][0]["logicalLocations"][0]["name"].split()[1])
     assert json.loads(DEMO.read_text(encoding="utf-8").split("\n")[line - 1]) is not None and line == rec + 1
+
+
+def test_sarif_schema_check_can_fail():
+    """The schema check is real: a log with a bad level or a missing driver name fails it."""
+    import jsonschema
+    schema = json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    good = {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}}, "results": []}]}
+    assert not list(validator.iter_errors(good))
+    bad_level = json.loads(json.dumps(good))
+    bad_level["runs"][0]["results"] = [{"message": {"text": "m"}, "level": "severe"}]
+    assert list(validator.iter_errors(bad_level))
+    no_name = {"version": "2.1.0", "runs": [{"tool": {"driver": {}}}]}
+    assert list(validator.iter_errors(no_name))
 
 
 def test_sarif_of_a_clean_sample_has_no_high_or_medium_result(tmp_path):
