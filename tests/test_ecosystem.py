@@ -50,12 +50,17 @@ def _action_scan_command(inputs: dict[str, str]) -> str:
 @pytest.mark.parametrize("path, code", [(DEMO, 1), (ALPACA, 0)])
 def test_action_scan_step_runs(tmp_path, path, code):
     cmd = _action_scan_command({"path": str(path), "args": "--embedding-mode none -q",
-                                "output-dir": str(tmp_path / "out")})
+                                "output-dir": str(tmp_path / "out"),
+                                "sarif": str(tmp_path / "scan.sarif")})
     cmd = cmd.replace("poisondetect scan", f"{sys.executable} -m poisondetect.cli scan", 1)
     rc = subprocess.run(["bash", "-c", cmd]).returncode
     assert rc == code
     summ = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert (len(summ["alerts"]) > 0) == (code == 1)
+    sarif = json.loads((tmp_path / "scan.sarif").read_text())
+    _check_sarif(sarif)
+    levels = {r["level"] for r in sarif["runs"][0]["results"]}
+    assert ("error" in levels) == (code == 1)
 
 
 def test_repr_html_and_pandas_export_escape_hostile_text():
