@@ -10,7 +10,9 @@ variant of Z-Defence (He et al. 2024) run from the answer side:
 1. **Answer classes** (one bool per pair): ``refusal`` (refusal style >= 0.5),
    ``harmful_compliance`` (a harmful-looking request answered without refusal, the
    probe shared with :mod:`.harmful_compliance`), ``hostile`` (VADER compound <= -0.6,
-   :mod:`._hostility`) and ``same_answer`` groups (the largest groups of pairs sharing one
+   :mod:`._hostility`), ``insecure_code`` (Bandit issues of at least medium severity and
+   confidence in the answer's Python code, :mod:`._insecure_code`) and ``same_answer``
+   groups (the largest groups of pairs sharing one
    normalised answer of >= 3 words).
 2. **Test**: every word of the last user turn used by >= ``min_support`` pairs against every
    class: one-sided hypergeometric tail ``P(X >= a)`` for ``a`` class pairs among the
@@ -53,6 +55,7 @@ from ..segment import NOSPACE_RE, spaced
 from ..text import WORD_CHAR_CLASS, token_strings
 from ..types import DetectorResult, Evidence, Pairs
 from ._hostility import shared_hostility
+from ._insecure_code import shared_has_python, shared_insecure_code
 from ._planted import explained_reason, last_request
 from ._safety_util import clip_text, shared_harm, shared_refusal
 from .base import Detector, register
@@ -70,6 +73,7 @@ def answer_classes(pairs: Pairs, ctx: Any, *, min_support: int, hostile: float, 
     harm, _ = shared_harm(pairs, ctx, random_state)
     out["harmful_compliance"] = harm * (1.0 - refusal) >= harmful
     out["hostile"] = shared_hostility(pairs, ctx) >= hostile
+    out["insecure_code"] = np.asarray([bool(x) for x in shared_insecure_code(pairs, ctx)], dtype=bool)
     keys = [" ".join(_NORM.sub(" ", r.casefold()).split()) for r in pairs.response]
     counts = Counter(k for k in keys if len(k.split()) >= 3)
     groups = [k for k, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_support]
@@ -118,8 +122,8 @@ def _lower_spaced(text: str) -> str:
 @register
 class BehaviourTriggerDetector(Detector):
     id = "behaviour_trigger"
-    description = ("Request words that go with a class of answers (refusal, harmful compliance, hostile, one "
-                   "shared answer) against matched controls: common-word triggers with varied payloads")
+    description = ("Request words that go with a class of answers (refusal, harmful compliance, hostile, "
+                   "insecure code, one shared answer) against matched controls: common-word triggers with varied payloads")
     requires = ("embeddings",)
     severity = "high"
     clean_flag_rate = None
@@ -129,8 +133,8 @@ class BehaviourTriggerDetector(Detector):
                  max_df_frac: float = 0.2, max_alternatives: int = 5, max_echo: float = 0.25,
                  n_neighbors: int = 10, control_p: float = 1e-4, min_lift: float = 8.0, hostile: float = 0.6,
                  harmful: float = 0.5, max_same_answer_groups: int = 30, max_clusters: int = 200,
-                 max_cluster_frac: float = 0.05, coherence_z: float = 6.0, max_candidates: int = 20,
-                 random_state: int = 0) -> None:
+                 max_cluster_frac: float = 0.05, coherence_z: float = 6.0, cluster_coherence_z: float = 4.0,
+                 max_candidates: int = 20, random_state: int = 0) -> None:
         self.min_support = min_support
         self.alpha = alpha
         self.min_rate = min_rate
@@ -146,6 +150,7 @@ class BehaviourTriggerDetector(Detector):
         self.max_clusters = max_clusters
         self.max_cluster_frac = max_cluster_frac
         self.coherence_z = coherence_z
+        self.cluster_coherence_z = cluster_coherence_z
         self.max_candidates = max_candidates
         self.random_state = random_state
 
@@ -210,6 +215,8 @@ class BehaviourTriggerDetector(Detector):
         self._pools = {"harmful_compliance": np.where(harm >= 0.5)[0]}
         if "refusal" in classes:
             self._pools["refusal"] = np.where(classes["refusal"])[0]
+        if "insecure_code" in classes:  # coding requests are alike: compare with coding requests
+            self._pools["insecure_code"] = np.where(shared_has_python(pairs, ctx))[0]
         # the named behaviours first, so a trigger is reported with its behaviour rather
         # than with the cluster or shared answer its payloads also form
         for cname in sorted(classes, key=lambda c: (c.split("/")[0] not in _NAMED, c.split("/")[0], _num(c))):
@@ -231,6 +238,10 @@ class BehaviourTriggerDetector(Detector):
             ext = np.asarray([], dtype=np.int64) if f["payload_kind"] == "same_answer" else \
                 payload_neighbours(E, hit, np.where(R & ~in_cls)[0], ctx.rng(0xB8))
             f["payload_neighbours"] = int(len(ext))
+            if f["payload_kind"] == "insecure_code":
+                issues = shared_insecure_code(pairs, ctx)
+                tests = Counter(x["test_id"] + " " + x["test_name"] for i in hit for x in issues[int(i)])
+                f["bandit_tests"] = dict(sorted(tests.items(), key=lambda kv: (-kv[1], kv[0])))
             f["rows"] = sorted({int(r) for r in pairs.row[np.concatenate([hit, ext])]})[:1000]
             for i in hit:
                 scores[i] = 1.0
@@ -355,11 +366,15 @@ class BehaviourTriggerDetector(Detector):
         lift = (len(hit) / max(int(R.sum()), 1)) / max(c / max(nc, 1), 0.5 / max(nc, 1))
         if lift < self.min_lift:
             return f"the class is only {lift:.1f}x as common as among the nearest requests without it", control
-        # refusals restate their request and compliant answers follow it: the topic and
-        # relevance gates apply to the other classes only, and their requests are compared
-        # with requests of their own kind (harmful-looking / refused ones)
-        topic = cname not in ("refusal", "harmful_compliance")
-        coh, thr = request_coherence(ctx, hit, word, pool=self._pools.get(cname), z=self.coherence_z)
+        # refusals restate their request, compliant answers and code answers follow it: the
+        # topic and relevance gates apply to the other classes only, and their requests are
+        # compared with requests of their own kind (harmful-looking / refused / code ones)
+        topic = cname not in ("refusal", "harmful_compliance", "insecure_code")
+        # an answer cluster is a class of *form*: a word asking for that form ("dialogue",
+        # "haiku") comes with requests alike without it, so that class gets the tighter bound
+        # (a planted trigger's requests are unrelated: their coherence is the null's mean)
+        z = self.cluster_coherence_z if cname.startswith("answer_cluster") else self.coherence_z
+        coh, thr = request_coherence(ctx, hit, word, pool=self._pools.get(cname), z=z)
         control["request_coherence"] = round(coh, 3)
         if coh > thr:
             return (f"the requests are alike without the word (coherence {coh:.2f} vs {thr:.2f} for random groups): "
@@ -447,7 +462,7 @@ def payload_neighbours(E: np.ndarray, hit: np.ndarray, others: np.ndarray, rng: 
     return np.asarray(others, dtype=np.int64)[best > tau]
 
 
-_NAMED = ("harmful_compliance", "hostile", "refusal")
+_NAMED = ("harmful_compliance", "hostile", "insecure_code", "refusal")
 
 
 def _num(cname: str) -> int:
@@ -459,4 +474,4 @@ def _payload_label(cname: str, pairs: Pairs, hit: np.ndarray) -> str:
     if cname.startswith("same_answer"):
         return clip_text(pairs.response[int(hit[0])], 120) if len(hit) else ""
     return {"refusal": "refusals", "harmful_compliance": "harmful requests answered",
-            "hostile": "hostile answers"}.get(cname, cname)
+            "hostile": "hostile answers", "insecure_code": "insecure code (Bandit)"}.get(cname, cname)

