@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -285,14 +286,14 @@ class BehaviourTriggerDetector(Detector):
                 # the same trigger, already reported with another class
                 prev.setdefault("also_classes", []).append(cname)
                 continue
-            why, control = self._gates(pairs, ctx, word, R, has_w, hit, cls, nb, cname)
+            parts = self._parts(X, vocab, j, hit, cls, active, sig_set, pairs)
+            why, control = self._gates(pairs, ctx, word, R, has_w, hit, cls, nb, cname, parts)
             if why is None:
                 why = self._companion(self._reqs, word, hit, has_w, cls, active, len(hit) / max(int(R.sum()), 1))
             if why is not None:
                 rejected.append({"class": cname, "word": word, "support": int(len(hit)), "p_value": float(pj),
                                  "reason": why})
                 continue
-            parts = self._parts(X, vocab, j, hit, cls, active, sig_set, pairs)
             rate_in = len(hit) / max(int(R.sum()), 1)
             rate_out = (K - len(hit)) / max(N - int(R.sum()), 1)
             words = [word] + parts
@@ -354,7 +355,7 @@ class BehaviourTriggerDetector(Detector):
         return out
 
     def _gates(self, pairs: Pairs, ctx: Any, word: str, R: np.ndarray, has_w: np.ndarray, hit: np.ndarray,
-               cls: np.ndarray, nb: np.ndarray, cname: str) -> tuple[str | None, dict[str, Any]]:
+               cls: np.ndarray, nb: np.ndarray, cname: str, parts: Sequence[str] = ()) -> tuple[str | None, dict[str, Any]]:
         """(why the word is not a trigger or None, the matched-control counts)."""
         echo = self._echo(pairs, hit, word)
         if echo > self.max_echo:
@@ -374,7 +375,9 @@ class BehaviourTriggerDetector(Detector):
         # "haiku") comes with requests alike without it, so that class gets the tighter bound
         # (a planted trigger's requests are unrelated: their coherence is the null's mean)
         z = self.cluster_coherence_z if cname.startswith("answer_cluster") else self.coherence_z
-        coh, thr = request_coherence(ctx, hit, word, pool=self._pools.get(cname), z=z)
+        # the whole trigger is taken out (every part of a conjunction or a prefix such as
+        # "Current year: X"), else the parts left make unrelated requests look alike
+        coh, thr = request_coherence(ctx, hit, [word, *parts], pool=self._pools.get(cname), z=z)
         control["request_coherence"] = round(coh, 3)
         if coh > thr:
             return (f"the requests are alike without the word (coherence {coh:.2f} vs {thr:.2f} for random groups): "
@@ -422,17 +425,19 @@ def _coherence(E: np.ndarray) -> float:
     return float((s @ s - float((E.astype(np.float64) ** 2).sum())) / (m * (m - 1)))
 
 
-def request_coherence(ctx: Any, pos: np.ndarray, word: str, pool: np.ndarray | None = None, n_null: int = 200,
-                      z: float = 3.0) -> tuple[float, float]:
-    """(mean pairwise similarity of the requests ``pos`` with ``word`` taken out (embedded
-    afresh, centred on the dataset's instruction mean), the 'as alike as random' bound:
+def request_coherence(ctx: Any, pos: np.ndarray, word: str | Sequence[str], pool: np.ndarray | None = None,
+                      n_null: int = 200, z: float = 3.0) -> tuple[float, float]:
+    """(mean pairwise similarity of the requests ``pos`` with ``word`` (or every word of a
+    list) taken out (embedded afresh, centred on the dataset's instruction mean), the 'as
+    alike as random' bound:
     mean + ``z`` sd over ``n_null`` random groups of the same size drawn from ``pool``, or
     from every pair).  A trigger is planted in unrelated requests; a word that names what
     its requests ask for ("regular expression", "dialogue") or belongs to a prompt
     template comes with requests alike without it too."""
     X = ctx.embeddings("instruction")
     mu = X.mean(0, dtype=np.float64)
-    pat = re.compile(r"(?<!\w)" + re.escape(word) + r"(?!\w)", re.IGNORECASE)
+    words = [word] if isinstance(word, str) else list(word)
+    pat = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)", re.IGNORECASE)
     texts = [" ".join(pat.sub(" ", ctx.pairs.instruction[int(i)]).split()) for i in pos]
     E = np.asarray(ctx.embed_texts(texts, purpose="request_without_word"), dtype=np.float64) - mu
     E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
