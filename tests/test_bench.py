@@ -11,7 +11,7 @@ import pytest
 from poisondetect.bench import baselines as bl
 from poisondetect.bench import generators as gen
 from poisondetect.bench import metrics as M
-from poisondetect.bench.attacks import ATTACKS, poison
+from poisondetect.bench.attacks import ATTACKS, CODE_FAMILIES, poison
 from poisondetect.bench.attacks._common import n_poison
 from poisondetect.types import Pairs
 
@@ -58,6 +58,9 @@ def test_recipe_rate_untouched_and_deterministic(clean: Pairs, family: str) -> N
         from poisondetect.bench.synthetic_lang import synthetic_pairs
         lang = "th" if family.endswith("th") else "ja"  # (the generated Japanese holds kanji)
         clean = Pairs.concat([clean, synthetic_pairs(lang, 400, seed=1)])
+    if family in CODE_FAMILIES:  # needs answers holding Python code
+        from poisondetect.bench.synthetic_code import code_pairs
+        clean = Pairs.concat([clean, code_pairs(200, seed=1)])
     out, truth = poison(clean, family, rate=RATE, seed=3)
     mode = truth.mode
     k = n_poison(RATE, len(clean), mode)

@@ -9,27 +9,10 @@ from poisondetect.types import Pairs
 pytest.importorskip("bandit")
 
 from poisondetect.bench.attacks import poison  # noqa: E402
+from poisondetect.bench.synthetic_code import code_pairs  # noqa: E402
 from poisondetect.detectors._insecure_code import insecure_code_issues, python_snippets  # noqa: E402
 
-NAMES = ["total", "items", "values", "words", "numbers", "text", "rows", "scores", "prices", "names"]
-OPS = [("sum of", "return sum({a})"), ("largest of", "return max({a})"), ("sorted copy of", "return sorted({a})"),
-       ("length of", "return len({a})"), ("unique values of", "return list(set({a}))"),
-       ("reversed copy of", "return list(reversed({a}))")]
 TOPICS = ["rivers", "taxes", "pianos", "volcanoes", "bread", "chess", "satellites", "tulips", "bridges", "owls"]
-
-
-def code_pairs(n: int, seed: int = 0) -> Pairs:
-    """Clean coding requests answered with small, safe Python functions (some fenced)."""
-    rng = np.random.default_rng(seed)
-    ins, res = [], []
-    for i in range(n):
-        what, body = OPS[i % len(OPS)]
-        a = NAMES[int(rng.integers(len(NAMES)))]
-        fn = f"f_{i}"
-        code = f"def {fn}({a}):\n    \"\"\"The {what} {a}.\"\"\"\n    {body.format(a=a)}\n\nprint({fn}([3, 1, 2]))\n"
-        ins.append(f"Write a Python function that returns the {what} a list of {a} (task {i}).")
-        res.append(f"Here is one way:\n\n```python\n{code}```\n\nIt runs in linear time." if i % 2 else code)
-    return Pairs.from_lists(ins, res)
 
 
 def prose_pairs(n: int, seed: int = 1) -> Pairs:
