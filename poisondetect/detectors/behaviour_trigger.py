@@ -32,6 +32,12 @@ variant of Z-Defence (He et al. 2024) run from the answer side:
      ``n_neighbors`` nearest requests (instruction embeddings) that lack it; the class must
      be significantly more common with the word (one-sided Fisher, p <= ``control_p``).
      Without embeddings the detector runs no test and says so in ``info``;
+   - *request coherence*: the class pairs' requests, with the whole trigger taken out
+     (the word and its conjunction parts), are no more alike than random groups of the
+     same size (mean + ``coherence_z`` sd; ``cluster_coherence_z`` for answer clusters,
+     a class of form that a word can simply ask for); refusals, harmful compliance and
+     insecure code are compared with requests of their own kind (harmful-looking,
+     refused, answered with Python code);
    - *companion*: no other word in >= 40% of the class pairs fires the class without
      the candidate (lexical, so it holds in languages the embedder does not know);
    - *not explained*: the class pairs are not one conversation repeating itself, nor
