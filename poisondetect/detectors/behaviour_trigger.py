@@ -315,7 +315,8 @@ class BehaviourTriggerDetector(Detector):
                 "control": control,
                 "_hit_pos": hit,
             }
-            self._reported[word] = f
+            for w in words:  # every part: the same trigger under another class is not new
+                self._reported.setdefault(w, f)
             return f, R
         return None
 
