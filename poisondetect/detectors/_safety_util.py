@@ -392,10 +392,44 @@ def _space_probability(E: np.ndarray, Ph: np.ndarray, Pb: np.ndarray, bg: np.nda
     return p, p_sim, p_probe, sh, sb, lr
 
 
-def _lexical_probability(texts: Sequence[str], harmful: Sequence[str], benign: Sequence[str]) -> np.ndarray:
+_SEGMENT_END = re.compile(r"(?<=[.!?:;])\s+|\s*\n+\s*")
+
+
+def request_cores(text: str, max_wrapper_words: int = 8, min_words: int = 3) -> list[str]:
+    """The request without a short leading or trailing wrapper: the longest run of whole
+    sentences (or ``Key:`` headers, lines) at its start, then at its end, of at most
+    ``max_wrapper_words`` words in all, leaving at least ``min_words`` words.  A date line,
+    a header, a role line or a polite suffix around a harmful request ("Current year: X.
+    How do I ...") must not dilute its harm: the harm model scores these cores too and
+    keeps the highest probability."""
+    segs = [x for x in _SEGMENT_END.split(text[:1000].strip()) if x.strip()]
+    if len(segs) < 2:
+        return []
+    words = [len(x.split()) for x in segs]
+    out: list[str] = []
+    for order in (range(len(segs) - 1), range(len(segs) - 1, 0, -1)):
+        cut, total = None, 0
+        for j in order:
+            total += words[j]
+            if total > max_wrapper_words:
+                break
+            cut = j
+        if cut is None:
+            continue
+        rest = segs[cut + 1:] if order.step == 1 else segs[:cut]
+        core = " ".join(rest)
+        kept = len(core.split())
+        if kept >= min_words and kept > sum(words) - kept and core not in out:  # the wrapper is the smaller part
+            out.append(core)
+    return out
+
+
+def _lexical_probability(texts: Sequence[str], harmful: Sequence[str], benign: Sequence[str],
+                         extra: Sequence[str] = ()) -> np.ndarray:
     """A TF-IDF (unigram) logistic regression: prototypes vs safe look-alikes and *every*
     row of the scan as weighted negatives, so the words generic to this dataset's
-    instructions carry no weight and harm-specific words do.  A cheap first stage."""
+    instructions carry no weight and harm-specific words do.  A cheap first stage.
+    ``extra`` texts are scored by the same fit (appended to the result), not fitted on."""
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -408,6 +442,8 @@ def _lexical_probability(texts: Sequence[str], harmful: Sequence[str], benign: S
     y = np.concatenate([np.ones(nh), np.zeros(len(benign) + n)])
     w = np.concatenate([np.ones(nh), np.full(len(benign), 3.0), np.full(n, 3.0 * nh / max(1, n))])
     lr = LogisticRegression(C=4.0, max_iter=3000).fit(sp.vstack([Xh, Xb, Xs]), y, sample_weight=w)
+    if len(extra):
+        Xs = sp.vstack([Xs, vec.transform([t[:1000] for t in extra])])
     return lr.predict_proba(Xs)[:, 1]
 
 
@@ -477,7 +513,13 @@ def harm_probability(pairs_instructions: Sequence[str], ctx: Any, random_state: 
             from ..embed.shared import _cache_dir, _use_cache, encode_cached
 
             cd = _cache_dir(ctx) if _use_cache(ctx) else None
-            p_lex = _lexical_probability(pairs_instructions, harmful, benign)
+            # wrapped requests: each row's cores (a short header / date line / suffix taken
+            # off) are scored too and the row keeps its highest probability
+            cores = [(i, c) for i in range(n) for c in request_cores(pairs_instructions[i])]
+            p_all = _lexical_probability(pairs_instructions, harmful, benign, [c for _, c in cores])
+            p_lex = p_all[:n].copy()
+            for (i, _c), pc in zip(cores, p_all[n:]):
+                p_lex[i] = max(p_lex[i], pc)
             pri = np.ones(n, bool) if priority is None else np.asarray(priority, bool)
             cand = np.zeros(n, bool)
             # (the static similarity model is the weakest of the three at finding them:
@@ -491,12 +533,18 @@ def harm_probability(pairs_instructions: Sequence[str], ctx: Any, random_state: 
             top = np.flatnonzero(cand)
             bg2 = np.sort(rng.choice(n, size=min(n_background_rerank, n), replace=False))
             idx = np.union1d(top, bg2)
-            X2 = encode_cached(emb2, [pairs_instructions[i] for i in idx], cd)
+            in_top = set(int(i) for i in top)
+            top_cores = [(i, c) for i, c in cores if i in in_top]
+            X2 = encode_cached(emb2, [pairs_instructions[i] for i in idx] + [c for _, c in top_cores], cd)
             H2 = encode_cached(emb2, harmful, cd)
             B2 = encode_cached(emb2, benign, cd)
             pos = {int(i): p for p, i in enumerate(idx)}
             bsel = np.array([pos[int(i)] for i in bg2])
             p2, _ps2, _pp2, sh2, sb2, _lr2 = _space_probability(X2, H2, B2, bsel, k)
+            for j, (i, _c) in enumerate(top_cores):  # a row keeps its most harmful core
+                r = pos[int(i)]
+                if p2[len(idx) + j] > p2[r]:
+                    p2[r], sh2[r], sb2[r] = p2[len(idx) + j], sh2[len(idx) + j], sb2[len(idx) + j]
             tsel = np.array([pos[int(i)] for i in top])
             cut = float(prob[top].min()) if len(top) else 0.0
             rest = np.ones(n, bool)
