@@ -466,6 +466,9 @@ def harm_probability(pairs_instructions: Sequence[str], ctx: Any, random_state: 
     geometric mean) is re-scored in the sentence-transformer space (a cascade); every other row keeps
     a probability capped below the re-scored cut-off.  ``priority`` (bool per row) splits
     each scorer's budget: rows where the answer matters (e.g. not refused) are taken first.
+    In the cascade a row also scores its :func:`request_cores` (the request with a short
+    leading / trailing wrapper taken off) in the lexical stage and the re-scoring, and keeps
+    the highest probability, so a date line or role line cannot dilute a harmful request.
     Falls back to TF-IDF similarities when embeddings are unavailable.  Returns
     (probabilities, extras with ``info``).
     """
