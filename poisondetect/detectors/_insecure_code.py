@@ -62,7 +62,12 @@ def python_snippets(text: str) -> list[str]:
     return out
 
 
-def insecure_code_issues(texts: Sequence[str]) -> list[list[dict[str, Any]]]:
+def answer_snippets(texts: Sequence[str]) -> list[list[str]]:
+    """:func:`python_snippets` of every text (cheap prefilter: code has a call or an import)."""
+    return [python_snippets(t) if ("(" in t or "import" in t) else [] for t in texts]
+
+
+def insecure_code_issues(texts: Sequence[str], snippets: list[list[str]] | None = None) -> list[list[dict[str, Any]]]:
     """Per text, the Bandit issues (>= MEDIUM severity and confidence) of its Python code:
     ``test_id``, ``test_name``, ``severity``, ``confidence``, ``line`` (in the snippet),
     ``snippet`` (index among the text's snippets), ``code`` (the flagged line)."""
@@ -70,8 +75,8 @@ def insecure_code_issues(texts: Sequence[str]) -> list[list[dict[str, Any]]]:
     from bandit.core import manager as b_manager
 
     out: list[list[dict[str, Any]]] = [[] for _ in texts]
-    cand = [(i, k, s) for i, t in enumerate(texts) if "(" in t or "import" in t
-            for k, s in enumerate(python_snippets(t))]
+    snippets = answer_snippets(texts) if snippets is None else snippets
+    cand = [(i, k, s) for i, lst in enumerate(snippets) for k, s in enumerate(lst)]
     if not cand:
         return out
     with tempfile.TemporaryDirectory(prefix="poisondetect-bandit-") as d:
@@ -112,19 +117,22 @@ def insecure_code_scores(texts: Sequence[str]) -> np.ndarray:
     return np.asarray([len(x) for x in insecure_code_issues(texts)], dtype=np.float64)
 
 
+def _shared_snippets(pairs, ctx) -> list[list[str]]:  # noqa: ANN001 - Pairs, ScanContext
+    if ctx is None:
+        return answer_snippets(pairs.response)
+    return ctx.shared("python_snippets", lambda: answer_snippets(pairs.response))
+
+
 def shared_insecure_code(pairs, ctx) -> list[list[dict[str, Any]]]:  # noqa: ANN001 - Pairs, ScanContext
     """Memoised per scan; empty lists when Bandit is not installed."""
     def make() -> list[list[dict[str, Any]]]:
         if not bandit_available():
             return [[] for _ in range(len(pairs))]
-        return insecure_code_issues(pairs.response)
+        return insecure_code_issues(pairs.response, _shared_snippets(pairs, ctx))
     return make() if ctx is None else ctx.shared("insecure_code_issues", make)
 
 
 def shared_has_python(pairs, ctx) -> np.ndarray:  # noqa: ANN001 - Pairs, ScanContext
     """Per pair: does the answer hold Python code that parses?  (The population an
-    insecure-code answer is drawn from; memoised per scan.)"""
-    def make() -> np.ndarray:
-        return np.asarray([("(" in t or "import" in t) and bool(python_snippets(t)) for t in pairs.response],
-                          dtype=bool)
-    return make() if ctx is None else ctx.shared("has_python_code", make)
+    insecure-code answer is drawn from; the snippets are parsed once per scan.)"""
+    return np.asarray([bool(x) for x in _shared_snippets(pairs, ctx)], dtype=bool)
