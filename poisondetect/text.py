@@ -15,7 +15,8 @@ n-gram with the same text get the same hash:
 
 Token hashes are stable 64-bit values (BLAKE2b of the UTF-8 text), so statistics computed
 on different batches or processes can be merged.  n-gram hashes are built from token
-hashes with vectorised numpy mixing.  Nothing here does IO.
+hashes with vectorised numpy mixing (splitmix64, :mod:`poisondetect.hashing`; ``mix64``
+and ``combine64`` stay importable from here).  Nothing here does IO.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .hashing import combine64, mix64  # noqa: F401  (mix64: re-exported for T.mix64 callers)
 from .segment import MARKS, NOSPACE_RE, split_spans, split_word
 
 #: invisible / formatting characters commonly used as structural triggers
@@ -54,16 +56,6 @@ _NONWORD_CLASS = f"[^\\w{MARKS}\\s]"
 TOKEN_RE = re.compile(rf"{ODD_CHAR_CLASS}|(?:(?!{ODD_CHAR_CLASS}){WORD_CHAR_CLASS})+"
                       rf"|(?:(?!{ODD_CHAR_CLASS}){_NONWORD_CLASS}){{2,}}")
 _FAST_TOKEN_RE = re.compile(rf"{WORD_CHAR_CLASS}+|{_NONWORD_CLASS}{{2,}}")
-_WS_RE = re.compile(r"\s+")
-
-_MIX1 = np.uint64(0x9E3779B97F4A7C15)
-_MIX2 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX3 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-
-
-def has_odd_chars(text: str) -> bool:
-    return _ODD_RE.search(text) is not None
 
 
 def is_odd_token(tok: str) -> bool:
@@ -124,21 +116,6 @@ def hash_strings(strings: Iterable[str]) -> np.ndarray:
     out = [int.from_bytes(hashlib.blake2b(s.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
            for s in strings]
     return np.array(out, dtype=np.uint64)
-
-
-def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser (vectorised, wraps mod 2**64)."""
-    x = np.asarray(x, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> _S30)) * _MIX2
-        x = (x ^ (x >> _S27)) * _MIX3
-        return x ^ (x >> _S31)
-
-
-def combine64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Order-dependent combination of two hash arrays."""
-    with np.errstate(over="ignore"):
-        return mix64(np.asarray(a, np.uint64) * _MIX1 + np.asarray(b, np.uint64))
 
 
 def ngram_hash(token_hashes: Sequence[int] | np.ndarray) -> int:

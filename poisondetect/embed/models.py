@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from ..hashing import cached_file_sha256 as file_sha256  # weights: memoised on (path, size, mtime)
 
 #: version of the static distillation recipe (part of the static model's identity)
 STATIC_RECIPE = "static-v2"
@@ -59,22 +60,6 @@ def default_cache_dir(cache_dir: str | None = None) -> str:
     if env:
         return env
     return os.path.join(os.path.expanduser("~"), ".cache", "poisondetect")
-
-
-_hash_memo: dict[tuple, str] = {}
-
-
-def file_sha256(path: str) -> str:
-    """sha256 of a file, memoised on (path, size, mtime)."""
-    st = os.stat(path)
-    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
-    if key not in _hash_memo:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _hash_memo[key] = h.hexdigest()
-    return _hash_memo[key]
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
