@@ -19,7 +19,16 @@ from typing import Any
 import click
 
 from ..errors import PoisonDetectError
-from .terminal import safe_text
+from .text import finding_label, safe_text
+from .triage import (
+    diff_summaries,
+    dir_items,
+    item_status,
+    load_baseline,
+    load_scan_dir,
+    mark_item,
+    save_baseline,
+)
 
 
 def _fail(msg: str) -> None:
@@ -43,8 +52,6 @@ def _resolve(prefixes: tuple[str, ...], items: list[dict[str, Any]]) -> list[dic
 
 
 def _print_items(items: list[dict[str, Any]], baseline: dict[str, Any]) -> None:
-    from .triage import item_status
-
     if not items:
         click.echo("no findings in this scan")
         return
@@ -73,15 +80,6 @@ def triage(scan_dir: str, baseline_path: str, fps: tuple[str, ...], accepts: tup
     scans run with `--baseline FILE` report only findings that are not in it.  Entries are
     keyed by text fingerprints, not row numbers, so they survive dataset edits.
     """
-    from .triage import (
-        dir_items,
-        item_status,
-        load_baseline,
-        load_scan_dir,
-        mark_item,
-        save_baseline,
-    )
-
     if all_fp and all_accepted:
         raise click.UsageError("--all-fp and --all-accepted exclude each other")
     try:
@@ -145,7 +143,6 @@ def _fmt_change(d: dict[str, Any]) -> list[str]:
                              f"(support {t.get('support', '-')}, {safe_text(t.get('detector', ''), 24)})")
     for key, title in (("new_findings", "new findings"), ("resolved_findings", "resolved findings")):
         if d[key]:
-            from .terminal import finding_label
             lines.append(f"{title} ({len(d[key])}):")
             for f in d[key][:20]:
                 lines.append(f"  {safe_text(f.get('kind', ''), 20)} {safe_text(finding_label(f), 70)}")
@@ -182,8 +179,6 @@ def _fmt_change(d: dict[str, Any]) -> list[str]:
 @click.option("--fail-on-new", is_flag=True, help="Exit 1 when the new scan has new triggers or flagged pairs.")
 def diff(old_dir: str, new_dir: str, as_json: bool, min_score_change: float, fail_on_new: bool) -> None:
     """Say what changed between two scan output folders (OLD_DIR, NEW_DIR)."""
-    from .triage import diff_summaries, load_scan_dir
-
     try:
         d = diff_summaries(load_scan_dir(old_dir), load_scan_dir(new_dir), min_score_change=min_score_change)
     except PoisonDetectError as e:

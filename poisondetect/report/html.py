@@ -21,14 +21,18 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+from . import plots as P
+from .text import UNSAFE_CATEGORIES, finding_label, fmt_q
+from .triage import result_items
+
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
        "base-uri 'none'; form-action 'none'")
 
-_INVISIBLE = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
 _SIDE_CLASS = {"instruction": "trigger", "response": "payload"}
 
 
 def _env() -> Any:
+    # deferred: jinja2 is needed only to render, not to build the context
     import jinja2
 
     env = jinja2.Environment(
@@ -38,18 +42,11 @@ def _env() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["fmt_q"] = _fmt_q
+    env.filters["fmt_q"] = fmt_q
     env.filters["fmt_f"] = lambda v, d=3: "-" if v is None else f"{float(v):.{d}f}"
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, ensure_ascii=False, default=repr)
     env.globals["visible"] = visible_segments
     return env
-
-
-def _fmt_q(v: Any) -> str:
-    try:
-        return f"{float(v):.2e}"
-    except (TypeError, ValueError):
-        return "-"
 
 
 # ---- text segmentation -------------------------------------------------------------
@@ -59,7 +56,7 @@ def _split_invisible(text: str, cls: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     buf: list[str] = []
     for ch in text:
-        if ch not in "\n\t" and unicodedata.category(ch) in _INVISIBLE:
+        if ch not in "\n\t" and unicodedata.category(ch) in UNSAFE_CATEGORIES:
             if buf:
                 out.append({"text": "".join(buf), "cls": cls, "inv": False, "gap": 0})
                 buf = []
@@ -170,10 +167,6 @@ def _verdict_class(result: Any) -> str:
 def build_context(result: Any, settings: dict[str, Any] | None = None, baseline: dict[str, Any] | None = None,
                   top: int = 50, title: str | None = None, plots: bool = True) -> dict[str, Any]:
     """Everything the template needs (plain data; testable without rendering)."""
-    from . import plots as P
-    from .terminal import finding_label
-    from .triage import result_items
-
     items = result_items(result)
     summary = result.summary()
     new_fps = None

@@ -16,20 +16,16 @@ import os
 import platform
 import sys
 from collections.abc import Iterable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from .. import __version__
+from ..hashing import file_sha256
 
 MANIFEST_VERSION = 1
 _LIBS = ("numpy", "scipy", "scikit-learn", "hdbscan", "torch", "sentence-transformers", "transformers",
          "pyarrow", "datasets", "jinja2", "matplotlib", "detect-secrets")
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def describe_input(path: str | os.PathLike, max_files: int = 10000) -> dict[str, Any]:
@@ -37,14 +33,14 @@ def describe_input(path: str | os.PathLike, max_files: int = 10000) -> dict[str,
     (plus one combined digest over the sorted relative paths and their hashes)."""
     p = Path(path)
     if p.is_file():
-        return {"path": str(p), "kind": "file", "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+        return {"path": str(p), "kind": "file", "bytes": p.stat().st_size, "sha256": file_sha256(p)}
     if p.is_dir():
         files = sorted(q for q in p.rglob("*") if q.is_file())
         h = hashlib.sha256()
         listed = []
         for q in files[:max_files]:
             rel = q.relative_to(p).as_posix()
-            d = sha256_file(q)
+            d = file_sha256(q)
             h.update(rel.encode("utf-8", "surrogateescape") + b"\0" + d.encode() + b"\n")
             listed.append({"path": rel, "bytes": q.stat().st_size, "sha256": d})
         out = {"path": str(p), "kind": "directory", "sha256": h.hexdigest(), "files": listed}
@@ -56,8 +52,6 @@ def describe_input(path: str | os.PathLike, max_files: int = 10000) -> dict[str,
 
 
 def library_versions(names: Iterable[str] = _LIBS) -> dict[str, str]:
-    from importlib import metadata
-
     out = {}
     for n in names:
         try:
@@ -70,8 +64,6 @@ def library_versions(names: Iterable[str] = _LIBS) -> dict[str, str]:
 def build_manifest(result: Any, inputs: Sequence[str | os.PathLike] = (), command: Sequence[str] | None = None,
                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The manifest as a dict (pure apart from hashing the named input files)."""
-    from .. import __version__
-
     params = result.params or {}
     load = result.load_info or {}
     bad = load.get("bad_records") or {}

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from .triage import result_items
+
 
 def write_scores_csv(result: Any, path: str | os.PathLike) -> None:
     dets = list(result.results)
@@ -37,8 +39,6 @@ def write_scores_csv(result: Any, path: str | os.PathLike) -> None:
 
 def summary_with_fingerprints(result: Any, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
     """:meth:`ScanResult.summary` plus ``detector``/``fingerprint`` on every finding."""
-    from .triage import result_items
-
     s = result.summary()
     items = result_items(result)
     new_fps = None
@@ -69,8 +69,6 @@ def write_summary_json(result: Any, path: str | os.PathLike, baseline: dict[str,
 
 
 def write_findings_jsonl(result: Any, path: str | os.PathLike, baseline: dict[str, Any] | None = None) -> int:
-    from .triage import result_items
-
     new_pos = None if baseline is None else {int(i) for i in baseline.get("new_pair_positions", ())}
     n = 0
     with open(path, "w", encoding="utf-8") as f:

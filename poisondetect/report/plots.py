@@ -8,12 +8,15 @@ from typing import Any
 
 import numpy as np
 
+from .text import finding_label, safe_text
+
 _FLAG = "#c0392b"
 _OK = "#7f8c8d"
 _CLUSTER_COLOURS = ["#2471a3", "#d68910", "#7d3c98", "#17a589", "#b03a2e", "#2e4053", "#a04000", "#1e8449"]
 
 
 def _plt() -> Any:
+    # deferred: matplotlib is a heavy import (and picks a backend), needed only to draw
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -31,8 +34,6 @@ def _png(fig: Any) -> str:
 
 def _plain(text: str, limit: int = 40) -> str:
     """Label text for matplotlib: printable, short, and with '$' escaped (mathtext)."""
-    from .terminal import safe_text
-
     return safe_text(text, limit).replace("$", r"\$")
 
 
@@ -137,8 +138,6 @@ def plot_embedding_map(result: Any, max_points: int = 20000) -> tuple[str | None
     for k, f in enumerate(cluster_findings(result)[: len(_CLUSTER_COLOURS)]):
         pos = [p for r in f["rows"] for p in row_pos.get(int(r), ())]
         if pos:
-            from .terminal import finding_label
-
             ax.scatter(xy[pos, 0], xy[pos, 1], s=26, facecolors="none", edgecolors=_CLUSTER_COLOURS[k],
                        linewidths=1.2, label=f"cluster: {_plain(finding_label(f), 30)} ({len(pos)})")
     fl = idx[result.flagged[idx]]

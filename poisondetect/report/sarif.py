@@ -13,7 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import __version__
+from ..detectors.base import registry
 
 LEVEL = {"high": "error", "medium": "warning", "low": "note", "note": "none"}
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -25,7 +28,6 @@ def _short(text: Any, n: int = 160) -> str:
 
 
 def _rules(result: Any) -> list[dict[str, Any]]:
-    from ..detectors.base import registry
     reg = registry()
     out = []
     for d in result.results:
@@ -124,7 +126,6 @@ def record_lines(loaded: Any) -> dict[int, int] | None:
         data = Path(path).read_bytes()
     except OSError:
         return None
-    import numpy as np
     nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
     starts = np.asarray(spans, dtype=np.int64).reshape(-1, 2)[:, 0]
     return {k: int(v) + 1 for k, v in enumerate(np.searchsorted(nl, starts, side="left"))}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -27,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..hashing import file_sha256
+from ..io import write_subset
 
 _EXT = {"jsonl": "jsonl", "json": "json", "csv": "csv", "tsv": "tsv", "parquet": "parquet", "hf": "parquet",
         "records": "jsonl"}
@@ -69,19 +70,13 @@ def quarantine_records(result: Any, loaded: Any, baseline: dict[str, Any] | None
 
 
 def _load_redactor() -> Callable[[str], tuple[str, int]]:
+    # deferred, and guarded: the redactor pulls in the secrets/PII detector (detect-secrets),
+    # a heavy import needed only with --redact
     try:
         from ..redact import redact  # type: ignore[attr-defined]
     except ImportError as e:
         raise ConfigError(f"--redact needs poisondetect.redact, which could not be imported ({e})") from None
     return redact
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_splits(result: Any, loaded_dataset: Any, outdir: str | os.PathLike, redact: bool = False,
@@ -92,8 +87,6 @@ def write_splits(result: Any, loaded_dataset: Any, outdir: str | os.PathLike, re
 
     Returns the split info (paths, record counts, sha256 of each file, redaction counts).
     """
-    from ..io import write_subset
-
     redactor = _load_redactor() if redact else None
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -115,8 +108,8 @@ def write_splits(result: Any, loaded_dataset: Any, outdir: str | os.PathLike, re
     }
     if redactor is not None:
         info["redaction"] = redact_file(clean_p, loaded_dataset.format, redactor)
-    info["clean"]["sha256"] = _sha256(clean_p)
-    info["quarantine"]["sha256"] = _sha256(quar_p)
+    info["clean"]["sha256"] = file_sha256(clean_p)
+    info["quarantine"]["sha256"] = file_sha256(quar_p)
     info["quarantined"] = [{"record": r, "reasons": why} for r, why in reasons.items()]
     with open(out / "splits.json", "w", encoding="utf-8") as f:
         json.dump(info, f, indent=2, ensure_ascii=False)
@@ -217,6 +210,7 @@ def redact_file(path: Path, fmt: str, redactor: Callable[[str], tuple[str, int]]
             csv.writer(buf, delimiter=delim, lineterminator="\r\n" if "\r\n" in text else "\n").writerows(rows)
             _write(path, buf.getvalue().encode("utf-8"))
     elif fmt in ("parquet", "hf"):
+        # deferred: pyarrow is a heavy import, needed only for Parquet splits
         import pyarrow as pa
         import pyarrow.parquet as pq
 

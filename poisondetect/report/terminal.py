@@ -2,41 +2,22 @@
 
 Dataset text is hostile: every string that came from the data (and every string a
 detector built from it: trigger text, evidence messages, finding labels) goes through
-:func:`safe_text` before it reaches the terminal, so no control character, escape
-sequence, carriage return, bidi override or zero-width character is ever written raw.
+:func:`~poisondetect.report.text.safe_text` before it reaches the terminal, so no control
+character, escape sequence, carriage return, bidi override or zero-width character is
+ever written raw.  (``safe_text``, ``window_text`` and ``finding_label`` live in
+:mod:`poisondetect.report.text` and stay importable from here.)
 """
 from __future__ import annotations
 
+import json
 import sys
-import unicodedata
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-# Unicode categories never written raw: controls (C0/C1, incl. ESC and CR), format
-# characters (bidi overrides/isolates, zero-width joiners/spaces, BOM, tag characters),
-# surrogates, private use, unassigned, and the line/paragraph separators.
-_UNSAFE_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+from .text import finding_label, fmt_q, safe_text, window_text
+from .triage import finding_fingerprint, finding_owners
 
-
-def safe_text(s: Any, limit: int = 80) -> str:
-    """Printable, single-line, escape-free rendering of untrusted text.
-
-    Newlines and tabs become spaces; every other unsafe code point becomes a visible
-    ``<U+XXXX>`` marker (so an invisible trigger is shown, not hidden).  ``limit``
-    truncates the result (0 = no limit) with an ellipsis.
-    """
-    out = []
-    for ch in str(s):
-        if ch in "\n\t":
-            out.append(" ")
-        elif unicodedata.category(ch) in _UNSAFE_CATEGORIES:
-            out.append(f"<U+{ord(ch):04X}>")
-        else:
-            out.append(ch)
-    text = "".join(out)
-    if limit and len(text) > limit:
-        text = text[: max(limit - 1, 0)] + "…"
-    return text
+__all__ = ["render_summary", "tqdm_progress", "safe_text", "window_text", "finding_label"]
 
 
 def tqdm_progress(iterable: Iterable[Any] | None = None, desc: str = "", total: int | None = None,
@@ -46,19 +27,13 @@ def tqdm_progress(iterable: Iterable[Any] | None = None, desc: str = "", total: 
     Writes to stderr only, and only when stderr is a terminal (tqdm's ``disable=None``),
     so piped output and logs stay clean.
     """
+    # deferred: tqdm.auto is a heavy import (~40 ms), needed only when a bar is drawn
     from tqdm.auto import tqdm
 
     opts: dict[str, Any] = {"desc": safe_text(desc, 40), "total": total, "file": sys.stderr, "disable": None,
                             "leave": False, "mininterval": 0.5, "dynamic_ncols": True}
     opts.update(kw)
     return tqdm(iterable, **opts)
-
-
-def _fmt_q(v: Any) -> str:
-    try:
-        return f"{float(v):.2e}"
-    except (TypeError, ValueError):
-        return "-"
 
 
 def _pad(s: str, width: int) -> str:
@@ -77,7 +52,6 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
     """
     w = file.write
     s = result.summary()
-    from .triage import finding_fingerprint, finding_owners
     owners = finding_owners(result)
     new_trig, new_find, new_flag = None, None, None
     if baseline is not None:
@@ -113,7 +87,7 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
         w(f"  {'trigger':<28} {'payload':<36} {'support':>7} {'q-value':>9}  detector\n")
         for t in trig[:20]:
             w(f"  {_pad(safe_text(t.get('trigger', ''), 28), 28)} {_pad(safe_text(t.get('payload', ''), 36), 36)} "
-              f"{int(t.get('support', 0) or 0):>7} {_fmt_q(t.get('q_value')):>9}  {safe_text(t.get('detector') or owners.get(id(t), ''), 24)}\n")
+              f"{int(t.get('support', 0) or 0):>7} {fmt_q(t.get('q_value')):>9}  {safe_text(t.get('detector') or owners.get(id(t), ''), 24)}\n")
         if len(trig) > 20:
             w(f"  ... {len(trig) - 20} more in summary.json\n")
 
@@ -172,46 +146,14 @@ def render_summary(result: Any, file: TextIO, top: int = 10, baseline: dict[str,
             if result.pairs.rejected is not None:
                 w(f"       rejected:    {window_text(result.pairs.rejected[i], None, 90)}\n")
             for ev in evs[:4]:
-                extra = f" q={_fmt_q(ev.q_value)}" if ev.q_value is not None and "q=" not in ev.message else ""
+                extra = f" q={fmt_q(ev.q_value)}" if ev.q_value is not None and "q=" not in ev.message else ""
                 span = f" [{safe_text(ev.span_text, 30)}]" if ev.span_text else ""
                 w(f"       - {safe_text(ev.detector, 22)}: {safe_text(ev.message, 80)}{span}{extra}\n")
     elif not result.flagged.any():
         w("\nno pairs flagged as poisoning\n")
 
 
-def window_text(text: str, span: Any = None, width: int = 90) -> str:
-    """Safe one-line excerpt of ``text``; when ``span`` (start, end) is given, the excerpt
-    is centred on it and the span is bracketed with ``»…«`` so the trigger or payload is
-    visible even deep inside a long text."""
-    if span is None:
-        return safe_text(text, width)
-    try:
-        a, b = max(int(span[0]), 0), min(int(span[1]), len(text))
-    except (TypeError, ValueError, IndexError):
-        return safe_text(text, width)
-    if a >= b:
-        return safe_text(text, width)
-    pre, mid, post = text[:a], text[a:b], text[b:]
-    mid_s = safe_text(mid, max(width // 2, 10))
-    room = max(width - len(mid_s) - 2, 10)
-    pre_s = safe_text(pre, 0)
-    if len(pre_s) > room // 3:
-        pre_s = "…" + pre_s[-(room // 3 - 1):]
-    post_s = safe_text(post, max(room - len(pre_s), 1))
-    return f"{pre_s}»{mid_s}«{post_s}"
-
-
-def finding_label(f: dict[str, Any]) -> str:
-    """One-line description of a dataset-level finding (raw: escape before display)."""
-    for key in ("label", "description", "message", "payload", "trigger", "name", "source", "id"):
-        v = f.get(key)
-        if v:
-            return str(v)
-    return ""
-
-
 def _short(obj: Any) -> str:
-    import json
     try:
         return json.dumps(obj, ensure_ascii=True)[:200]
     except (TypeError, ValueError):

@@ -26,6 +26,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
+from .text import finding_label
+
 BASELINE_FORMAT = "poisondetect-baseline"
 BASELINE_VERSION = 1
 STATUSES = ("false_positive", "accepted")
@@ -99,8 +102,6 @@ def empty_baseline() -> dict[str, Any]:
 
 def load_baseline(path: str | os.PathLike) -> dict[str, Any]:
     """Read a baseline file (a missing file is an empty baseline)."""
-    from ..errors import InputError
-
     p = Path(path)
     if not p.exists():
         return empty_baseline()
@@ -188,8 +189,6 @@ def apply_baseline(result: Any, baseline: dict[str, Any]) -> dict[str, Any]:
 # ---- scan output directories ---------------------------------------------------------
 def load_scan_dir(path: str | os.PathLike) -> dict[str, Any]:
     """Read ``summary.json`` and ``findings.jsonl`` of a scan output directory."""
-    from ..errors import InputError
-
     d = Path(path)
     sp = d / "summary.json"
     if not sp.is_file():
@@ -234,7 +233,6 @@ def dir_items(scan: dict[str, Any]) -> list[dict[str, Any]]:
                       "fingerprints": {t.get("detector", ""): t["fingerprint"]},
                       "label": f"{t.get('trigger', '')} -> {t.get('payload', '')}", "record": t})
     for f in scan["summary"].get("findings", []):
-        from .terminal import finding_label
         items.append({"id": f["fingerprint"], "kind": str(f.get("kind", "finding")), "detector": f.get("detector", ""),
                       "fingerprints": {f.get("detector", ""): f["fingerprint"]}, "label": finding_label(f), "record": f})
     for p in scan["pairs"]:
