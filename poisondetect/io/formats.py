@@ -11,38 +11,38 @@ Problems that make the rest of the file unreadable (invalid JSON inside a JSON l
 invalid UTF-8 in a JSON or CSV file, a broken gzip stream) raise
 :class:`~poisondetect.errors.InputError` straight away; problems confined to one record
 (one bad JSONL line, a CSV row with the wrong number of fields) are reported on that
-record and the caller decides whether to raise or skip.
+record and the caller decides whether to raise or skip.  Opening, sniffing and decoding
+the files is :mod:`poisondetect.io.files`.
 """
 from __future__ import annotations
 
-import bz2
 import csv
-import gzip
-import hashlib
 import json
-import lzma
 import os
 import re
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import InputError
+from ..hashing import dir_sha256
+from .files import (
+    BOM,
+    DECOMPRESS_ERRORS,
+    JSON_ERRORS,
+    block_lines,
+    check_utf16,
+    decode_utf8,
+    iter_lines,
+    open_binary,
+    read_all,
+)
 
-BOM = b"\xef\xbb\xbf"
 _WS = re.compile(r"[ \t\n\r]*")
-_JSON_ERRORS = (ValueError, RecursionError)  # JSONDecodeError is a ValueError; so is the int-digit limit
-_DECOMPRESS_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 
 # The largest field the csv module accepts (default 128 KiB is too small for real responses).
 csv.field_size_limit(2**31 - 1)
 
 FORMATS = ("json", "jsonl", "csv", "tsv", "parquet", "hf")
-_EXT_FORMAT = {
-    ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonlines": "jsonl",
-    ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
-}
-_COMPRESSION_EXT = (".gz", ".gzip", ".bz2", ".xz")
 
 
 class RawRecord:
@@ -114,128 +114,6 @@ def type_name(v: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# files: opening, compression, hashing
-# ---------------------------------------------------------------------------------------
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def dir_sha256(path: str) -> str:
-    """Hash of a folder: every file's relative path and contents, in sorted order."""
-    h = hashlib.sha256()
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            p = os.path.join(root, name)
-            h.update(os.path.relpath(p, path).encode("utf-8", "surrogateescape") + b"\0")
-            h.update(file_sha256(p).encode() + b"\n")
-    return h.hexdigest()
-
-
-def sniff_compression(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(6)
-    except OSError as e:
-        raise InputError(f"cannot read the file: {e.strerror or e}", path=path) from None
-    if magic.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if magic.startswith(b"BZh"):
-        return "bz2"
-    if magic.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if magic.startswith(b"\x28\xb5\x2f\xfd"):
-        raise InputError("zstd-compressed input is not supported; decompress it first", path=path)
-    return None
-
-
-def open_binary(path: str, compression: str | None):
-    try:
-        if compression == "gzip":
-            return gzip.open(path, "rb")
-        if compression == "bz2":
-            return bz2.open(path, "rb")
-        if compression == "xz":
-            return lzma.open(path, "rb")
-        return open(path, "rb")
-    except OSError as e:
-        raise InputError(f"cannot read the file: {e.strerror or e}", path=path) from None
-
-
-def _lines(fh, path: str) -> Iterator[bytes]:
-    """Binary lines of a (possibly compressed) stream; decompression errors -> InputError."""
-    try:
-        for raw in fh:
-            yield raw
-    except _DECOMPRESS_ERRORS as e:
-        raise InputError(f"cannot read the file (corrupt or truncated compressed data?): {e}", path=path) from None
-
-
-def read_all(path: str, compression: str | None) -> bytes:
-    with open_binary(path, compression) as fh:
-        try:
-            return fh.read()
-        except _DECOMPRESS_ERRORS as e:
-            raise InputError(f"cannot read the file (corrupt or truncated compressed data?): {e}",
-                             path=path) from None
-
-
-def _check_utf16(head: bytes, path: str) -> None:
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InputError("the file is UTF-16 encoded; convert it to UTF-8", path=path, line=1)
-
-
-def decode_utf8(data: bytes, path: str) -> str:
-    """Decode a whole buffer as UTF-8 (a leading BOM is dropped); errors name the line."""
-    _check_utf16(data[:2], path)
-    if data.startswith(BOM):
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise InputError(f"invalid UTF-8 (byte 0x{data[e.start]:02x} at column {col}); "
-                         "the input must be UTF-8", path=path, line=line) from None
-
-
-def format_from_name(path: str) -> str | None:
-    low = path.lower()
-    for ext in _COMPRESSION_EXT:
-        if low.endswith(ext):
-            low = low[: -len(ext)]
-            break
-    return _EXT_FORMAT.get(os.path.splitext(low)[1])
-
-
-def sniff_format(path: str, compression: str | None) -> str | None:
-    with open_binary(path, compression) as fh:
-        try:
-            head = fh.read(4096)
-        except _DECOMPRESS_ERRORS as e:
-            raise InputError(f"cannot read the file (corrupt compressed data?): {e}", path=path) from None
-    if head.startswith(b"PAR1"):
-        return "parquet"
-    h = head[3:] if head.startswith(BOM) else head
-    h = h.lstrip()
-    if h.startswith(b"["):
-        return "json"
-    if h.startswith(b"{"):
-        first = h.split(b"\n", 1)[0].strip()
-        try:
-            json.loads(first)
-            return "jsonl" if b"\n" in h.strip() else "json"
-        except _JSON_ERRORS:
-            return "json"
-    return None
-
-
-# ---------------------------------------------------------------------------------------
 # JSON (list, object of lists, wrapped list, single object)
 # ---------------------------------------------------------------------------------------
 
@@ -266,7 +144,7 @@ def read_json(path: str, compression: str | None, split: str | None = None) -> S
     if first != "{":
         try:
             v = json.loads(text)
-        except _JSON_ERRORS as e:
+        except JSON_ERRORS as e:
             raise _json_error(e, path) from None
         raise InputError(f"the top-level JSON value is a {type_name(v)}; expected a list of records "
                          "or an object", path=path, line=1)
@@ -276,7 +154,7 @@ def read_json(path: str, compression: str | None, split: str | None = None) -> S
         if e.msg == "Extra data":  # several top-level objects: it is JSON Lines named .json
             return read_jsonl(path, compression, _data=data)
         raise _json_error(e, path) from None
-    except _JSON_ERRORS as e:
+    except JSON_ERRORS as e:
         raise _json_error(e, path) from None
     return _json_object_source(obj, path, compression, split)
 
@@ -311,7 +189,7 @@ def _iter_json_array(text: str, start: int, path: str) -> Iterator[RawRecord]:
         except json.JSONDecodeError as e:
             raise InputError(f"invalid JSON: {e.msg} (column {e.colno}); the rest of the list cannot "
                              "be read", path=path, line=e.lineno, record=idx) from None
-        except _JSON_ERRORS as e:
+        except JSON_ERRORS as e:
             raise _json_error(e, path, idx) from None
         yield RawRecord(idx, line_at(i), val, None, (i, end))
         idx += 1
@@ -379,42 +257,23 @@ def read_jsonl(path: str, compression: str | None, _data: bytes | None = None) -
         with open_binary(path, compression) as fh:
             try:
                 head = fh.read(4096)
-            except _DECOMPRESS_ERRORS as e:
+            except DECOMPRESS_ERRORS as e:
                 raise InputError(f"cannot read the file (corrupt compressed data?): {e}", path=path) from None
         if not head.strip():
             raise InputError("the file is empty", path=path)
-        _check_utf16(head[:2], path)
+        check_utf16(head[:2], path)
         h = (head[3:] if head.startswith(BOM) else head).lstrip()
         if h.startswith(b"["):
             first = h.split(b"\n", 1)[0].strip()
             try:
                 single = isinstance(json.loads(first), list)
-            except _JSON_ERRORS:
+            except JSON_ERRORS:
                 single = False
             if not single:  # a JSON list in a .jsonl file
                 return read_json(path, compression)
     elif not _data.strip():
         raise InputError("the file is empty", path=path)
     return Source(path, "jsonl", _iter_jsonl(path, compression, _data), compression)
-
-
-def _block_lines(fh, path: str, block: int = 1 << 22) -> Iterator[bytes]:
-    """Lines (with their b"\n") read in large blocks: much less per-line overhead than
-    readline on a compressed stream."""
-    rest = b""
-    try:
-        while True:
-            chunk = fh.read(block)
-            if not chunk:
-                break
-            parts = (rest + chunk).split(b"\n")
-            rest = parts.pop()
-            for p in parts:
-                yield p + b"\n"
-    except _DECOMPRESS_ERRORS as e:
-        raise InputError(f"cannot read the file (corrupt or truncated compressed data?): {e}", path=path) from None
-    if rest:
-        yield rest
 
 
 def _iter_jsonl(path: str, compression: str | None, data: bytes | None) -> Iterator[RawRecord]:
@@ -425,7 +284,7 @@ def _iter_jsonl(path: str, compression: str | None, data: bytes | None) -> Itera
         offset = 0
         lineno = 0
         idx = 0
-        for raw in _block_lines(fh, path):
+        for raw in block_lines(fh, path):
             lineno += 1
             start = offset
             offset += len(raw)
@@ -474,12 +333,12 @@ def _iter_csv(path: str, compression: str | None, delimiter: str) -> Iterator[An
     def lines() -> Iterator[str]:
         offset = 0
         with open_binary(path, compression) as fh:
-            for raw in _lines(fh, path):
+            for raw in iter_lines(fh, path):
                 state["lineno"] += 1
                 start = offset
                 offset += len(raw)
                 if state["lineno"] == 1:
-                    _check_utf16(raw[:2], path)
+                    check_utf16(raw[:2], path)
                     if raw.startswith(BOM):
                         raw = raw[3:]
                         start += 3
@@ -643,10 +502,3 @@ def records_source(rows: list[Any], path: str | None = None) -> Source:
     return Source(path, "records", (RawRecord(i, None, r) for i, r in enumerate(rows)), None,
                   container={"rows": rows})
 
-
-def records_sha256(rows: list[Any]) -> str | None:
-    try:
-        blob = json.dumps(rows, sort_keys=True, ensure_ascii=False, default=str, allow_nan=True)
-    except (TypeError, ValueError, RecursionError):
-        return None
-    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()

@@ -20,41 +20,34 @@ A *layout* says which fields of a record hold what.  Three kinds:
 Per-record problems raise :class:`BadRecord`; a well-formed record that holds no
 assistant turn raises :class:`NoPairs` (reported, not fatal: ShareGPT dumps hold such
 records and a trainer would skip them).
+
+This module holds :class:`Layout` (each kind's record -> pairs converter) and
+:func:`detect_layout` (the layout of a sample of records); the turn handling they share
+is :mod:`poisondetect.io.turns`, the chat-template parsers :mod:`poisondetect.io.templates`.
 """
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from ..errors import InputError
 from .formats import safe, type_name
-
-
-class BadRecord(Exception):
-    """A malformed record; the message is the problem."""
-
-
-class NoPairs(Exception):
-    """A well-formed record with no assistant turn."""
-
-
-
-# --- roles --------------------------------------------------------------------------------
-ROLE_MAP = {
-    "system": "system", "developer": "system",
-    "human": "user", "user": "user", "prompter": "user", "customer": "user", "question": "user",
-    "gpt": "assistant", "assistant": "assistant", "bot": "assistant", "model": "assistant",
-    "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "claude": "assistant",
-    "ai": "assistant", "gpt4": "assistant", "gpt-4": "assistant", "answer": "assistant",
-    "function_call": "function_call", "tool_call": "function_call",
-    "observation": "tool", "tool": "tool", "function": "tool", "ipython": "tool",
-    "tool_response": "tool", "tool_result": "tool",
-}
-LABELS = {"system": "System", "user": "User", "assistant": "Assistant",
-          "function_call": "Function call", "tool": "Tool result", "tools": "Tools"}
-ASSISTANT_ROLES = ("assistant", "function_call")
+from .templates import PARSERS, TEMPLATES, detect_template
+from .turns import (
+    ASSISTANT_ROLES,
+    TRANSCRIPT_RE,
+    BadRecord,
+    NoPairs,
+    check_text,
+    dumps_field,
+    field_names,
+    norm_turn,
+    not_string,
+    parse_transcript,
+    render_history,
+    render_prefix,
+    turns_to_pairs,
+)
 
 # --- field layouts: (name, instruction, response, input, needs-input-field-present) -------
 FIELD_LAYOUTS: list[tuple[str, str, str, str | None, bool]] = [
@@ -69,11 +62,8 @@ FIELD_LAYOUTS: list[tuple[str, str, str, str | None, bool]] = [
 ]
 CONVERSATION_FIELDS = ("messages", "conversations", "conversation")
 TEXT_FIELDS = ("text",)
-TEMPLATES = ("chatml", "llama2", "llama3", "gemma", "alpaca_text")
 LAYOUT_NAMES = tuple(n for n, *_ in FIELD_LAYOUTS) + ("fields", "sharegpt", "openai", "conversation",
                                                       "text", "preference", "kto", "ultrafeedback") + TEMPLATES
-#: HH-RLHF style transcripts: "\n\nHuman: ...\n\nAssistant: ..."
-_TRANSCRIPT = re.compile(r"(?:^|\n\n)(Human|Assistant|H|A|User|System):[ \t]?", re.S)
 
 
 @dataclass
@@ -127,37 +117,37 @@ class Layout:
                     raise BadRecord(f"the record is a {type_name(rec)}, expected an object")
             ins = rec.get(I, missing)
             if ins is missing:
-                raise BadRecord(f"the record has no '{safe(I)}' field (fields: {_fields(rec)})")
+                raise BadRecord(f"the record has no '{safe(I)}' field (fields: {field_names(rec)})")
             resp = rec.get(R, missing)
             if resp is missing:
-                raise BadRecord(f"the record has no '{safe(R)}' field (fields: {_fields(rec)})")
+                raise BadRecord(f"the record has no '{safe(R)}' field (fields: {field_names(rec)})")
             if type(ins) is not str:
-                raise BadRecord(_not_string(I, ins))
+                raise BadRecord(not_string(I, ins))
             if type(resp) is not str:
-                raise BadRecord(_not_string(R, resp))
+                raise BadRecord(not_string(R, resp))
             parts = []
             if S is not None:
                 s = rec.get(S)
                 if s is not None:
                     if type(s) is not str:
-                        raise BadRecord(_not_string(S, s))
+                        raise BadRecord(not_string(S, s))
                     if s.strip():
                         parts.append(s)
             if H is not None:
                 h = rec.get(H)
                 if h:
-                    parts.append(_render_history(h, H))
+                    parts.append(render_history(h, H))
             parts.append(ins)
             if X is not None:
                 x = rec.get(X)
                 if x is not None:
                     if type(x) is not str:
-                        raise BadRecord(_not_string(X, x))
+                        raise BadRecord(not_string(X, x))
                     if x.strip():
                         parts.append(x)
             instruction = parts[0] if len(parts) == 1 else "\n\n".join(p for p in parts if p)
-            _check_text(instruction, "instruction")
-            _check_text(resp, R)
+            check_text(instruction, "instruction")
+            check_text(resp, R)
             return [(instruction, resp, 0)]
         return conv
 
@@ -170,7 +160,7 @@ class Layout:
                 raise BadRecord(f"the record is a {type_name(rec)}, expected an object")
             turns = rec.get(C)
             if turns is None:
-                raise BadRecord(f"the record has no '{safe(C)}' field (fields: {_fields(rec)})")
+                raise BadRecord(f"the record has no '{safe(C)}' field (fields: {field_names(rec)})")
             if not isinstance(turns, list):
                 raise BadRecord(f"field '{safe(C)}' is a {type_name(turns)}, expected a list of turns")
             pre = []
@@ -178,17 +168,17 @@ class Layout:
                 s = rec.get(S)
                 if s is not None:
                     if type(s) is not str:
-                        raise BadRecord(_not_string(S, s))
-                    _check_text(s, S)
+                        raise BadRecord(not_string(S, s))
+                    check_text(s, S)
                     if s.strip():
                         pre.append(("system", s))
             if T is not None:
                 t = rec.get(T)
                 if t:
-                    t = t if isinstance(t, str) else _dumps(t, T)
-                    _check_text(t, T)
+                    t = t if isinstance(t, str) else dumps_field(t, T)
+                    check_text(t, T)
                     pre.append(("tools", t))
-            norm = [_norm_turn(t, j) for j, t in enumerate(turns)]
+            norm = [norm_turn(t, j) for j, t in enumerate(turns)]
             out = turns_to_pairs(pre + norm, empty_msg="the conversation is empty" if not turns else None)
             if L is None:
                 return out
@@ -214,11 +204,11 @@ class Layout:
 
         def turns_of(v: Any, what: str) -> list[tuple[str, str]]:
             if isinstance(v, str):
-                return _parse_transcript(v)
+                return parse_transcript(v)
             if isinstance(v, dict):
-                return [_norm_turn(v, 0)]
+                return [norm_turn(v, 0)]
             if isinstance(v, list):
-                return [_norm_turn(t, j) for j, t in enumerate(v)]
+                return [norm_turn(t, j) for j, t in enumerate(v)]
             raise BadRecord(f"field '{safe(what)}' is a {type_name(v)}, expected text, a turn or a list of turns")
 
         def conv(rec: Any) -> list[tuple[str, str, int]]:
@@ -226,7 +216,7 @@ class Layout:
                 raise BadRecord(f"the record is a {type_name(rec)}, expected an object")
             for k in (C, Rj):
                 if rec.get(k) is None:
-                    raise BadRecord(f"the record has no '{safe(k)}' field (fields: {_fields(rec)})")
+                    raise BadRecord(f"the record has no '{safe(k)}' field (fields: {field_names(rec)})")
             pre: list[tuple[str, str]] = []
             if S is not None and isinstance(rec.get(S), str) and rec[S].strip():
                 pre.append(("system", rec[S]))
@@ -234,7 +224,7 @@ class Layout:
                 pv = rec[P]
                 pre += [("user", pv)] if isinstance(pv, str) else turns_of(pv, P)
             ch = rec[C]
-            if isinstance(ch, str) and not pre and _TRANSCRIPT.search(ch) is None:
+            if isinstance(ch, str) and not pre and TRANSCRIPT_RE.search(ch) is None:
                 raise BadRecord(f"field '{safe(C)}' is plain text but the record has no prompt")
             if isinstance(ch, str) and pre:
                 turns = pre + [("assistant", ch)]
@@ -244,7 +234,7 @@ class Layout:
             if last is None:
                 raise NoPairs(f"the chosen answer ('{safe(C)}') holds no assistant turn")
             for _r, t in turns:
-                _check_text(t, C)
+                check_text(t, C)
             k = sum(1 for r, _t in turns[:last] if r in ASSISTANT_ROLES)
             rj = rec[Rj]
             if isinstance(rj, str) and pre:
@@ -255,7 +245,7 @@ class Layout:
                 if not ra:
                     raise BadRecord(f"the rejected answer ('{safe(Rj)}') holds no assistant turn")
                 rej = ra[-1]
-            _check_text(rej, Rj)
+            check_text(rej, Rj)
             return [(render_prefix(turns[:last]), turns[last][1], k, rej)]
         return conv
 
@@ -278,7 +268,7 @@ class Layout:
                 raise BadRecord(f"the record is a {type_name(rec)}, expected an object")
             q = rec.get(P)
             if not isinstance(q, str):
-                raise BadRecord(_not_string(P, q) if q is not None else f"the record has no '{safe(P)}' field")
+                raise BadRecord(not_string(P, q) if q is not None else f"the record has no '{safe(P)}' field")
             comps = rec.get(C)
             if not isinstance(comps, list) or not all(isinstance(c, dict) for c in comps):
                 raise BadRecord(f"field '{safe(C)}' is a {type_name(comps)}, expected a list of rated completions")
@@ -287,11 +277,11 @@ class Layout:
                 r = c.get("response", c.get("text"))
                 if not isinstance(r, str):
                     raise BadRecord(f"completion {j} of '{safe(C)}' has no 'response' text")
-                _check_text(r, C)
+                check_text(r, C)
                 rated.append((score(c, j), j, r))
             if len(rated) < 2:
                 raise NoPairs(f"fewer than two rated completions in '{safe(C)}' (no preference to read)")
-            _check_text(q, P)
+            check_text(q, P)
             best = max(rated, key=lambda t: (t[0], -t[1]))
             worst = min(rated, key=lambda t: (t[0], t[1]))
             if best[0] == worst[0]:
@@ -310,9 +300,9 @@ class Layout:
                 raise BadRecord(f"the record is a {type_name(rec)}, expected an object")
             txt = rec.get(F)
             if txt is None:
-                raise BadRecord(f"the record has no '{safe(F)}' field (fields: {_fields(rec)})")
+                raise BadRecord(f"the record has no '{safe(F)}' field (fields: {field_names(rec)})")
             if type(txt) is not str:
-                raise BadRecord(_not_string(F, txt))
+                raise BadRecord(not_string(F, txt))
             tpl = detect_template(txt, allowed)
             if tpl is None:
                 raise BadRecord("the text matches no known chat template ("
@@ -323,230 +313,6 @@ class Layout:
             return out
         return conv
 
-
-# ---------------------------------------------------------------------------------------
-# helpers
-# ---------------------------------------------------------------------------------------
-
-def _fields(rec: dict) -> str:
-    ks = list(rec.keys())
-    s = ", ".join(safe(k, 30) for k in ks[:12])
-    return s + (f", ... ({len(ks)} in all)" if len(ks) > 12 else "") if ks else "none"
-
-
-def _not_string(name: str, v: Any) -> str:
-    return f"field '{safe(name)}' is a {type_name(v)}, not a string"
-
-
-def _check_text(s: str, what: str) -> None:
-    if not s.isascii():
-        try:
-            s.encode("utf-8")  # ~5x faster than a regex search for surrogates
-        except UnicodeEncodeError:
-            raise BadRecord(f"{safe(what)} holds an unpaired UTF-16 surrogate (invalid Unicode)") from None
-
-
-def _dumps(v: Any, what: str) -> str:
-    try:
-        return json.dumps(v, ensure_ascii=False)
-    except (TypeError, ValueError, RecursionError):
-        raise BadRecord(f"field '{safe(what)}' cannot be rendered as JSON") from None
-
-
-def _render_history(h: Any, name: str) -> str:
-    """LLaMA-Factory Alpaca ``history``: [[instruction, response], ...]."""
-    if not isinstance(h, list):
-        raise BadRecord(f"field '{safe(name)}' is a {type_name(h)}, expected a list of [instruction, response]")
-    out = []
-    for j, pair in enumerate(h):
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(type(x) is str for x in pair)):
-            raise BadRecord(f"field '{safe(name)}' item {j} is not an [instruction, response] pair of strings")
-        out.append(f"User: {pair[0]}\n\nAssistant: {pair[1]}")
-    return "\n\n".join(out)
-
-
-def _content_text(c: Any, j: int) -> str:
-    if type(c) is str:
-        return c
-    if c is None:
-        return ""
-    if isinstance(c, list):  # OpenAI content parts
-        out = []
-        for p in c:
-            if type(p) is str:
-                out.append(p)
-            elif isinstance(p, dict):
-                if type(p.get("text")) is str:
-                    out.append(p["text"])
-                else:
-                    out.append(f"[{safe(p.get('type', 'part'), 20)}]")
-            else:
-                raise BadRecord(f"turn {j}: a content part is a {type_name(p)}")
-        return "\n".join(out)
-    raise BadRecord(f"turn {j}: the content is a {type_name(c)}, not a string")
-
-
-def _norm_turn(t: Any, j: int) -> tuple[str, str]:
-    if not isinstance(t, dict):
-        raise BadRecord(f"turn {j} is a {type_name(t)}, expected an object")
-    if "from" in t:
-        role, content = t.get("from"), t.get("value", t.get("content"))
-    elif "role" in t:
-        role, content = t.get("role"), t.get("content", t.get("value"))
-    else:
-        raise BadRecord(f"turn {j} has no 'from'/'role' key (keys: {_fields(t)})")
-    if type(role) is not str:
-        raise BadRecord(f"turn {j}: the role is a {type_name(role)}, not a string")
-    r = ROLE_MAP.get(role.strip().lower())
-    if r is None:
-        raise BadRecord(f"turn {j} has unknown role '{safe(role)}'")
-    if content is None and not (t.get("tool_calls") or t.get("function_call")):
-        raise BadRecord(f"turn {j} has no content ('value'/'content' is missing or null)")
-    text = _content_text(content, j)
-    extra = []
-    for key in ("tool_calls", "function_call"):
-        if t.get(key):
-            extra.append(_dumps(t[key], key))
-    if extra:
-        if r == "assistant":
-            if text:
-                text = "\n".join([text] + extra)
-            else:  # a pure tool call: same role as a ShareGPT function_call turn
-                text, r = "\n".join(extra), "function_call"
-        elif r == "user":
-            raise BadRecord(f"turn {j}: a user turn carries {', '.join(k for k in ('tool_calls', 'function_call') if t.get(k))}")
-    _check_text(text, f"turn {j}")
-    return (r, text)
-
-
-def _parse_transcript(txt: str) -> list[tuple[str, str]]:
-    """"Human: ... Assistant: ..." transcript -> (role, text) turns; text without any
-    speaker label is one assistant turn (a TRL answer string)."""
-    ms = list(_TRANSCRIPT.finditer(txt))
-    if not ms:
-        return [("assistant", txt)]
-    out = []
-    for m, nxt in zip(ms, ms[1:] + [None]):
-        who = m.group(1).lower()
-        role = "assistant" if who in ("assistant", "a") else ("system" if who == "system" else "user")
-        out.append((role, txt[m.end(): nxt.start() if nxt is not None else len(txt)].strip()))
-    return out
-
-
-def turns_to_pairs(turns: list[tuple[str, str]], empty_msg: str | None) -> list[tuple[str, str, int]]:
-    """Expand normalised (role, text) turns into (instruction, response, turn) pairs."""
-    out: list[tuple[str, str, int]] = []
-    k = 0
-    for i, (role, text) in enumerate(turns):
-        if role in ASSISTANT_ROLES:
-            out.append((render_prefix(turns[:i]), text, k))
-            k += 1
-    if not out:
-        raise NoPairs(empty_msg or "the conversation has no assistant turn")
-    return out
-
-
-def render_prefix(prefix: list[tuple[str, str]]) -> str:
-    if not prefix:
-        return ""
-    if len(prefix) == 1 and prefix[0][0] == "user":
-        return prefix[0][1]
-    return "\n\n".join(f"{LABELS[r]}: {t}" for r, t in prefix)
-
-
-# ---------------------------------------------------------------------------------------
-# chat templates in a text field
-# ---------------------------------------------------------------------------------------
-_CHATML = re.compile(r"<\|im_start\|>[ \t]*([^\n<]*?)[ \t]*(?:\n|(?=<\|im_end\|>))(.*?)(?=<\|im_end\|>|<\|im_start\|>|\Z)", re.S)
-_LLAMA3 = re.compile(r"<\|start_header_id\|>(.*?)<\|end_header_id\|>(.*?)(?=<\|eot_id\|>|<\|start_header_id\|>|\Z)", re.S)
-_GEMMA = re.compile(r"<start_of_turn>[ \t]*(\w+)[ \t]*\n?(.*?)(?=<end_of_turn>|<start_of_turn>|\Z)", re.S)
-_ALPACA_HDR = re.compile(r"###[ \t]*(Instruction|Input|Context|Response|Human|Assistant|System)[ \t]*:", re.I)
-_LLAMA2_SYS = re.compile(r"\s*<<SYS>>(.*?)<</SYS>>(.*)", re.S)
-
-
-def detect_template(txt: str, allowed: Iterable[str] = TEMPLATES) -> str | None:
-    for name in allowed:
-        if name == "chatml" and "<|im_start|>" in txt:
-            return name
-        if name == "llama3" and "<|start_header_id|>" in txt:
-            return name
-        if name == "llama2" and "[INST]" in txt and "[/INST]" in txt:
-            return name
-        if name == "gemma" and "<start_of_turn>" in txt:
-            return name
-        if name == "alpaca_text" and _ALPACA_HDR.search(txt):
-            return name
-    return None
-
-
-def _role(r: str, tpl: str) -> str:
-    role = ROLE_MAP.get(r.strip().lower())
-    if role is None:
-        raise BadRecord(f"{tpl} text has unknown role '{safe(r)}'")
-    return role
-
-
-def _parse_chatml(txt: str) -> list[tuple[str, str]]:
-    return [(_role(r, "ChatML"), c.strip()) for r, c in _CHATML.findall(txt)]
-
-
-def _parse_llama3(txt: str) -> list[tuple[str, str]]:
-    return [(_role(r, "Llama-3"), c.strip()) for r, c in _LLAMA3.findall(txt)]
-
-
-def _parse_gemma(txt: str) -> list[tuple[str, str]]:
-    return [(_role(r, "Gemma"), c.strip()) for r, c in _GEMMA.findall(txt)]
-
-
-def _parse_llama2(txt: str) -> list[tuple[str, str]]:
-    t = txt.replace("<s>", "")
-    segs = t.split("[INST]")[1:]
-    turns: list[tuple[str, str]] = []
-    for n, seg in enumerate(segs):
-        user, sep, asst = seg.partition("[/INST]")
-        if n == 0:
-            m = _LLAMA2_SYS.match(user)
-            if m:
-                if m.group(1).strip():
-                    turns.append(("system", m.group(1).strip()))
-                user = m.group(2)
-        turns.append(("user", user.strip()))
-        if sep:
-            a = asst.replace("</s>", "").strip()
-            if a:
-                turns.append(("assistant", a))
-    return turns
-
-
-def _parse_alpaca_text(txt: str) -> list[tuple[str, str]]:
-    marks = list(_ALPACA_HDR.finditer(txt))
-    turns: list[tuple[str, str]] = []
-    pre = txt[: marks[0].start()].strip()
-    if pre:
-        turns.append(("system", pre))
-    for i, m in enumerate(marks):
-        end = marks[i + 1].start() if i + 1 < len(marks) else len(txt)
-        body = txt[m.end(): end].strip()
-        h = m.group(1).lower()
-        if h in ("instruction", "human"):
-            turns.append(("user", body))
-        elif h in ("input", "context"):
-            if turns and turns[-1][0] == "user":
-                turns[-1] = ("user", turns[-1][1] + "\n\n" + body if body else turns[-1][1])
-            else:
-                turns.append(("user", body))
-        elif h == "system":
-            turns.append(("system", body))
-        else:
-            body = re.sub(r"\s*###\s*End\s*$", "", body, flags=re.I)
-            turns.append(("assistant", body))
-    return turns
-
-
-PARSERS: dict[str, Callable[[str], list[tuple[str, str]]]] = {
-    "chatml": _parse_chatml, "llama2": _parse_llama2, "llama3": _parse_llama3,
-    "gemma": _parse_gemma, "alpaca_text": _parse_alpaca_text,
-}
 
 
 # ---------------------------------------------------------------------------------------

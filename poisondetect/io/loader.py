@@ -11,6 +11,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..types import Pairs
+from ..hashing import file_sha256, records_sha256
+from . import files
 from . import formats as F
 from .layouts import BadRecord, Layout, NoPairs, detect_layout
 
@@ -93,12 +95,12 @@ def _resolve(source: Any, fmt: str | None, split: str | None) -> F.Source:
         except Exception as e:  # noqa: BLE001
             raise InputError(f"cannot read the DataFrame: {F.safe(e, 200)}") from None
         src = F.records_source(rows)
-        src.sha256 = F.records_sha256(rows)
+        src.sha256 = records_sha256(rows)
         return src
     if isinstance(source, (list, tuple)):
         rows = list(source)
         src = F.records_source(rows)
-        src.sha256 = F.records_sha256(rows)
+        src.sha256 = records_sha256(rows)
         return src
     raise InputError(f"cannot load a {type(source).__name__}: pass a path, a datasets.Dataset/DatasetDict, "
                      "a list of dicts or a hub dataset name")
@@ -109,7 +111,7 @@ def _resolve_path(path: str, fmt: str | None, split: str | None) -> F.Source:
         raise InputError("empty path")
     if not os.path.exists(path):
         looks_local = (os.sep in path and path.count("/") != 1) or path.startswith((".", "~", os.sep)) \
-            or F.format_from_name(path) is not None or not _HUB_NAME.match(path)
+            or files.format_from_name(path) is not None or not _HUB_NAME.match(path)
         if looks_local:
             raise InputError("no such file or directory", path=path)
         return F.load_hub(path, split)
@@ -127,8 +129,8 @@ def _resolve_path(path: str, fmt: str | None, split: str | None) -> F.Source:
         raise InputError("cannot read the file: permission denied", path=path)
     if os.path.getsize(path) == 0:
         raise InputError("the file is empty", path=path)
-    comp = F.sniff_compression(path)
-    kind = fmt or F.format_from_name(path) or F.sniff_format(path, comp)
+    comp = files.sniff_compression(path)
+    kind = fmt or files.format_from_name(path) or files.sniff_format(path, comp)
     if kind is None:
         raise InputError("cannot tell the file format from its name or contents; pass fmt= one of "
                          "json, jsonl, csv, tsv, parquet", path=path)
@@ -145,7 +147,7 @@ def _resolve_path(path: str, fmt: str | None, split: str | None) -> F.Source:
         src = F.read_csv(path, comp, "," if kind == "csv" else "\t")
     else:
         raise InputError(f"format '{kind}' needs a folder written by datasets.save_to_disk", path=path)
-    src.sha256 = F.file_sha256(path)
+    src.sha256 = file_sha256(path)
     return src
 
 

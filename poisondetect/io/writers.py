@@ -17,7 +17,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..errors import InputError
-from . import formats as F
+from ..hashing import file_sha256
+from .files import decode_utf8, read_all
 from .loader import LoadedDataset
 
 
@@ -57,7 +58,7 @@ class _Closing:
 
 def _check_unchanged(ld: LoadedDataset) -> None:
     if ld.path and ld.sha256 and os.path.isfile(ld.path):
-        if F.file_sha256(ld.path) != ld.sha256:
+        if file_sha256(ld.path) != ld.sha256:
             raise InputError("the input file changed since it was loaded; load it again before writing",
                              path=ld.path)
 
@@ -72,11 +73,11 @@ def write_subset(ld: LoadedDataset, record_indices: Iterable[int], out_path: str
     shape = ld._container.get("shape")
     if fmt in ("jsonl", "csv", "tsv") or (fmt == "json" and shape == "list"):
         _check_unchanged(ld)
-        data = F.read_all(ld.path, ld.compression)
+        data = read_all(ld.path, ld.compression)
         spans = ld._spans
         with _Closing(_open_out(out_path)) as out:
             if fmt == "json":
-                text = F.decode_utf8(data, ld.path)
+                text = decode_utf8(data, ld.path)
                 parts = [text[s:e] for s, e in spans[idx]]
                 out.write(("[\n" + ",\n".join(parts) + "\n]\n" if parts else "[]\n").encode("utf-8"))
             else:
@@ -135,8 +136,8 @@ def write_subset(ld: LoadedDataset, record_indices: Iterable[int], out_path: str
 
 def _json_rows(ld: LoadedDataset) -> list[Any]:
     shape = ld._container.get("shape")
-    data = F.read_all(ld.path, ld.compression)
-    obj = json.loads(F.decode_utf8(data, ld.path))
+    data = read_all(ld.path, ld.compression)
+    obj = json.loads(decode_utf8(data, ld.path))
     if shape == "columns":
         keys = ld._container["keys"]
         n = len(obj[keys[0]]) if keys else 0
