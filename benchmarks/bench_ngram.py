@@ -252,7 +252,7 @@ def run_t0(root: Path, reps: int = 1) -> dict[str, Any]:
     det = NgramTriggerDetector()
     walls, res = [], None
     from poisondetect.bench.metrics import measure
-    from poisondetect.detectors.ngram_trigger import _jobs
+    from poisondetect.detectors.ngram_trigger.workers import n_workers as _jobs
     pss = 0.0
     for _ in range(reps):
         with measure(interval=0.5, with_children=True) as cost:

@@ -3,7 +3,7 @@
 A ``\\w+`` run of Chinese, Japanese or Thai is a whole clause, so a trigger word inside a
 sentence would never be a token of its own.  :func:`split_word` splits such a run into
 words; every tokeniser of :mod:`poisondetect.text` (and the compiled one of
-:mod:`poisondetect.kernels`) applies it to each word token, so all paths give the same
+:mod:`poisondetect.detectors.ngram_trigger.kernels`) applies it to each word token, so all paths give the same
 tokens, and offsets stay character offsets into the original text.
 
 Segmentation is *per token string*: a run is split the same way wherever it occurs (no

@@ -28,11 +28,16 @@ def _imports(mod: str, path: Path) -> list[tuple[str, str | None, bool]]:
     is_pkg = path.name == "__init__.py"
     base = mod.split(".") if is_pkg else mod.split(".")[:-1]
     top = {id(n) for n in tree.body}
+    typing_only: set[int] = set()
     for n in tree.body:  # imports under `if TYPE_CHECKING:` / try at module level count as top
         if isinstance(n, (ast.If, ast.Try)):
             top.update(id(c) for c in ast.walk(n))
+        if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test):
+            typing_only.update(id(c) for c in ast.walk(n))  # annotations only: never imported at run time
     out = []
     for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             out += [(a.name, None, id(node) in top) for a in node.names]
         elif isinstance(node, ast.ImportFrom):

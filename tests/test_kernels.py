@@ -1,4 +1,4 @@
-"""The compiled kernels (poisondetect.kernels / poisondetect._jit) against their reference
+"""The compiled kernels (poisondetect.detectors.ngram_trigger.kernels, .jit_index, .jit_counts) against their reference
 implementations: the same tokens, the same matrices, bitwise the same sums, and the same
 n-gram detector result with and without them."""
 from __future__ import annotations
@@ -12,9 +12,10 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poisondetect import kernels as K
+from poisondetect.detectors.ngram_trigger import kernels as K
 from poisondetect import text as T
-from poisondetect.detectors import ngram_trigger as NG
+from poisondetect.detectors.ngram_trigger import matrices as NGM
+from poisondetect.detectors.ngram_trigger import tokenise as NGT
 from poisondetect.detectors.ngram_trigger import NgramTriggerDetector
 from poisondetect.types import Pairs
 
@@ -88,7 +89,7 @@ def test_copied_exact_equals_the_definition(rows):
     ins = [a for a, _ in rows]
     res = [b for _, b in rows]
     norm = [T.normalize_text(r) for r in res]
-    got = NG._copied_exact(ins, norm, np.ones(len(res), np.uint64), 1)
+    got = NGT.copied_exact(ins, norm, np.ones(len(res), np.uint64), 1)
     want = [bool(e) and e in T.normalize_text(i) for e, i in zip(norm, ins)]
     assert got.tolist() == want
 
@@ -160,7 +161,7 @@ def test_small_kernels_equal_numpy():
     codes = rng.integers(0, 50, 2000)
     off = np.concatenate([[0], np.sort(rng.choice(np.arange(1, 2000), 99, replace=False)), [2000]])
     tp, ti = K.token_presence(codes, off, 50)
-    ref = NG._binary_csr(np.repeat(np.arange(100), np.diff(off)), codes, (100, 50))
+    ref = NGM.binary_csr(np.repeat(np.arange(100), np.diff(off)), codes, (100, 50))
     assert tp.tolist() == ref.indptr.tolist() and ti.tolist() == ref.indices.tolist()
     Xc = M.tocsc()
     Yc = _random_binary(300, 20, 0.1, 5).tocsc()
@@ -199,7 +200,7 @@ def test_conditional_and_family_kernels_equal_their_definitions():
     for k in range(20):
         rws = rng.choice(N, int(rng.integers(2, 40)), replace=False)
         ex = set(rng.choice(50, int(rng.integers(0, 6))).tolist())
-        ref = NG._jaccard_matrix(Mc[rws], ex)[np.triu_indices(len(rws), 1)]
+        ref = NGM.jaccard_matrix(Mc[rws], ex)[np.triu_indices(len(rws), 1)]
         got = K.pair_jaccard(Mc.indptr, Mc.indices, rws, np.fromiter(ex, np.int64, len(ex)), mark)
         assert got.dtype == ref.dtype and np.array_equal(got, ref)
         assert (mark == -1).all()

@@ -349,14 +349,14 @@ def test_t0_templates_no_false_triggers(shared_data):
 def test_chunked_scoring_analyses_once(base, monkeypatch):
     """The streaming engine scores chunk after chunk against the same merged statistics:
     the analysis runs once, and the chunks' results equal the whole batch's."""
-    import poisondetect.detectors.ngram_trigger as NT
+    from poisondetect.detectors.ngram_trigger.analysis import Analysis
 
     pairs, pos = _plant(*base, ["kk"], 12, seed=3)
     det = NgramTriggerDetector()
     whole = det.run(pairs, None)
     calls = []
-    orig = NT._Analysis.run
-    monkeypatch.setattr(NT._Analysis, "run", lambda self: calls.append(1) or orig(self))
+    orig = Analysis.run
+    monkeypatch.setattr(Analysis, "run", lambda self: calls.append(1) or orig(self))
     idx = np.arange(len(pairs))
     chunks = [pairs.take(idx[i:i + 1000]) for i in range(0, len(pairs), 1000)]
     stats = None
@@ -375,13 +375,13 @@ def test_sampled_analysis_verified_on_held_out(base):
     """Above ``sample_size`` pairs the analysis runs on a bottom-k sample and each finding
     is re-tested on the held-out pairs: the trigger is still found, with every planted
     row (sampled or not), and its q-value comes from the held-out pairs."""
-    from poisondetect.detectors.ngram_trigger import _pair_ids, _sample_keys
+    from poisondetect.detectors.ngram_trigger.sample import pair_ids, sample_keys
     pairs, pos = _plant(*base, ["kk"], 30, seed=5)
     r = NgramTriggerDetector(sample_size=1000).run(pairs, None)
     assert r.findings and r.findings[0]["trigger"] == "kk"
     fd = r.findings[0]
     assert sorted(fd["rows"]) == pos.tolist()
-    keys = _sample_keys(_pair_ids(pairs), 0)
+    keys = sample_keys(pair_ids(pairs), 0)
     thr = np.sort(keys)[999]
     held = keys > thr
     assert fd["held_out"] == {"pairs": int(held.sum()), "trigger": int(held[pos].sum()),
@@ -398,9 +398,9 @@ def test_sample_association_not_confirmed_on_held_out_is_dropped(base):
     """A trigger -> payload association present only among the sampled pairs (held-out
     pairs carry the trigger with ordinary answers) is found on the sample and rejected
     by the held-out test."""
-    from poisondetect.detectors.ngram_trigger import _pair_ids, _sample_keys
+    from poisondetect.detectors.ngram_trigger.sample import pair_ids, sample_keys
     ins, res = list(base[0]), list(base[1])
-    keys = _sample_keys(_pair_ids(Pairs(ins, res)), 0)
+    keys = sample_keys(pair_ids(Pairs(ins, res)), 0)
     order = np.argsort(keys)
     rng = np.random.default_rng(4)
     in_sample = rng.choice(order[:1000], 15, replace=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from poisondetect import kernels as K
+from poisondetect.detectors.ngram_trigger import kernels as K
 from poisondetect import text as T
 from poisondetect.bench.attacks import ATTACKS
 from poisondetect.bench.synthetic_lang import synthetic_pairs

@@ -19,7 +19,7 @@ compares them, down to the order of entries and the bits of float sums):
   :func:`token_presence`, :func:`csc_wsums`, :func:`select_csc`:
   the smaller loops and matrix builds.
 
-The compiled functions live in :mod:`poisondetect._jit` and release the GIL, so callers
+The compiled functions live in :mod:`.jit_index` and :mod:`.jit_counts` and release the GIL, so callers
 may run them in threads.
 
 numba is imported lazily (it costs ~0.6 s) and its compiled code is cached on disk
@@ -37,13 +37,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .segment import MARKS, NOSPACE_RE, split_word
+from ...segment import MARKS, NOSPACE_RE, split_word
 
 _STATE: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
 # code point classes
 SPACE, WORD, PUNCT, ODD = 0, 1, 2, 3
+
+
+def _compiled() -> Any:
+    """The compiled functions of :mod:`.jit_index` and :mod:`.jit_counts` (imports numba)."""
+    import types
+
+    from . import jit_counts, jit_index
+    return types.SimpleNamespace(**{n: getattr(m, n) for m in (jit_index, jit_counts) for n in m.__all__})
 
 
 def available() -> bool:
@@ -84,7 +92,7 @@ def _available_locked() -> bool:
 
 
 def _compile() -> None:
-    from . import _jit
+    _jit = _compiled()
 
     # compile (or load from the on-disk cache) now, so a failure shows here, not mid-scan
     ds = np.array([0, 4], np.int64)
@@ -120,7 +128,7 @@ def _class_table(cp: np.ndarray) -> np.ndarray:
 
 
 def _class_table_locked(cp: np.ndarray) -> np.ndarray:
-    from .text import ODD_CHAR_CLASS
+    from ...text import ODD_CHAR_CLASS
     tab = _STATE.get("cls")
     if tab is None:
         tab = np.zeros(0x110000, np.uint8)
@@ -214,7 +222,7 @@ def ngram_index(icodes: np.ndarray, ins_off: np.ndarray, max_n: int, rcodes: np.
     rn-grams; the whole response when it is shorter, if >= min_pt tokens), in order of
     first appearance over [instruction order 1, ..., max_n, response features] (what
     ``pandas.factorize`` of the exact ids in that order gives, as the reference path
-    ``_Analysis._ngram_matrices`` does); the first occurrence of each; the binary row x id
+    ``FeaturesMixin._ngram_matrices`` does); the first occurrence of each; the binary row x id
     matrices (CSR) of the ids occurring >= min_support times on that side; the
     instruction document frequencies.  Each order has a table of its own, so with
     ``threads`` > 1 the orders are counted in parallel (the kernels release the GIL), and
@@ -225,7 +233,7 @@ def ngram_index(icodes: np.ndarray, ins_off: np.ndarray, max_n: int, rcodes: np.
     Returns (U, rep_start, rep_order, rep_side, x_ptr, x_idx, df_g, y_ptr, y_idx, sig)."""
     if not available():  # pragma: no cover - callers check first
         raise RuntimeError("numba kernels unavailable")
-    from . import _jit
+    _jit = _compiled()
     W = np.zeros((len(ins_off) - 1, 0)) if W is None else np.ascontiguousarray(W, np.float64)
     icodes = np.ascontiguousarray(icodes, np.int64)
     rcodes = np.ascontiguousarray(rcodes, np.int64)
