@@ -61,7 +61,6 @@ FIELD_LAYOUTS: list[tuple[str, str, str, str | None, bool]] = [
     ("input_output", "input", "output", None, False),
 ]
 CONVERSATION_FIELDS = ("messages", "conversations", "conversation")
-TEXT_FIELDS = ("text",)
 LAYOUT_NAMES = tuple(n for n, *_ in FIELD_LAYOUTS) + ("fields", "sharegpt", "openai", "conversation",
                                                       "text", "preference", "kto", "ultrafeedback") + TEMPLATES
 
