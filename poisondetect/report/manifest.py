@@ -35,6 +35,9 @@ def describe_input(path: str | os.PathLike, max_files: int = 10000) -> dict[str,
     if p.is_file():
         return {"path": str(p), "kind": "file", "bytes": p.stat().st_size, "sha256": file_sha256(p)}
     if p.is_dir():
+        # not hashing.dir_sha256: this digest orders files as sorted Paths (dir_sha256 walks
+        # with os.walk, so nested folders order differently) and stops at max_files; kept
+        # as it is so that manifests stay comparable across versions
         files = sorted(q for q in p.rglob("*") if q.is_file())
         h = hashlib.sha256()
         listed = []
