@@ -6,19 +6,31 @@ style, so ``get_params`` works), and one method :meth:`Detector.run` that maps a
 :class:`~poisondetect.types.Pairs` batch plus the shared :class:`ScanContext` to a
 :class:`~poisondetect.types.DetectorResult`.  Nothing here does IO or printing.
 
-Detectors that can run streamed/distributed implement the optional mergeable-statistics
-protocol: ``partial_stats(pairs, ctx)`` on a batch, ``merge_stats(a, b)`` to combine two
-partials (associative), and ``score(pairs, ctx, stats)`` to score a batch against the
-merged statistics.  ``run`` is then ``score(pairs, ctx, partial_stats(pairs, ctx))``,
-with the optional ``finalize_stats(stats)`` (the dataset-level analysis, once) in between.
-A detector whose finalized statistics need one more look at every pair (candidates found
-on a sample, counted on the held-out pairs) says so with ``needs_verify(stats)`` and
-implements ``verify_stats`` (per batch) / ``merge_verify`` / ``finalize_verify``; the
-engines then run a verify pass between the statistics and the scoring passes.
+Two kinds of detector:
+
+- a whole-dataset (or per-row, ``per_row = True``) detector subclasses :class:`Detector`
+  and overrides ``run``;
+- a detector that can run streamed/distributed subclasses :class:`MergeableDetector`:
+  ``partial_stats(pairs, ctx)`` on a batch, ``merge_stats(a, b)`` to combine two partials
+  (associative), the optional ``finalize_stats(stats)`` (the dataset-level analysis,
+  once) and ``score(pairs, ctx, stats)`` to score a batch against the merged statistics;
+  ``run`` is then ``score(pairs, ctx, finalize_stats(partial_stats(pairs, ctx)))``.  One
+  whose finalized statistics need one more look at every pair (candidates found on a
+  sample, counted on the held-out pairs) says so with ``needs_verify(stats)`` and
+  implements ``verify_stats`` (per batch) / ``merge_verify`` / ``finalize_verify``; the
+  engines then run a verify pass between the statistics and the scoring passes.
+
+The engines ask ``isinstance(det, MergeableDetector)``.  A detector written before that
+class (a plain ``Detector`` that overrides ``merge_stats`` and ``score``) counts as one
+too (see :meth:`MergeableDetector.__subclasshook__`).
 """
 from __future__ import annotations
 
+import importlib
 import inspect
+import os
+import pkgutil
+from abc import ABCMeta, abstractmethod
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
@@ -107,6 +119,8 @@ class Detector:
 
     # --- the work ------------------------------------------------------------------
     def run(self, pairs: Pairs, ctx: "Any") -> DetectorResult:  # ctx: ScanContext
+        """The detector's result on ``pairs``: whole-dataset detectors override this; the
+        default runs the mergeable hooks on the one batch (see :class:`MergeableDetector`)."""
         stats = self.partial_stats(pairs, ctx)
         fin = getattr(self, "finalize_stats", None)
         if callable(fin):
@@ -115,6 +129,10 @@ class Detector:
             stats = self.finalize_verify(stats, self.verify_stats(pairs, ctx, stats))
         return self.score(pairs, ctx, stats)
 
+    # The hooks of MergeableDetector, kept here with their defaults for detectors written
+    # before it: a plain Detector overriding merge_stats and score is mergeable, and one
+    # overriding score alone is run by ``run`` above (stats None).  They move to
+    # MergeableDetector once every such detector inherits it or overrides ``run``.
     def partial_stats(self, pairs: Pairs, ctx: Any) -> Any:
         return None
 
@@ -140,6 +158,43 @@ class Detector:
         raise NotImplementedError(f"{self.id} has no verify pass")
 
 
+def _overrides_merge_hooks(cls: type) -> bool:
+    """Whether a Detector subclass overrides ``merge_stats`` and ``score`` (what made a
+    detector mergeable before :class:`MergeableDetector`)."""
+    return (issubclass(cls, Detector) and getattr(cls, "merge_stats", None) is not Detector.merge_stats
+            and getattr(cls, "score", None) is not Detector.score)
+
+
+class MergeableDetector(Detector, metaclass=ABCMeta):
+    """A detector whose dataset-level statistics merge batch by batch, so the streaming
+    and Ray engines run it in bounded memory with the same result as :meth:`run` on the
+    whole dataset (see the module doc for the hooks and their order)."""
+
+    @abstractmethod
+    def partial_stats(self, pairs: Pairs, ctx: Any) -> Any:
+        """The statistics of one batch."""
+
+    @abstractmethod
+    def merge_stats(self, a: Any, b: Any) -> Any:
+        """Two batches' statistics combined (associative; the engines fold in input order)."""
+
+    def finalize_stats(self, stats: Any) -> Any:
+        """Called once on the fully merged statistics before any ``score`` call: do the
+        dataset-level analysis here, so that scoring each batch is cheap."""
+        return stats
+
+    @abstractmethod
+    def score(self, pairs: Pairs, ctx: Any, stats: Any) -> DetectorResult:
+        """The result on one batch, against the finalized (and verified) statistics."""
+
+    @classmethod
+    def __subclasshook__(cls, other: type) -> Any:
+        # a plain Detector overriding merge_stats and score counts as mergeable
+        if cls is MergeableDetector and _overrides_merge_hooks(other):
+            return True
+        return NotImplemented
+
+
 def register(cls: type[Detector]) -> type[Detector]:
     """Class decorator: add a detector to the registry under its ``id``."""
     if not cls.id:
@@ -152,9 +207,25 @@ def register(cls: type[Detector]) -> type[Detector]:
     return cls
 
 
+_loaded = False
+
+
+def load_all() -> None:
+    """Import every detector module of this package (but ``base`` and private ``_*``
+    ones), so that their classes register; once."""
+    global _loaded
+    if _loaded:
+        return
+    for mod in sorted(pkgutil.iter_modules([os.path.dirname(__file__)]), key=lambda m: m.name):
+        if mod.name == "base" or mod.name.startswith("_"):
+            continue
+        importlib.import_module(f"{__package__}.{mod.name}")
+    _loaded = True
+
+
 def registry() -> dict[str, type[Detector]]:
-    from . import _load_all  # noqa: F401  (imports every detector module)
-    _load_all()
+    """``{id: class}`` of every registered detector, sorted by id."""
+    load_all()
     return dict(sorted(_REGISTRY.items()))
 
 
