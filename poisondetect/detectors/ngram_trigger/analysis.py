@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .candidates import CandidatesMixin
 from .conditional import ConditionalMixin
 from .families import FamiliesMixin
@@ -13,6 +15,21 @@ from .gates import GatesMixin
 
 if TYPE_CHECKING:  # (annotations only: the detector imports this module)
     from .detector import NgramTriggerDetector
+
+
+#: salt of each named random stream (see :meth:`Analysis.rng`); the values are those the
+#: streams had before they were named, so results stay the same, except
+#: ``context_sample``, which was seeded by the row count alone
+STREAMS: dict[str, tuple[int, ...]] = {
+    "companion_weights": (),  # random row weights that sign a companion's row set
+    "baseline_rows": (7,),  # random rows: the baseline of the context similarity
+    "live_representatives": (11,),  # row-set signatures of the live candidates
+    "rowset_signature": (13,),  # row weights whose sums sign an n-gram's row set
+    "family_halves": (17,),  # the random halves of the payload-family split
+    "pooled_context": (29,),  # rows sampled for the pooled context pre-screen
+    "family_mantel": (31,),  # rows and permutations of the Mantel test (+ row count)
+    "context_sample": (37,),  # rows sampled for a candidate's context similarity (+ row count)
+}
 
 
 class Analysis(FeaturesMixin, CandidatesMixin, FamiliesMixin, ConditionalMixin, GatesMixin, FindingsMixin):
@@ -34,6 +51,13 @@ class Analysis(FeaturesMixin, CandidatesMixin, FamiliesMixin, ConditionalMixin, 
         self.n_candidates = 0
         self.G = 0
         self.F = 0
+
+    def rng(self, stream: str, *extra: int) -> np.random.Generator:
+        """The random stream ``stream`` of this analysis, seeded by ``random_state``, the
+        stream's own salt and ``extra`` (e.g. a row count).  Every stream has a distinct
+        salt, so no two coincide (before the names, a stream seeded by a row count alone
+        was the same stream as another's whenever the count equalled its salt)."""
+        return np.random.default_rng([self.det.random_state, *STREAMS[stream], *extra])
 
     def _tick(self, name: str, t0: float) -> float:
         t1 = self._time()

@@ -88,7 +88,7 @@ class CandidatesMixin:
         # most significant first.  The others keep p = 1 (conservative: fewer rejections).
         n_unc_sig = len(lk)
         if len(lk):
-            wr = np.random.default_rng([det.random_state, 11]).random(N)
+            wr = self.rng("live_representatives").random(N)
             # the longest n-gram of a row-set group represents it (the whole phrase)
             lk = lk[np.argsort(-self.rep_order[self.gcols[g[lk]]], kind="stable")]
             if self.fast:  # (only the columns needed)

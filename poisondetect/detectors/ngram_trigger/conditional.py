@@ -47,8 +47,8 @@ class ConditionalMixin:
         once (:meth:`_companion_2x2`) and the tails in one vectorised call: p = max(tail,
         the candidate's unconditional p), or 1 when the payload repeats the trigger and
         the tail is below 1e-3."""
-        det, N = self.det, self.N
-        w = np.random.default_rng(det.random_state).random(N)
+        N = self.N
+        w = self.rng("companion_weights").random(N)
         X, Y = self.X, self.Y
         sig: dict[tuple, Any] = {}
         heads: list[tuple[tuple, dict[str, Any]]] = []

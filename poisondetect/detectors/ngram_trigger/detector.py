@@ -11,6 +11,7 @@ from scipy import stats as sstats
 
 from ... import stats as S
 from ... import text as T
+from ..._parallel import fork_pool
 from ...errors import ConfigError
 from ...types import DetectorResult, Evidence, Pairs
 from . import kernels as K
@@ -18,7 +19,7 @@ from ..base import Detector, register
 from .analysis import Analysis, summary_of
 from .sample import TURN_BITS, bottom_k, pair_ids, query_of, sample_keys, verify_batch
 from .tokenise import copied_exact, exact_hashes, merge_codes, raw_codes, tokenize_side
-from .workers import fork_pool, gc_paused, n_workers
+from .workers import gc_paused, n_workers
 
 
 def _merge_spans(spans: list[tuple[int, int]], gap: int = 2, text: str | None = None) -> list[tuple[int, int]]:
@@ -181,7 +182,7 @@ class NgramTriggerDetector(Detector):
         responses = [T.strip_eos(r) for r in stats["response"]]
         cut, pool, fut = len(ins), None, None
         if n_workers(self.n_jobs, len(ins)) > 1:
-            pool = fork_pool()
+            pool = fork_pool(1)
             if pool is not None:
                 cut = int(0.4 * len(ins))  # this process also does the responses
                 fut = pool.submit(tokenize_side, ins[cut:])
@@ -444,7 +445,10 @@ class NgramTriggerDetector(Detector):
         spans: list[tuple[int, int]] = []
         for s in seqs:
             spans.extend(T.find_token_sequence(toks, s))
-        test = "fisher_exact_conditional" if fd.get("conditioned_on") else "fisher_exact"
+        # the p-value is the geometric upper bound on the one-sided Fisher tail
+        # (stats.hypergeom_upper_bound; exact where a family's tail could change a
+        # q-value): conservative, and named for what it is
+        test = "fisher_upper_bound_conditional" if fd.get("conditioned_on") else "fisher_upper_bound"
         for s, e in _merge_spans(spans, text=ins):
             out.append(Evidence(self.id, test, f"trigger {fd['trigger']!r} (mode {fd['mode']}) predicts payload; "
                                 f"support {fd['support']}, q={fd['q_value']:.2e}",

@@ -59,7 +59,7 @@ class FamiliesMixin:
         not depend on the others); the reference path skips them here."""
         det = self.det
         N = self.N
-        rng = np.random.default_rng([det.random_state, 17])
+        rng = self.rng("family_halves")
         h1 = rng.random(N) < 0.5
         gsel = np.flatnonzero(self.df_g >= 2 * det.min_support)
         if skip_g is not None and len(skip_g) and not self.fast:
@@ -185,7 +185,7 @@ class FamiliesMixin:
         planted payload's paraphrase is drawn regardless of the request, so it does not.
         Returns (correlation, permutation p-value)."""
         rows = np.asarray(c["rows_g"], np.int64)
-        rng = np.random.default_rng([self.det.random_state, 31, len(rows)])
+        rng = self.rng("family_mantel", len(rows))
         if len(rows) > sample:
             rows = np.sort(rng.choice(rows, sample, replace=False))
         if len(rows) < 6:

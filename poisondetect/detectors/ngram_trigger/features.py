@@ -184,7 +184,7 @@ class FeaturesMixin:
 
     def _rowset_weights(self) -> np.ndarray:
         """Random row weights whose sums over an n-gram's rows sign its row set."""
-        return np.random.default_rng([self.det.random_state, 13]).random((self.N, 2))
+        return self.rng("rowset_signature").random((self.N, 2))
 
     def _drop_copied(self, Y: sp.csr_matrix, icodes: np.ndarray, ins_len: np.ndarray, V: int, U: int) -> sp.csr_matrix:
         """Remove response-feature occurrences whose content tokens all occur in the same

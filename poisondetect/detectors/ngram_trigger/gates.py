@@ -35,7 +35,7 @@ class GatesMixin:
         :meth:`_context_similarity`, which is per candidate)."""
         Mc = self._content_matrix()
         X = self.X
-        rng = np.random.default_rng([self.det.random_state, 29])
+        rng = self.rng("pooled_context")
 
         def pooled(cnt: sp.csr_matrix, n: np.ndarray, drop: list[np.ndarray]) -> np.ndarray:
             cnt = cnt.tocsr()
@@ -130,11 +130,11 @@ class GatesMixin:
         rows = np.asarray(c["rows_g"], np.int64)
         if len(rows) < 2:
             return 0.0
-        rng = np.random.default_rng([self.det.random_state, len(rows)])
+        rng = self.rng("context_sample", len(rows))
         if len(rows) > sample:
             rows = np.sort(rng.choice(rows, sample, replace=False))
         if not hasattr(self, "_base_jac"):
-            brng = np.random.default_rng([self.det.random_state, 7])
+            brng = self.rng("baseline_rows")
             base_rows = np.sort(brng.choice(self.N, min(self.N, 200), replace=False))
             self._base_jac = max(self._mean_jaccard(base_rows, set()), 1e-4)
         trig: set[int] = set()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from typing import Any, Iterator
+from typing import Iterator
 
 
 
@@ -39,12 +39,3 @@ def n_workers(n_jobs: int | None, n_texts: int) -> int:
     if n_texts < 20_000 or (os.cpu_count() or 1) < 2 or mp.parent_process() is not None:
         return 1
     return 2
-
-
-def fork_pool() -> Any:
-    """A one-worker process pool started by fork, or None where there is no fork."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    if "fork" not in mp.get_all_start_methods():  # pragma: no cover - platforms without fork
-        return None
-    return ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("fork"))
