@@ -1,4 +1,5 @@
-"""The scan pipeline: run detectors over pairs, fuse their scores, collect evidence.
+"""The scan pipeline: run detectors over pairs, fuse their scores (with
+:mod:`poisondetect.fusion`), collect evidence.
 
 Pure scoring core: arrays in, :class:`ScanResult` out.  No file IO, no printing; the CLI
 and the report renderers only read a :class:`ScanResult`.
@@ -15,47 +16,14 @@ import numpy as np
 
 from . import __version__
 from .context import ScanContext
+from ._parallel import fork_pool, result_of
 from .detectors.base import FINDING_KINDS, Detector, default_detectors, detector_kind, get_detector, registry
-from .errors import ConfigError, PoisonDetectError
+from .errors import ConfigError
+from .fusion import fuse_scores, jsonable, or_flags, poisoning_flags, rank_order
 from .types import DetectorResult, Evidence, Pairs
 
-
-def fuse_scores(results: Sequence[DetectorResult], weights: dict[str, float] | None = None,
-                gate_power: float = 2.0) -> np.ndarray:
-    """Noisy-OR of weighted, flag-gated per-detector scores: 1 - prod(1 - w_d * g_d(s_d)).
-
-    ``g_d`` leaves a score as it is on the rows the detector flags (its own decision,
-    calibrated per detector) and shrinks it below that decision threshold:
-    ``g(s) = s * (s / t_d) ** gate_power`` where ``t_d`` is the lowest score among the
-    detector's flagged rows (1.0 when it flags none).  So a detector that spreads
-    middling scores over hundreds of unflagged rows (a topic that merely looks unsafe, a
-    large source) does not outrank the rows another detector actually flags, while a
-    score just under a threshold still counts.  ``gate_power=0`` is the plain noisy-OR.
-
-    Monotone in every detector's score, in [0, 1], and dominated by the strongest
-    evidence (a single confident detector is enough to rank a pair high) while agreeing
-    detectors add up.
-    """
-    if not results:
-        return np.zeros(0)
-    n = len(results[0].scores)
-    log_keep = np.zeros(n)
-    for r in results:
-        w = 1.0 if weights is None else float(weights.get(r.detector, 1.0))
-        s = np.clip(np.nan_to_num(np.asarray(r.scores, dtype=np.float64), nan=0.0), 0.0, 1.0)
-        if gate_power > 0:
-            flags = np.asarray(r.flags, dtype=bool)
-            t = float(s[flags].min()) if flags.any() else 1.0
-            if t > 0:
-                s = np.where(flags | (s >= t), s, s * (s / t) ** gate_power)
-        s = np.clip(s * w, 0.0, 1.0 - 1e-12)
-        log_keep += np.log1p(-s)
-    return -np.expm1(log_keep) + 0.0  # + 0.0 turns -0.0 into 0.0
-
-
-def rank_order(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Positions sorted by score descending, ties broken by original row (deterministic)."""
-    return np.lexsort((rows, -scores))
+__all__ = ["ScanResult", "scan", "resolve_detectors", "one_process", "fuse_scores", "rank_order",
+           "poisoning_flags", "ALERT_ALPHA", "ALERT_MIN_FLAGS"]
 
 
 #: significance (BH q) and minimum flag count for a detector's flag-rate alert
@@ -104,7 +72,7 @@ class ScanResult:
         if kind != "any" and kind not in FINDING_KINDS:
             raise ConfigError(f"unknown finding kind {kind!r}; use one of {', '.join(FINDING_KINDS)} or any")
         kinds = FINDING_KINDS if kind == "any" else (kind,)
-        return _or_flags([r for d, r in self.results.items() if self.kind_of(d) in kinds], self.n_pairs)
+        return or_flags([r for d, r in self.results.items() if self.kind_of(d) in kinds], self.n_pairs)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -438,28 +406,17 @@ def scan(
     side = [d for d in dets if d.text_only and d not in last] if n_jobs > 1 else []
     if len(side) == len(dets) - len(last):
         side = []  # nothing left to overlap with
-    pool = future = None
-    if side:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-        # fork where there is one (as torch's DataLoader workers do): a spawned worker
-        # re-imports the caller's __main__, which breaks scripts without a main guard;
-        # the worker never touches torch
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context(method))
-        future = pool.submit(_run_detectors, pairs, side, random_state)
+    pool = fork_pool() if side else None
+    if pool is None:
+        side = []  # no fork here: this process runs them too
+    future = None if pool is None else pool.submit(_run_detectors, pairs, side, random_state)
     try:
         for det in dets:
             if det not in side and det not in last:
                 _run_one(det, pairs, ctx, results, timings, dets)
         if future is not None:
-            from concurrent.futures.process import BrokenProcessPool
-            try:
-                side_res, side_t = future.result()
-            except BrokenProcessPool as e:
-                raise PoisonDetectError(
-                    f"the worker process of n_jobs=2 (detectors {', '.join(d.id for d in side)}) died, e.g. "
-                    "killed for lack of memory; scan again with one process (--jobs 1)") from e
+            side_res, side_t = result_of(
+                future, f"the worker process of n_jobs=2 (detectors {', '.join(d.id for d in side)})")
             results.update(side_res)
             timings.update(side_t)
         for det in last:
@@ -472,15 +429,15 @@ def scan(
 
     weights = {d.id: d.weight for d in dets}
     scores = fuse_scores(list(results.values()), weights) if results else np.zeros(len(pairs))
-    flagged = _or_flags(results.values(), len(pairs), poisoning_only=True)
+    flagged = or_flags(results.values(), len(pairs), poisoning_only=True)
     order = rank_order(scores, pairs.row)
     params = {
         "random_state": random_state,
         "detectors": [d.id for d in dets],
-        "embedding": _jsonable(embedding or {}),
+        "embedding": jsonable(embedding or {}),
     }
     if ctx.has(("embedding_info",)):  # written by poisondetect.embed.shared
-        params["embedding_info"] = _jsonable(ctx.shared(("embedding_info",), dict))
+        params["embedding_info"] = jsonable(ctx.shared(("embedding_info",), dict))
     out = ScanResult(pairs, results, scores, flagged, order, params=params, timings=timings, load_info=load_info)
     if ctx.has(("embeddings", "response")) and len(pairs) >= 3:
         out.embeddings_2d = _pca_2d(ctx.embeddings("response"), random_state)
@@ -501,13 +458,13 @@ def _run_one(det: Detector, pairs: Pairs, ctx: Any, results: dict[str, DetectorR
     t1 = time.perf_counter()
     if "prior_flags" in det.requires:
         done = [results[d.id] for d in dets if d.id in results]  # (sequential order)
-        ctx.set_shared("prior_flags", _or_flags(done, len(pairs), poisoning_only=True))
+        ctx.set_shared("prior_flags", or_flags(done, len(pairs), poisoning_only=True))
         ctx.set_shared("prior_scores", fuse_scores(done, {d.id: d.weight for d in dets})
                        if done else np.zeros(len(pairs)))
     res = det.run(pairs, ctx)
     if res.scores.shape != (len(pairs),):
         raise RuntimeError(f"detector {det.id} returned {res.scores.shape} scores for {len(pairs)} pairs")
-    res.info.setdefault("params", _jsonable(det.get_params()))
+    res.info.setdefault("params", jsonable(det.get_params()))
     results[det.id] = res
     timings[f"detector:{det.id}"] = time.perf_counter() - t1
 
@@ -525,32 +482,6 @@ def _run_detectors(pairs: Pairs, dets: Sequence[Detector],
     return results, timings
 
 
-def _or_flags(results: Iterable[DetectorResult], n: int, poisoning_only: bool = False) -> np.ndarray:
-    """OR of the detectors' flags (of the poisoning detectors only, if asked)."""
-    flagged = np.zeros(n, dtype=bool)
-    for r in results:
-        if not poisoning_only or detector_kind(r.detector) == "poisoning":
-            flagged |= r.flags
-    return flagged
-
-
-def poisoning_flags(results: Iterable[DetectorResult], n: int) -> np.ndarray:
-    """Pairs flagged as poisoning evidence (what ``ScanResult.flagged`` holds)."""
-    return _or_flags(results, n, poisoning_only=True)
-
-
 def _pca_2d(emb: np.ndarray, random_state: int) -> np.ndarray:
     from sklearn.decomposition import PCA
     return PCA(n_components=2, random_state=random_state).fit_transform(np.asarray(emb, dtype=np.float32)).astype(np.float32)
-
-
-def _jsonable(obj: Any) -> Any:
-    try:
-        json.dumps(obj)
-        return obj
-    except TypeError:
-        if isinstance(obj, dict):
-            return {str(k): _jsonable(v) for k, v in obj.items()}
-        if isinstance(obj, (list, tuple, set)):
-            return [_jsonable(v) for v in obj]
-        return repr(obj)

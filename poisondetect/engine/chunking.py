@@ -166,15 +166,6 @@ def chunk_hash(pairs: Pairs) -> str:
 # merging per-chunk results
 # --------------------------------------------------------------------------------------
 
-def shift_result(res: DetectorResult, offset: int) -> DetectorResult:
-    """Result positions (evidence keys) moved by ``offset``."""
-    if offset == 0:
-        return res
-    return DetectorResult(res.detector, res.scores, res.flags,
-                          {int(i) + offset: evs for i, evs in res.evidence.items()},
-                          res.findings, res.summary, res.info)
-
-
 def merge_findings(parts: Iterable[list[dict[str, Any]]], per_row: bool = False) -> list[dict[str, Any]]:
     """Findings of several chunks -> one list.  Findings with the same ``id`` are one
     finding whose ``rows`` are the union (sorted).  ``support``: for per-row detectors

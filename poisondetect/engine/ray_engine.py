@@ -35,7 +35,9 @@ from ..types import DetectorResult, Pairs
 from . import codec
 from .chunking import (ChunkSource, merge_findings, merge_summaries, shard_source, slice_result,
                        table_to_pairs, write_shards)
-from .local import _checked, _Collector, _Plan, _run_candidates, finalize_all, finish
+from .assembly import Collector, checked, finalize_all, finish, run_whole
+from .candidates import run_candidates
+from .plan import ScanPlan
 
 
 def _import_ray() -> Any:
@@ -71,7 +73,7 @@ class _Worker:
         out: dict[str, Any] = {"pos": pos}
         if self.phase == "pass1":
             out["partial"] = {d.id: d.partial_stats(pairs, ctx) for d in self.dets if self.modes[d.id] == "mergeable"}
-            out["results"] = {d.id: codec.result_to_obj(_checked(d, d.run(pairs, ctx), len(pairs)))
+            out["results"] = {d.id: codec.result_to_obj(checked(d, d.run(pairs, ctx), len(pairs)))
                               for d in self.dets if self.modes[d.id] == "per_row"}
         elif self.phase == "verify":
             assert self.stats is not None
@@ -79,7 +81,7 @@ class _Worker:
                               if d.id in self.stats}
         else:
             assert self.stats is not None
-            out["results"] = {d.id: codec.result_to_obj(_checked(d, d.score(pairs, ctx, self.stats[d.id]), len(pairs)))
+            out["results"] = {d.id: codec.result_to_obj(checked(d, d.score(pairs, ctx, self.stats[d.id]), len(pairs)))
                               for d in self.dets if self.modes[d.id] == "mergeable"}
         try:
             blob = codec.dumps(out)
@@ -100,7 +102,7 @@ def _read_shards(batch: Any) -> Any:
     return pa.concat_tables([pq.read_table(p) for p in batch.column("path").to_pylist()])
 
 
-def scan_ray(chunks: ChunkSource, *, plan: _Plan, chunk_size: int, cache_dir: str | None, work_dir: str | None,
+def scan_ray(chunks: ChunkSource, *, plan: ScanPlan, chunk_size: int, cache_dir: str | None, work_dir: str | None,
              keep_text: str, top_text: int, candidate_top: int, candidate_background: int,
              load_info: dict[str, Any] | None, progress: Any = None, address: str | None = None,
              num_cpus: int | None = None, num_gpus: float = 0.0, concurrency: int | None = None,
@@ -150,14 +152,13 @@ def _assemble(det_id: str, parts: list[tuple[np.ndarray, DetectorResult]], n: in
                           merge_findings((r.findings for _, r in parts), per_row), summary, info)
 
 
-def _scan(ray: Any, chunks: ChunkSource, plan: _Plan, chunk_size: int, cache_dir: str | None, work_dir: str,
+def _scan(ray: Any, chunks: ChunkSource, plan: ScanPlan, chunk_size: int, cache_dir: str | None, work_dir: str,
           keep_text: str, top_text: int, candidate_top: int, candidate_background: int,
           load_info: dict[str, Any] | None, num_gpus: float, concurrency: int | None,
           batch_size: int | None) -> ScanResult:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     mergeable = plan.of("mergeable")
-    per_row = plan.of("per_row")
     whole = plan.of("whole")
     cands = plan.of("candidates")
 
@@ -248,7 +249,7 @@ def _scan(ray: Any, chunks: ChunkSource, plan: _Plan, chunk_size: int, cache_dir
         results[det.id] = r
 
     # driver: columns, kept texts, whole-dataset and candidate detectors
-    col = _Collector(plan, "all" if whole else keep_text, top_text)
+    col = Collector(plan, "all" if whole else keep_text, top_text)
     whole_parts: list[Pairs] = []
     offset = 0
     for chunk in shards:
@@ -263,18 +264,11 @@ def _scan(ray: Any, chunks: ChunkSource, plan: _Plan, chunk_size: int, cache_dir
         timings[key] = timings.get(key, 0.0) + dt
 
     if whole:
-        allp = Pairs.concat(whole_parts)
-        whole_parts.clear()
-        ctx = ScanContext(allp, random_state=plan.random_state, embedding=plan.embedding, cache_dir=cache_dir)
-        for det in whole:
-            t = time.perf_counter()
-            results[det.id] = _checked(det, det.run(allp, ctx), len(allp))
-            results[det.id].info["streaming"] = "whole"
-            tick(f"detector:{det.id}", time.perf_counter() - t)
+        run_whole(whole, whole_parts, plan, cache_dir, results, tick)
     if cands:
         t = time.perf_counter()
-        _run_candidates(shards, plan, cands, results, n_total, hashes, cache_dir, candidate_top,
-                        candidate_background, col, tick)
+        run_candidates(shards, plan, cands, results, n_total, hashes, cache_dir, candidate_top,
+                       candidate_background, col, tick)
         timings["candidates"] = time.perf_counter() - t
 
     results = {d.id: results[d.id] for d in plan.dets}
