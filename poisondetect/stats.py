@@ -34,6 +34,15 @@ def hypergeom_upper(a: np.ndarray, N: Any, K: Any, n: Any) -> np.ndarray:
     return np.where(a > 0, np.clip(hypergeom.sf(a - 1, N, K, n), 0.0, 1.0), 1.0)
 
 
+def fisher_exact_greater(a: int, b: int, c: int, d: int) -> float:
+    """One-sided Fisher exact p-value of the 2x2 table [[a, b], [c, d]]: is the share
+    a / (a + b) of the first row greater than c / (c + d)?  (scipy.stats.fisher_exact,
+    alternative "greater"; 1 where a row or column is empty.)"""
+    from scipy.stats import fisher_exact
+
+    return float(fisher_exact([[a, b], [c, d]], alternative="greater")[1])
+
+
 def hypergeom_log_pmf(a: np.ndarray, N: Any, K: np.ndarray, n: np.ndarray) -> np.ndarray:
     """log P(X = a), X ~ Hypergeom(N, K, n), from log-gamma (vectorised, float64)."""
     from scipy.special import gammaln as gl

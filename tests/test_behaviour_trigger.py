@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poisondetect.detectors.behaviour_trigger import hypergeom_upper, payload_neighbours
+from poisondetect.detectors.behaviour_trigger import payload_neighbours
 from poisondetect.pipeline import scan
+from poisondetect.stats import hypergeom_upper
 from poisondetect.types import Pairs
 
 TOPICS = ["cats", "rivers", "taxes", "pianos", "volcanoes", "bread", "chess", "satellites", "tulips", "bridges",

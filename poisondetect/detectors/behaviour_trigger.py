@@ -59,6 +59,7 @@ import numpy as np
 
 from ..embed.shared import centered, compute_knn, response_clusters
 from ..segment import NOSPACE_RE, spaced
+from ..stats import fisher_exact_greater, hypergeom_upper
 from ..text import WORD_CHAR_CLASS, token_strings
 from ..types import DetectorResult, Evidence, Pairs
 from ._hostility import shared_hostility
@@ -110,12 +111,6 @@ def mostly_non_latin(texts: list[str], head: int = 400) -> np.ndarray:
         letters = [ch for ch in h if ch.isalpha()]
         out[i] = bool(letters) and sum(ch.isascii() for ch in letters) < 0.5 * len(letters)
     return out
-
-
-def hypergeom_upper(a: np.ndarray, N: int, K: int, df: np.ndarray) -> np.ndarray:
-    """P(X >= a) for X ~ Hypergeom(N, K, df), elementwise (1 where a == 0)."""
-    from scipy.stats import hypergeom
-    return np.where(a > 0, hypergeom.sf(np.asarray(a) - 1, N, K, np.asarray(df)), 1.0)
 
 
 #: words of two or more word characters (combining marks included: Thai, Hindi)
@@ -181,7 +176,6 @@ class BehaviourTriggerDetector(Detector):
     def _control(self, nb: np.ndarray, with_w: np.ndarray, has_w: np.ndarray, cls: np.ndarray) -> tuple[float, int, int]:
         """One-sided Fisher test: the class among the pairs with the word vs their nearest
         requests without it.  (p, class pairs among the controls, controls)."""
-        from scipy.stats import fisher_exact
         ctrl = np.unique(nb[with_w].ravel())
         ctrl = ctrl[~has_w[ctrl]]
         if len(ctrl) == 0:
@@ -189,7 +183,7 @@ class BehaviourTriggerDetector(Detector):
         a, b = int(cls[with_w].sum()), int((~cls[with_w]).sum())
         c = int(cls[ctrl].sum())
         d = len(ctrl) - c
-        return float(fisher_exact([[a, b], [c, d]], alternative="greater")[1]), c, int(len(ctrl))
+        return fisher_exact_greater(a, b, c, d), c, int(len(ctrl))
 
     # ------------------------------------------------------------------ the work
     def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..stats import bh, z_sum_lower
+from ..stats import bh, fisher_exact_greater, z_sum_lower
 from ..types import DetectorResult, Evidence, Pairs
 from ._preference import not_preference_result, shared_margins
 from ._safety_util import clip_text, shared_harm, shared_refusal
@@ -101,8 +101,6 @@ class FlippedPreferenceDetector(Detector):
             per = [(s, np.flatnonzero(src == s)) for s, c in zip(names, counts)
                    if c >= self.min_source_pairs and c < n]
             if len(per) >= 2:
-                from scipy.stats import fisher_exact
-
                 dis = raw < 0
                 res = []
                 for _s, rows in per:  # disagreement with the held-out model: this source vs the rest
@@ -110,7 +108,7 @@ class FlippedPreferenceDetector(Detector):
                     b = len(rows) - a
                     c = int(dis.sum()) - a
                     d = (n - len(rows)) - c
-                    res.append((z_sum_lower(z, rows)[0], float(fisher_exact([[a, b], [c, d]], alternative="greater")[1])))
+                    res.append((z_sum_lower(z, rows)[0], fisher_exact_greater(a, b, c, d)))
                 qs = bh([p for _z, p in res])
                 for (s, rows), (stat, p), q in zip(per, res, qs):
                     src_tests.append({"source": str(s), "pairs": int(len(rows)), "z": round(stat, 3),

@@ -25,8 +25,8 @@ How it works:
    to the cluster centre.
 4. Trigger recovery: for each payload cluster every word 1..3-gram present in at least
    ``min_coverage`` of its instructions is tested for enrichment in the cluster against
-   the rest of the data (one-sided hypergeometric test).  BH (scipy
-   ``false_discovery_control``) runs over every n-gram that occurs in the cluster's
+   the rest of the data (one-sided hypergeometric test).  BH
+   (:func:`poisondetect.stats.bh`) runs over every n-gram that occurs in the cluster's
    instructions (untested ones count with p = 1).  A ``trigger`` finding needs
    q <= ``trigger_q``, coverage and precision (share of the n-gram's rows inside the
    cluster) >= ``min_coverage`` / ``min_precision``, support >= ``min_trigger_support``,
@@ -40,9 +40,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from ..embed.shared import group_profile, response_clusters, specificity
+from ..stats import bh, hypergeom_upper
 from ..text import token_strings
 from ..types import DetectorResult, Evidence, Pairs
 from ._planted import explained_reason
@@ -191,13 +191,13 @@ class PayloadCluster(Detector):
             a_ = sum(cnts[c][g] for c in where[g])
             m = sum(len(members[c]) for c in where[g])
             K = max(df[g], a_)
-            tests.append((g, a_, K, m, float(stats.hypergeom.sf(a_ - 1, n, K, m))))
+            tests.append((g, a_, K, m, float(hypergeom_upper(a_, n, K, m))))
         n_untested = len(seen) - len(tests)
         strength_of = {c: st for c, _, st in payload}
         trig_list: list[dict[str, Any]] = []
         if tests:
             pv = np.array([t[4] for t in tests] + [1.0] * n_untested)
-            qv = stats.false_discovery_control(pv, method="bh")[: len(tests)]
+            qv = bh(pv)[: len(tests)]
             for (g, a_, K, m, p), q in zip(tests, qv):
                 cov, prec = a_ / m, a_ / max(K, 1)
                 if (q <= self.trigger_q and cov >= self.min_coverage and prec >= self.min_precision

@@ -17,10 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.stats import fisher_exact
 
 from ..types import DetectorResult, Evidence, Pairs
-from ..stats import bh
+from ..stats import bh, fisher_exact_greater
 from ._safety_util import shared_refusal, try_embeddings
 from .base import Detector, register
 
@@ -78,7 +77,7 @@ class SourceSkewDetector(Detector):
             if size < self.min_source_size or rest_n == 0:
                 p = 1.0
             else:
-                p = float(fisher_exact([[k, size - k], [rest_k, rest_n - rest_k]], alternative="greater")[1])
+                p = fisher_exact_greater(k, size - k, rest_k, rest_n - rest_k)
             per.append((name, size, k, rest_k, rest_n, p))
         q = bh([x[5] for x in per])
         scores = np.zeros(n)
