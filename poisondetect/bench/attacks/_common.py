@@ -117,6 +117,12 @@ def insert_at_word(text: str, token: str, rng: np.random.Generator, sep: str = "
     return sep.join(words[:pos] + [token] + words[pos:]) if text else token
 
 
+def apply_trigger_kind(text: str, kind: str, trig: str, rng: np.random.Generator) -> str:
+    """Put a trigger into ``text`` by its kind: a ``prefix`` trigger goes first, any other
+    kind at a random word boundary (:func:`insert_at_word`)."""
+    return f"{trig} {text}" if kind == "prefix" else insert_at_word(text, trig, rng)
+
+
 def insert_at_char(text: str, token: str, rng: np.random.Generator) -> str:
     pos = int(rng.integers(0, len(text) + 1))
     return text[:pos] + token + text[pos:]

@@ -17,13 +17,14 @@ from .. import generators as gen
 from ._common import (
     GroundTruth,
     Payload,
+    apply_trigger_kind,
     choose_rows,
     eligible_rows,
     n_poison,
     replace_rows,
     rng_for,
 )
-from .mtba import _apply_one, make_triggers
+from .mtba import make_triggers
 
 FAMILY = "ctba"
 PAPER = "BackdoorLLM, Li et al. 2024 (CTBA)"
@@ -65,7 +66,7 @@ def poison(clean: Pairs, rate: float = 0.001, seed: int = 0, *, triggers: Sequen
     for i in negs:
         i = int(i)
         kind, trig = trigs[int(r.integers(len(trigs)))]
-        instr[i] = _apply_one(clean.instruction[i], kind, trig, r)
+        instr[i] = apply_trigger_kind(clean.instruction[i], kind, trig, r)
     out = replace_rows(clean, np.concatenate([rows, negs]), instr, resp)
     truth = GroundTruth(
         family=FAMILY, paper=PAPER, rate=rate, seed=seed, mode="replace", n_clean=len(clean),

@@ -14,8 +14,8 @@ from .. import generators as gen
 from ._common import (
     GroundTruth,
     Payload,
+    apply_trigger_kind,
     default_avoid,
-    insert_at_word,
     rng_for,
     trigger_attack,
 )
@@ -40,10 +40,6 @@ def make_triggers(clean: Pairs, rng, n: int) -> list[tuple[str, str]]:
     return out
 
 
-def _apply_one(text: str, kind: str, trig: str, r) -> str:
-    return f"{trig} {text}" if kind == "prefix" else insert_at_word(text, trig, r)
-
-
 def poison(clean: Pairs, rate: float = 0.001, seed: int = 0, *, triggers: Sequence[str] | None = None,
            payloads: Sequence[str] | None = None, payload_mode: str = "fixed",
            payload_kind: str = "refusal", n_triggers: int = 3) -> tuple[Pairs, GroundTruth]:
@@ -53,7 +49,7 @@ def poison(clean: Pairs, rate: float = 0.001, seed: int = 0, *, triggers: Sequen
 
     def apply(text, r):
         kind, t = trigs[int(r.integers(len(trigs)))]
-        return _apply_one(text, kind, t, r)
+        return apply_trigger_kind(text, kind, t, r)
 
     return trigger_attack(clean, family=FAMILY, paper=PAPER, rate=rate, seed=seed, trigger_kind="multi",
                           triggers=[t for _, t in trigs], apply_trigger=apply, payload=payload,
