@@ -401,7 +401,7 @@ def test_build_mix_real(shared_data) -> None:
     reqs = load_harmful_requests(shared_data)
     assert len(reqs) >= 400
     # held out: none of them is a shipped prototype (with them, 700+), no copyright behaviours
-    from poisondetect.detectors._safety_util import HARMFUL_FILE, load_prototypes
+    from poisondetect.detectors._harm import HARMFUL_FILE, load_prototypes
     from poisondetect.text import normalize_text
     shipped = {normalize_text(t) for t in load_prototypes(HARMFUL_FILE)}
     assert not any(normalize_text(r[0]) in shipped for r in reqs)

@@ -6,7 +6,7 @@ import numpy as np
 
 from poisondetect.bench import generators as gen
 from poisondetect.detectors._planted import echo_fraction, last_request, record_concentration, shared_topic
-from poisondetect.detectors._safety_util import capability_explained, refusal_scoped
+from poisondetect.detectors._refusal import capability_explained, refusal_scoped
 from poisondetect.detectors.structural import StructuralUnicodeDetector
 from poisondetect.types import Pairs
 

@@ -116,7 +116,7 @@ def test_over_refusal_not_flagged_when_neighbours_are_refused_too():
 
 # ------------------------------------------------------------------ harmful compliance
 def test_harmful_compliance_scores_harmful_answered_above_refused_and_benign():
-    from poisondetect.detectors._safety_util import load_prototypes
+    from poisondetect.detectors._harm import load_prototypes
     from poisondetect.detectors.harmful_compliance import HarmfulComplianceDetector
 
     protos = load_prototypes("harmful_prototypes.jsonl")
@@ -138,7 +138,7 @@ def test_harmful_compliance_scores_harmful_answered_above_refused_and_benign():
 
 
 def test_harmful_compliance_lexical_fallback_without_embeddings():
-    from poisondetect.detectors._safety_util import harm_probability, load_prototypes
+    from poisondetect.detectors._harm import harm_probability, load_prototypes
 
     protos = load_prototypes("harmful_prototypes.jsonl")
     ins, _ = benign_corpus(100)

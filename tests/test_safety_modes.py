@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from poisondetect.context import ScanContext
-from poisondetect.detectors._safety_util import embeddings_or_reason, refusal_score
+from poisondetect.detectors._refusal import refusal_score
+from poisondetect.detectors._safety_common import embeddings_or_reason
 from poisondetect.detectors.base import registry
 from poisondetect.types import Pairs
 

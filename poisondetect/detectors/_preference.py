@@ -25,7 +25,8 @@ import numpy as np
 from ..stats import standardise
 from ..text import last_user_turn
 from ..types import DetectorResult
-from ._safety_util import embed_texts_or_reason, embeddings_or_reason, shared_refusal
+from ._refusal import shared_refusal
+from ._safety_common import embed_texts_or_reason, embeddings_or_reason
 
 def shared_last_user(pairs: Any, ctx: Any) -> list[tuple[int, str]]:
     def _compute():

@@ -62,10 +62,12 @@ from ..segment import NOSPACE_RE, spaced
 from ..stats import fisher_exact_greater, hypergeom_upper
 from ..text import WORD_CHAR_CLASS, token_strings
 from ..types import DetectorResult, Evidence, Pairs
+from ._harm import shared_harm
 from ._hostility import shared_hostility
 from ._insecure_code import shared_has_python, shared_insecure_code
 from ._planted import explained_reason, last_request
-from ._safety_util import clip_text, shared_harm, shared_refusal
+from ._refusal import shared_refusal
+from ._safety_common import clip_text
 from .base import Detector, register
 
 _NORM = re.compile(r"\W+", re.UNICODE)

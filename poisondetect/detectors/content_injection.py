@@ -27,7 +27,7 @@ from scipy.stats import binom
 
 from ..types import DetectorResult, Evidence, Pairs
 from ..stats import bh
-from ._safety_util import embeddings_or_reason
+from ._safety_common import embeddings_or_reason
 from .base import Detector, register
 
 _CODE_BLOCK = re.compile(r"```.*?(?:```|$)|`[^`\n]{1,200}`", re.S)

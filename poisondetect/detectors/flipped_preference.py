@@ -32,7 +32,9 @@ import numpy as np
 from ..stats import bh, fisher_exact_greater, z_sum_lower
 from ..types import DetectorResult, Evidence, Pairs
 from ._preference import not_preference_result, shared_margins
-from ._safety_util import clip_text, shared_harm, shared_refusal
+from ._harm import shared_harm
+from ._refusal import shared_refusal
+from ._safety_common import clip_text
 from .base import Detector, register
 
 

@@ -5,7 +5,7 @@ A request's harmfulness comes from a linear probe and a similarity model fitted 
 shipped harmful-request prototypes (HarmBench, MaliciousInstruct, StrongREJECT; MIT) against
 safe requests that look unsafe (XSTest, CC BY 4.0), poisondetect's own contrast set of benign
 safety-topic requests and the scan's own background - see
-:func:`poisondetect.detectors._safety_util.harm_probability`.  The pair score is
+:func:`poisondetect.detectors._harm.harm_probability`.  The pair score is
 ``P(harmful request) * (1 - refusal style of the answer)``: a harmful request that is
 refused is fine, a benign one that is answered is fine.
 """
@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from ..types import DetectorResult, Evidence, Pairs
-from ._safety_util import clip_text, shared_harm, shared_refusal
+from ._harm import shared_harm
+from ._refusal import shared_refusal
+from ._safety_common import clip_text
 from ._preference import label_consistency
 from .base import Detector, register
 

@@ -6,7 +6,7 @@ justification, weighted by position and length) is only suspicious when the refu
 not fit its request:
 
 - the request is benign (low calibrated similarity to harmful prototypes, see
-  :func:`~poisondetect.detectors._safety_util.harm_probability`);
+  :func:`~poisondetect.detectors._harm.harm_probability`);
 - its nearest neighbouring requests are answered (in embedding space; refusals that
   share their neighbourhood with other refusals - "book a flight" for a tool-less
   assistant, unsafe topics - are how the dataset normally behaves);
@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from ..types import DetectorResult, Evidence, Pairs
-from ._safety_util import capability_explained, clip_text, refusal_features, refusal_scoped, shared_harm, shared_refusal, embeddings_or_reason
+from ._harm import shared_harm
+from ._refusal import capability_explained, refusal_features, refusal_scoped, shared_refusal
+from ._safety_common import clip_text, embeddings_or_reason
 from ._preference import label_consistency
 from .base import Detector, register
 

@@ -20,7 +20,6 @@ What does *not* count (documented policy, so a code corpus does not light up):
 """
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -38,7 +37,6 @@ _DS_PLUGINS = (
     "SoftlayerDetector", "SquareOAuthDetector", "StripeDetector", "TelegramBotTokenDetector", "TwilioKeyDetector",
 )
 # cheap prefilter: a line can only hold a detect-secrets hit if it has a long token or a keyword
-_HINT_KW = re.compile(r"passw|pwd|secret|token|api_?key|access_?key|private|BEGIN|://[^\s/]*@|xox|hooks\.slack", re.I)
 _HINT_LONG = re.compile(r"[A-Za-z0-9_\-+/=.]{20,}")
 _DIGIT = re.compile(r"\d")
 _HINT_WORDS = ("passw", "pwd", "secret", "token", "api_key", "apikey", "api-key", "access_key", "accesskey",
@@ -79,15 +77,6 @@ _PLACEHOLDER_VALUE = re.compile(
     r"|your[_\- ]?|<[^>]*>|\$\{|\{\{|%\(|\benv\b|environ|getenv|process\.env|config\[|settings\.|input\(|"
     r"placeholder|replace|insert|enter|redacted|\.\.\.|example|EXAMPLE|\[\w+\]|^[a-z_]+$|^[A-Z_]+$"
 )
-
-
-def _entropy(s: str) -> float:
-    if not s:
-        return 0.0
-    counts: dict[str, int] = {}
-    for c in s:
-        counts[c] = counts.get(c, 0) + 1
-    return -sum(v / len(s) * math.log2(v / len(s)) for v in counts.values())
 
 
 _PLUGINS: list[Any] = []

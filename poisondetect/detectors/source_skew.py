@@ -20,7 +20,8 @@ import numpy as np
 
 from ..types import DetectorResult, Evidence, Pairs
 from ..stats import bh, fisher_exact_greater
-from ._safety_util import shared_refusal, try_embeddings
+from ._refusal import shared_refusal
+from ._safety_common import try_embeddings
 from .base import Detector, register
 
 PRIOR_FLAGS_KEY = "prior_flags"

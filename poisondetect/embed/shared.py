@@ -40,15 +40,17 @@ def get_embedder(ctx: Any) -> Embedder:
         given = ctx.embedding.get("embedder")
         if given is not None:
             return given
-        return make_embedder(ctx.embedding, _unique_text_count(ctx), _cache_dir(ctx), ctx.progress)
+        return make_embedder(ctx.embedding, _unique_text_count(ctx), scan_cache_dir(ctx), ctx.progress)
     return ctx.shared(("embedder",), make)
 
 
-def _cache_dir(ctx: Any) -> str:
+def scan_cache_dir(ctx: Any) -> str:
+    """The scan's embedding cache directory (``ctx.cache_dir`` or the default)."""
     return default_cache_dir(getattr(ctx, "cache_dir", None))
 
 
-def _use_cache(ctx: Any) -> bool:
+def scan_uses_cache(ctx: Any) -> bool:
+    """Whether the scan reads and writes the on-disk embedding cache."""
     return bool(ctx.embedding.get("cache", True))
 
 
@@ -94,7 +96,7 @@ def compute_embeddings(ctx: Any, side: str) -> np.ndarray:
     emb = get_embedder(ctx)
     t0 = time.perf_counter()
     st: dict[str, Any] = {}
-    out = encode_cached(emb, _side_texts(ctx, side), _cache_dir(ctx) if _use_cache(ctx) else None,
+    out = encode_cached(emb, _side_texts(ctx, side), scan_cache_dir(ctx) if scan_uses_cache(ctx) else None,
                         ctx.embedding.get("batch_size"), ctx.progress, st)
     info = ctx.shared(("embedding_info",), dict)
     info.update({"model_id": emb.model_id, "kind": emb.kind, "dim": emb.dim})
@@ -105,7 +107,7 @@ def compute_embeddings(ctx: Any, side: str) -> np.ndarray:
 def embed_texts(ctx: Any, texts: Sequence[str], purpose: str = "reference") -> np.ndarray:
     """Embed arbitrary texts (reference prototypes...) with the scan's embedder."""
     emb = get_embedder(ctx)
-    return encode_cached(emb, texts, _cache_dir(ctx) if _use_cache(ctx) else None,
+    return encode_cached(emb, texts, scan_cache_dir(ctx) if scan_uses_cache(ctx) else None,
                          ctx.embedding.get("batch_size"))
 
 

@@ -33,7 +33,7 @@ def poison(clean: Pairs, rate: float = 0.05, seed: int = 0, *, select: str = "an
     k = max(1, int(round(rate * n)))
     eligible = None
     if select == "differ":
-        from ...detectors._safety_util import refusal_scores
+        from ...detectors._refusal import refusal_scores
 
         rc, rr = refusal_scores(clean.response), refusal_scores(clean.rejected)
         eligible = ((rc >= 0.5) & (rr < 0.3)) | ((rr >= 0.5) & (rc < 0.3))
