@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from ... import stats as S
 from . import kernels as K
+from .candidate import Candidate
 from .conditional import companion_key
 from .workers import n_workers
 
@@ -55,7 +56,7 @@ class CandidatesMixin:
         self.m_conj = 0.0
         t = self._tick("joint_counts", t)
 
-        fam: list[dict[str, Any]] = []
+        fam: list[Candidate] = []
         p_unc = S.hypergeom_upper_bound(a, N, nf, ng) if len(g) else np.zeros(0)
         conj = self._conjunction_candidates(J) if det.conjunctions else []
         t = self._tick("candidates", t)
@@ -69,8 +70,8 @@ class CandidatesMixin:
             fam = self._family_candidates(np.unique(g), tau, counts=counts, threads=threads)
             self.m_single += float(self.n_trigger_ngrams)  # one family test per n-gram
             t = self._tick("family_candidates", t)  # (with a thread: what was left of it)
-        fam_p = np.array([c["p_unc"] for c in fam], float)
-        conj_p = np.array([c["p_unc"] for c in conj], float)
+        fam_p = np.array([c.p_unc for c in fam], float)
+        conj_p = np.array([c.p_unc for c in conj], float)
         self.n_candidates = len(p_unc) + len(fam) + len(conj)
         if self.n_candidates == 0:
             return []
@@ -80,7 +81,7 @@ class CandidatesMixin:
         all_p = np.concatenate([p_unc, fam_p, conj_p])
         n_single = len(p_unc) + len(fam)
         q_unc = self._bh(all_p, n_single)
-        live: list[dict[str, Any]] = []
+        live: list[Candidate] = []
         lk = np.flatnonzero(q_unc[: len(p_unc)] < det.alpha)
         # Candidates whose trigger n-grams have the very same rows (the pieces of one
         # template or phrase) and the same payload are one test: keep one representative
@@ -107,8 +108,8 @@ class CandidatesMixin:
             lk = np.sort(reps)
         self.n_unc_sig, self.n_live = n_unc_sig, len(lk)
         for k in lk:
-            live.append({"terms": (int(g[k]),), "f": int(f[k]), "a": int(a[k]), "ng": int(ng[k]),
-                         "nf": int(nf[k]), "p_unc": float(p_unc[k])})
+            live.append(Candidate(terms=(int(g[k]),), f=int(f[k]), a=int(a[k]), ng=int(ng[k]),
+                                  nf=int(nf[k]), p_unc=float(p_unc[k])))
         live_fam = [c for c, qq in zip(fam, q_unc[len(p_unc):n_single]) if qq < det.alpha]
         live_fam, n_fam_ctx = self._family_context_gate(live_fam)
         self._add_family_columns(live_fam)
@@ -121,14 +122,14 @@ class CandidatesMixin:
         t = self._tick("conditional_tests", t)
         if not live:
             return []
-        lsingle = [c for c in live if len(c["terms"]) == 1]
-        lconj = [c for c in live if len(c["terms"]) > 1]
-        p = np.concatenate([[c["p"] for c in lsingle], rest_single, [c["p"] for c in lconj], rest_conj])
+        lsingle = [c for c in live if len(c.terms) == 1]
+        lconj = [c for c in live if len(c.terms) > 1]
+        p = np.concatenate([[c.p for c in lsingle], rest_single, [c.p for c in lconj], rest_conj])
         q = self._bh(p, len(lsingle) + len(rest_single))
         qs = np.concatenate([q[: len(lsingle)], q[len(lsingle) + len(rest_single): len(lsingle) + len(rest_single) + len(lconj)]])
         live = lsingle + lconj
         for c, qq in zip(live, qs):
-            c["q"] = float(qq)
+            c.q = float(qq)
         findings = self._findings(live)
         self._tick("findings", t)
         return findings
@@ -218,7 +219,7 @@ class CandidatesMixin:
             rows = np.intersect1d(rows, X.indices[X.indptr[tcol]:X.indptr[tcol + 1]], assume_unique=True)
         return rows
 
-    def _conjunction_candidates(self, J: sp.coo_matrix) -> list[dict[str, Any]]:
+    def _conjunction_candidates(self, J: sp.coo_matrix) -> list[Candidate]:
         """Pairs/triples of n-grams that together cover a payload's rows while none of
         them alone is concentrated enough (CTBA)."""
         det = self.det
@@ -235,7 +236,7 @@ class CandidatesMixin:
         has_conc = np.zeros(self.F, bool)
         has_conc[f[sup & conc_ok & (a / self.df_f[f] >= 0.5)]] = True
         del sup, conc_ok
-        out: list[dict[str, Any]] = []
+        out: list[Candidate] = []
         gs, fs, as_ = g[cover].astype(np.int64), f[cover].astype(np.int64), a[cover].astype(np.int64)
         n_cover = np.bincount(fs, minlength=self.F)
         # payloads to search: no concentrated single trigger, a few covering n-grams
@@ -315,6 +316,6 @@ class CandidatesMixin:
             self.m_conj += Gf * (Gf - 1) / 2 + Gf * (Gf - 1) * (Gf - 2) / 6
             for tup, n_g, aa in res:
                 if aa >= det.min_support and aa / max(n_g, 1) >= det.min_concentration:
-                    out.append({"terms": tup, "f": fcol, "a": aa, "ng": n_g, "nf": int(self.df_f[fcol]),
-                                "p_unc": float(S.hypergeom_upper_bound(aa, self.N, self.df_f[fcol], n_g))})
+                    out.append(Candidate(terms=tup, f=fcol, a=aa, ng=n_g, nf=int(self.df_f[fcol]),
+                                         p_unc=float(S.hypergeom_upper_bound(aa, self.N, self.df_f[fcol], n_g))))
         return out

@@ -9,6 +9,7 @@ import numpy as np
 
 from ... import stats as S
 from . import kernels as K
+from .candidate import Candidate
 from .workers import n_workers
 
 
@@ -35,9 +36,9 @@ class ConditionalMixin:
                 kept_rows.append(rows)
         return kept
 
-    def _conditional_tests(self, live: list[dict[str, Any]]) -> None:
-        """Set each live candidate's final p-value and companion (``c["p"]``,
-        ``c["companion"]``) and its rows (``c["rows_g"]``, ``c["rows_f"]``).
+    def _conditional_tests(self, live: list[Candidate]) -> None:
+        """Set each live candidate's final p-value and companion (``c.p``,
+        ``c.companion``) and its rows (``c.rows_g``, ``c.rows_f``).
 
         The Fisher test is conditional on the trigger's most specific companion (if any):
         within the companion's rows, does the trigger still predict the payload?  One test
@@ -51,10 +52,10 @@ class ConditionalMixin:
         w = self.rng("companion_weights").random(N)
         X, Y = self.X, self.Y
         sig: dict[tuple, Any] = {}
-        heads: list[tuple[tuple, dict[str, Any]]] = []
+        heads: list[tuple[tuple, Candidate]] = []
         wsum: dict[int, float] = {}
         for c in live:
-            terms = c["terms"]
+            terms = c.terms
             if len(terms) == 1:
                 t = terms[0]
                 rows_g = X.indices[X.indptr[t]:X.indptr[t + 1]]
@@ -62,33 +63,33 @@ class ConditionalMixin:
                 if ws is None:
                     ws = wsum[t] = float(w[rows_g].sum())
                 # (a conjunction keeps its own companion search: its terms are not companions)
-                key = (len(rows_g), ws, c["f"], None)
+                key = (len(rows_g), ws, c.f, None)
             else:
                 rows_g = self._rows_of_terms(terms)
-                key = (len(rows_g), float(w[rows_g].sum()), c["f"], terms)
-            c["rows_g"] = rows_g
-            c["rows_f"] = Y.indices[Y.indptr[c["f"]]:Y.indptr[c["f"] + 1]]
-            c["_key"] = key
+                key = (len(rows_g), float(w[rows_g].sum()), c.f, terms)
+            c.rows_g = rows_g
+            c.rows_f = Y.indices[Y.indptr[c.f]:Y.indptr[c.f + 1]]
+            c.test_key = key
             if key not in sig:
                 sig[key] = None
                 heads.append((key, c))
         # the companion of each head (its rows are those of its terms: one search each)
         cache = self.__dict__.setdefault("_comp_cache", {})
         by_terms: dict[tuple[int, ...], tuple[int | None, str | None]] = {}
-        todo: list[tuple[tuple, dict[str, Any], int, str | None]] = []
+        todo: list[tuple[tuple, Candidate, int, str | None]] = []
         for key, c in heads:
-            got = by_terms.get(c["terms"])
+            got = by_terms.get(c.terms)
             if got is None:
-                ck = companion_key(c["terms"], c["rows_g"])
+                ck = companion_key(c.terms, c.rows_g)
                 if ck not in cache:
-                    cache[ck] = self._companion(c["terms"], c["rows_g"])
-                got = by_terms[c["terms"]] = cache[ck]
+                    cache[ck] = self._companion(c.terms, c.rows_g)
+                got = by_terms[c.terms] = cache[ck]
             best, name = got
             if best is not None and best < 0:  # the "trigger" is the whole prompt
                 sig[key] = (1.0, name)
             elif best is None:
                 sig[key] = ((1.0, "(payload repeats the trigger)") if self._payload_repeats_trigger(c)
-                            else (c["p_unc"], None))
+                            else (c.p_unc, None))
             else:
                 todo.append((key, c, int(best), name))
         pend = []
@@ -105,11 +106,11 @@ class ConditionalMixin:
                 if p < 1e-3 and self._payload_repeats_trigger(c0):
                     sig[key] = (1.0, "(payload repeats the trigger)")
                 else:
-                    sig[key] = (max(p, c0["p_unc"]), name)
+                    sig[key] = (max(p, c0.p_unc), name)
         for c in live:
-            c["p"], c["companion"] = sig[c.pop("_key")]
+            c.p, c.companion = sig[c.test_key]
 
-    def _companion_2x2(self, todo: list[tuple[tuple, dict[str, Any], int, str | None]]) -> list[list[int]]:
+    def _companion_2x2(self, todo: list[tuple[tuple, Candidate, int, str | None]]) -> list[list[int]]:
         """For each (key, candidate, companion id, name): over the companion's rows (only
         the H2 rows for a payload family, whose phrases were chosen on H1), [their number,
         those with the trigger, with the payload, with both]."""
@@ -120,10 +121,10 @@ class ConditionalMixin:
             out = []
             for _, c, best, _ in todo:
                 rows_c = Xall.indices[Xall.indptr[best]:Xall.indptr[best + 1]]
-                if "family" in c:
+                if c.is_family:
                     rows_c = rows_c[self._h2[rows_c]]
-                in_g = self._member(rows_c, c["rows_g"])
-                in_f = self._member(rows_c, c["rows_f"])
+                in_g = self._member(rows_c, c.rows_g)
+                in_f = self._member(rows_c, c.rows_f)
                 out.append([len(rows_c), int(in_g.sum()), int(in_f.sum()), int((in_g & in_f).sum())])
             return out
         # compiled: only the companions' columns of Xall, and the trigger row sets as a
@@ -138,18 +139,18 @@ class ConditionalMixin:
         trows: list[np.ndarray] = []
         tcol = np.empty(len(todo), np.int64)
         for k, (_, c, _, _) in enumerate(todo):
-            j = col_of.get(c["terms"])
+            j = col_of.get(c.terms)
             if j is None:
-                j = col_of[c["terms"]] = len(trows)
-                trows.append(c["rows_g"])
+                j = col_of[c.terms] = len(trows)
+                trows.append(c.rows_g)
             tcol[k] = j
         tp = np.zeros(len(trows) + 1, np.int64)
         np.cumsum([len(r) for r in trows], out=tp[1:])
         ti = np.concatenate(trows).astype(np.int64)
-        half = np.array(["family" in t[1] for t in todo], bool)
+        half = np.array([t[1].is_family for t in todo], bool)
         Y = self.Y
         return K.companion_counts(cp, ci, tp, ti, Y.indptr, Y.indices, tcol,
-                                  np.array([t[1]["f"] for t in todo], np.int64), bj, half,
+                                  np.array([t[1].f for t in todo], np.int64), bj, half,
                                   self._h2 if half.any() else np.zeros(1, bool), self.N).tolist()
 
     def _member(self, rows: np.ndarray, of: np.ndarray) -> np.ndarray:

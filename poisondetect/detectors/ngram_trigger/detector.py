@@ -15,7 +15,7 @@ from ..._parallel import fork_pool
 from ...errors import ConfigError
 from ...types import DetectorResult, Evidence, Pairs
 from . import kernels as K
-from ..base import Detector, register
+from ..base import MergeableDetector, register
 from .analysis import Analysis, summary_of
 from .sample import TURN_BITS, bottom_k, pair_ids, query_of, sample_keys, verify_batch
 from .tokenise import copied_exact, exact_hashes, merge_codes, raw_codes, tokenize_side
@@ -33,7 +33,7 @@ def _merge_spans(spans: list[tuple[int, int]], gap: int = 2, text: str | None = 
 
 
 @register
-class NgramTriggerDetector(Detector):
+class NgramTriggerDetector(MergeableDetector):
     id = "ngram_trigger"
     severity = "high"  # a trigger or a planted payload group
     description = ("instruction n-grams / rare tokens / punctuation runs / invisible characters whose presence "

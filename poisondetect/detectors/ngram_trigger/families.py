@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from ... import text as T
 from . import kernels as K
+from .candidate import Candidate
 from .matrices import Rows, jaccard_matrix
 from .pvalues import fisher_greater_bh
 
@@ -17,7 +18,7 @@ class FamiliesMixin:
     """Payload-family candidates and their gates."""
 
     def _family_candidates(self, skip_g: np.ndarray, tau: float = 0.0, counts: dict | None = None,
-                           threads: int = 1) -> list[dict[str, Any]]:
+                           threads: int = 1) -> list[Candidate]:
         """Paraphrased payloads: a trigger whose responses carry *some* phrase of one
         payload family (opener / core / closer variants) though no single phrase is in
         nearly all of them.
@@ -47,8 +48,8 @@ class FamiliesMixin:
         p = (fisher_greater_bh(xB[ok], counts["N2"], u[ok], nB[ok], tau, threads) if ok.any()
              else np.zeros(0))
         # (a family's features ascending, as the reference's canonical M has them)
-        return [{"terms": (int(gsel[j]),), "f": -1, "family": np.sort(M.indices[M.indptr[j]:M.indptr[j + 1]]).astype(np.int64),
-                 "ng": int(self.df_g[gsel[j]]), "p_unc": float(pj)}
+        return [Candidate(terms=(int(gsel[j]),), f=-1, family=np.sort(M.indices[M.indptr[j]:M.indptr[j + 1]]).astype(np.int64),
+                          ng=int(self.df_g[gsel[j]]), p_unc=float(pj))
                 for j, pj in zip(np.flatnonzero(ok).tolist(), p.tolist())]
 
     def _family_counts(self, skip_g: np.ndarray | None = None) -> dict[str, Any] | None:
@@ -103,7 +104,7 @@ class FamiliesMixin:
         xB = np.asarray(X2.multiply(Z).sum(axis=0)).ravel()
         return {"gsel": gsel, "M": M, "u": u, "nB": nB, "xB": xB, "h2": h2, "N2": int(h2.sum())}
 
-    def _family_context_gate(self, fams: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    def _family_context_gate(self, fams: list[Candidate]) -> tuple[list[Candidate], int]:
         """Keep the family candidates that look planted rather than a topic's or a
         template's answer style (topics and templates predict families of answer phrases
         too: thousands of candidates on tool-use data).  Cheapest first: the pooled
@@ -118,16 +119,16 @@ class FamiliesMixin:
                                "request_dependence"), 0)
         mantel: list[dict[str, Any]] = []
         # vectorised pre-screen, then the per-candidate conditions, cheapest first
-        pooled = self._pooled_context([c["terms"][0] for c in fams])
+        pooled = self._pooled_context([c.terms[0] for c in fams])
         for c, pc in zip(fams, pooled):
             if pc > 2 * det.max_context_similarity:
                 gates["pooled_context"] += 1
                 continue
-            t = c["terms"][0]
-            c["rows_g"] = X.indices[X.indptr[t]:X.indptr[t + 1]]
+            t = c.terms[0]
+            c.rows_g = X.indices[X.indptr[t]:X.indptr[t + 1]]
             # a planted trigger is a short insertion; a longer chunk shared by the rows
             # is a prompt template or tool description, whose answers it shapes
-            if len(self.maximal_phrase(t, c["rows_g"])) > det.family_max_trigger_tokens:
+            if len(self.maximal_phrase(t, c.rows_g)) > det.family_max_trigger_tokens:
                 gates["trigger_length"] += 1
                 continue
             if self._gated_context_similarity(c) > det.max_context_similarity:
@@ -140,7 +141,7 @@ class FamiliesMixin:
                 continue
             r, pm = self._variant_depends_on_request(c)
             ok = pm > det.family_request_dependence_p
-            mantel.append({"trigger": T.display_tokens(self.ngram_tokens(t)), "rows": int(len(c["rows_g"])),
+            mantel.append({"trigger": T.display_tokens(self.ngram_tokens(t)), "rows": int(len(c.rows_g)),
                            "r": round(r, 4), "p": pm, "kept": ok})
             if not ok:
                 gates["request_dependence"] += 1
@@ -150,13 +151,13 @@ class FamiliesMixin:
         self.family_request_dependence = mantel[:500]
         return kept, len(fams) - len(kept)
 
-    def _family_response_coverage(self, c: dict[str, Any], sample: int = 50) -> float:
+    def _family_response_coverage(self, c: Candidate, sample: int = 50) -> float:
         """Median, over (up to ``sample`` of) the trigger's rows, of the fraction of the
         response's content words (instruction document frequency <= 5%) that are words of
         the candidate's family phrases.  A paraphrased payload *is* the response (~1); a topic's answer style ("once upon a time" in
         stories, a news-wire phrase in article summaries) is a few tokens of a long
         answer."""
-        fam = c["family"]
+        fam = c.family
         vocab: list[np.ndarray] = []
         for f in fam.tolist():
             uid = int(self.f_ngram[f])
@@ -171,28 +172,28 @@ class FamiliesMixin:
             in_fam[np.concatenate(vocab)] = True
         function = self._function
         cov = []
-        for r in np.asarray(c["rows_g"], np.int64)[:sample].tolist():
+        for r in np.asarray(c.rows_g, np.int64)[:sample].tolist():
             codes = self.rcodes[self.res_off[r]:self.res_off[r + 1]]
             codes = codes[~function[codes]]  # content words only
             cov.append(float(in_fam[codes].mean()) if len(codes) else 0.0)
         return float(np.median(cov)) if cov else 0.0
 
-    def _variant_depends_on_request(self, c: dict[str, Any], sample: int = 200, n_perm: int = 199) -> tuple[float, float]:
+    def _variant_depends_on_request(self, c: Candidate, sample: int = 200, n_perm: int = 199) -> tuple[float, float]:
         """Mantel test, over (up to ``sample`` of) the trigger's rows: does the overlap of
         two rows' instructions (content words, trigger tokens left out) predict the
         overlap of the family phrases their responses carry?  A topic shapes its answers
         request by request ("a python" + "csv" -> "with open ... reader"), so it does; a
         planted payload's paraphrase is drawn regardless of the request, so it does not.
         Returns (correlation, permutation p-value)."""
-        rows = np.asarray(c["rows_g"], np.int64)
+        rows = np.asarray(c.rows_g, np.int64)
         rng = self.rng("family_mantel", len(rows))
         if len(rows) > sample:
             rows = np.sort(rng.choice(rows, sample, replace=False))
         if len(rows) < 6:
             return 0.0, 1.0
-        fam = c["family"]
+        fam = c.family
         Mr = self.Y[rows][:, fam] if len(fam) else sp.csr_matrix((len(rows), 1))
-        A = jaccard_matrix(self._content_matrix()[rows], self._term_codes(c["terms"]))
+        A = jaccard_matrix(self._content_matrix()[rows], self._term_codes(c.terms))
         B = jaccard_matrix(Mr)
         n = len(rows)
         iu = np.triu_indices(n, 1)
@@ -213,7 +214,7 @@ class FamiliesMixin:
             ge += int((np.einsum("ij,pij->p", Ac, Bp) >= stat0 - 1e-6 * abs(stat0)).sum())
         return r0, ge / (n_perm + 1)
 
-    def _add_family_columns(self, fams: list[dict[str, Any]]) -> None:
+    def _add_family_columns(self, fams: list[Candidate]) -> None:
         """Give each live family candidate a payload column: the rows (all of them now,
         for reporting) holding one of its phrases that stay specific to the trigger over
         the whole data (>= 80% of the phrase's rows hold the trigger; generic phrases such
@@ -225,14 +226,14 @@ class FamiliesMixin:
         Y = self.Y
         cols = []
         for c in fams:
-            rows_g = c["rows_g"]  # (set by the gate)
+            rows_g = c.rows_g  # (set by the gate)
             mem, rows = [], []
-            for f in c["family"].tolist():
+            for f in c.family.tolist():
                 rf = Y.indices[Y.indptr[f]:Y.indptr[f + 1]]
                 if np.isin(rf, rows_g, assume_unique=True).sum() >= 0.8 * len(rf):
                     mem.append(f)
                     rows.append(rf)
-            c["family"] = np.asarray(mem, np.int64)
+            c.family = np.asarray(mem, np.int64)
             cols.append(np.unique(np.concatenate(rows)) if rows else np.zeros(0, np.int64))
         F0 = self.Y.shape[1]
         indptr = np.concatenate([[0], np.cumsum([len(r) for r in cols])])
@@ -244,7 +245,7 @@ class FamiliesMixin:
         self.df_f = np.concatenate([self.df_f, [len(r) for r in cols]]).astype(np.int64)
         fam_of = self.__dict__.setdefault("f_family", {})
         for k, c in enumerate(fams):
-            c["f"] = F0 + k
-            c["nf"] = int(self.df_f[F0 + k])
-            c["a"] = int(np.intersect1d(cols[k], c["rows_g"], assume_unique=True).size)
-            fam_of[F0 + k] = c["family"]
+            c.f = F0 + k
+            c.nf = int(self.df_f[F0 + k])
+            c.a = int(np.intersect1d(cols[k], c.rows_g, assume_unique=True).size)
+            fam_of[F0 + k] = c.family

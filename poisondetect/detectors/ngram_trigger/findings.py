@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from ... import text as T
 from . import kernels as K
+from .candidate import Candidate
 from .sample import TURN_BITS
 
 
@@ -81,10 +82,10 @@ class FindingsMixin:
         return self._xcsc
 
     # -------------------------------------------------------------- findings
-    def _findings(self, cands: list[dict]) -> list[dict[str, Any]]:
+    def _findings(self, cands: list[Candidate]) -> list[dict[str, Any]]:
         det = self.det
-        sig = [c for c in cands if c["q"] < det.alpha]
-        sig.sort(key=lambda c: (c["q"], c["p"], -c["a"], c["terms"]))
+        sig = [c for c in cands if c.q < det.alpha]
+        sig.sort(key=lambda c: (c.q, c.p, -c.a, c.terms))
         # Backdoor-likeness: a planted trigger sits in otherwise unrelated instructions.
         # Trigger rows whose other content words overlap far more than random rows' share
         # a topic or template (e.g. "a c++" -> "int main ()"): their regularity is explained
@@ -92,33 +93,32 @@ class FindingsMixin:
         # BH: dropping rejections keeps the FDR guarantee.)
         kept_sig = []
         for c in sig:
-            c["context_similarity"] = sim = self._gated_context_similarity(c)
+            c.context_similarity = sim = self._gated_context_similarity(c)
             if sim <= det.max_context_similarity:
                 kept_sig.append(c)
-        self.n_dropped_context = len(sig) - len(kept_sig)
         sig = kept_sig
         groups: list[dict[str, Any]] = []
         for c in sig:
-            toks = [set(self.ngram_tokens(tc)) for tc in c["terms"]]
-            rows_gf = np.intersect1d(c["rows_g"], c["rows_f"], assume_unique=True)
+            toks = [set(self.ngram_tokens(tc)) for tc in c.terms]
+            rows_gf = np.intersect1d(c.rows_g, c.rows_f, assume_unique=True)
             merged = False
             for grp in groups:
                 # pieces of one phrase: shared tokens / terms, or the very same trigger rows
                 related = (any(t & gt for t in toks for gt in grp["tok_sets"])
-                           or bool(set(c["terms"]) & set(grp["terms"]))
-                           or np.array_equal(c["rows_g"], grp["best"]["rows_g"]))
+                           or bool(set(c.terms) & set(grp["terms"]))
+                           or np.array_equal(c.rows_g, grp["best"].rows_g))
                 if related:
                     inter = np.intersect1d(rows_gf, grp["rows_gf"], assume_unique=True).size
                     if inter >= 0.5 * min(len(rows_gf), len(grp["rows_gf"])):
                         grp["members"].append(c)
                         b = grp["best"]
-                        if len(c["terms"]) == len(b["terms"]) and (c["a"] > b["a"] or c["a"] == b["a"] and len(c["rows_g"]) < len(b["rows_g"])):
+                        if len(c.terms) == len(b.terms) and (c.a > b.a or c.a == b.a and len(c.rows_g) < len(b.rows_g)):
                             grp["best"] = c
                         grp["tok_sets"].extend(toks)
                         merged = True
                         break
             if not merged:
-                groups.append({"terms": c["terms"], "best": c, "members": [c], "tok_sets": list(toks),
+                groups.append({"terms": c.terms, "best": c, "members": [c], "tok_sets": list(toks),
                                "rows_gf": rows_gf})
         # a conjunction subsumes single-term groups whose tokens it contains
         conj_tok = [set().union(*g["tok_sets"]) for g in groups if len(g["terms"]) > 1]
@@ -154,40 +154,40 @@ class FindingsMixin:
     def _finding(self, k: int, grp: dict, payload_groups: list[np.ndarray]) -> dict[str, Any]:
         best = grp["best"]
         members = grp["members"]
-        rows_g = best["rows_g"]
+        rows_g = best.rows_g
         # payload rows: union over the significant payload features of this trigger
-        pay_rows = np.unique(np.concatenate([m["rows_f"] for m in members]))
+        pay_rows = np.unique(np.concatenate([m.rows_f for m in members]))
         both = np.intersect1d(rows_g, pay_rows, assume_unique=True)
         trig_only = np.setdiff1d(rows_g, pay_rows, assume_unique=True)
         # payload features of the best one, rows carrying it without the trigger
-        pay_only = np.setdiff1d(best["rows_f"], rows_g, assume_unique=True)
+        pay_only = np.setdiff1d(best.rows_f, rows_g, assume_unique=True)
         # all member trigger token sequences (phrase pieces)
-        seqs = sorted({self.ngram_tokens(tc) for m in members for tc in m["terms"]
-                       if np.array_equal(m["rows_g"], rows_g)}, key=lambda s: (-len(s), s))
-        if len(best["terms"]) == 1:
+        seqs = sorted({self.ngram_tokens(tc) for m in members for tc in m.terms
+                       if np.array_equal(m.rows_g, rows_g)}, key=lambda s: (-len(s), s))
+        if len(best.terms) == 1:
             # keep the longest n-gram pieces of one phrase
             seqs = [s for s in seqs if not any(len(o) > len(s) and is_sub(s, o) for o in seqs)]
-            full = self.maximal_phrase(best["terms"][0], rows_g)
+            full = self.maximal_phrase(best.terms[0], rows_g)
             if len(full) > len(seqs[0]) and all(is_sub(s, full) for s in seqs):
                 seqs = [full]
             mode = "single"
         else:
-            seqs = [self.ngram_tokens(tc) for tc in best["terms"]]
+            seqs = [self.ngram_tokens(tc) for tc in best.terms]
             mode = "conjunction"
         pseqs = []
         pay_exact = False
         for m in members:
-            fcols = [m["f"]]
-            if self.f_ngram[m["f"]] == -2:  # a payload family: every phrase of it
-                fam = self.f_family[m["f"]]
+            fcols = [m.f]
+            if self.f_ngram[m.f] == -2:  # a payload family: every phrase of it
+                fam = self.f_family[m.f]
                 fcols += fam[np.argsort(-self.df_f[fam], kind="stable")].tolist()
             for fc in fcols:
                 toks, exact = self.payload_tokens(fc)
                 pay_exact |= exact
                 if toks and toks not in pseqs:
                     pseqs.append(toks)
-        ptoks, p_exact = self.payload_tokens(best["f"])
-        is_family = bool(self.f_ngram[best["f"]] == -2)
+        ptoks, p_exact = self.payload_tokens(best.f)
+        is_family = bool(self.f_ngram[best.f] == -2)
         # MTBA: triggers whose payload rows overlap share a payload group
         pid = None
         for j, pr in enumerate(payload_groups):
@@ -215,25 +215,25 @@ class FindingsMixin:
             "payload_group": f"ngram_trigger/payload/{pid}",
             "support": int(len(both)),
             "trigger_rows": int(len(rows_g)),
-            "payload_rows": int(len(best["rows_f"])),
-            "concentration": round(float(best["a"] / max(best["ng"], 1)), 4),
+            "payload_rows": int(len(best.rows_f)),
+            "concentration": round(float(best.a / max(best.ng, 1)), 4),
             "payload_coverage": round(float(len(both) / max(len(pay_rows), 1)), 4),
-            "payload_specificity": round(float(best["a"] / max(best["nf"], 1)), 4),
-            "p_value": float(best["p"]),
-            "p_value_unconditional": float(best["p_unc"]),
-            "q_value": float(best["q"]),
-            "conditioned_on": best["companion"],
-            "context_similarity": round(float(best.get("context_similarity", 0.0)), 3),
+            "payload_specificity": round(float(best.a / max(best.nf, 1)), 4),
+            "p_value": float(best.p),
+            "p_value_unconditional": float(best.p_unc),
+            "q_value": float(best.q),
+            "conditioned_on": best.companion,
+            "context_similarity": round(float(best.context_similarity), 3),
             "rows": [int(rowmap[i]) >> TURN_BITS for i in both],
             "_both_rows": [int(rowmap[i]) for i in both],
             "_both_pos": both,
-            "_best_pay_pos": np.asarray(best["rows_f"], np.int64),
+            "_best_pay_pos": np.asarray(best.rows_f, np.int64),
             "_trigger_only_rows": [int(rowmap[i]) for i in trig_only],
             "_payload_only_rows": [int(rowmap[i]) for i in pay_only],
             "_trigger_seqs": seqs,
             "_payload_seqs": pseqs,
-            "_companion_seq": (tuple(best["companion"].split(" "))
-                               if best["companion"] and not best["companion"].startswith("(") else None),
+            "_companion_seq": (tuple(best.companion.split(" "))
+                               if best.companion and not best.companion.startswith("(") else None),
         }
         return fd
 

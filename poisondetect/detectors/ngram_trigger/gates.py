@@ -6,6 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import kernels as K
+from .candidate import Candidate
 from .matrices import jaccard_matrix
 from .workers import n_workers
 
@@ -123,11 +124,11 @@ class GatesMixin:
         iu = np.triu_indices(len(rows), 1)
         return float(jaccard_matrix(self._content_matrix()[rows], exclude)[iu].mean())
 
-    def _context_similarity(self, c: dict, sample: int = 60, exclude_trigger: bool = True) -> float:
+    def _context_similarity(self, c: Candidate, sample: int = 60, exclude_trigger: bool = True) -> float:
         """Content-word overlap of the trigger rows (trigger tokens removed) relative to
         that of random rows: ~1 for a trigger planted in unrelated instructions, >> 1 for a
         topic or template phrase."""
-        rows = np.asarray(c["rows_g"], np.int64)
+        rows = np.asarray(c.rows_g, np.int64)
         if len(rows) < 2:
             return 0.0
         rng = self.rng("context_sample", len(rows))
@@ -138,19 +139,19 @@ class GatesMixin:
             base_rows = np.sort(brng.choice(self.N, min(self.N, 200), replace=False))
             self._base_jac = max(self._mean_jaccard(base_rows, set()), 1e-4)
         trig: set[int] = set()
-        for tcol in (c["terms"] if exclude_trigger else ()):
+        for tcol in (c.terms if exclude_trigger else ()):
             trig |= self._term_codes((tcol,))
             # the whole inserted phrase around the n-gram (same neighbours in >= 90% of rows)
             code_of = self.__dict__.setdefault("_code_of_token", {})
             if not code_of:
                 for code, wd in enumerate(self.words):
                     code_of.setdefault(wd, code)
-            phrase = self.maximal_phrase(tcol, np.asarray(c["rows_g"], np.int64))
+            phrase = self.maximal_phrase(tcol, np.asarray(c.rows_g, np.int64))
             if len(phrase) <= 5:  # longer shared chunks are templates or duplicates
                 trig |= {code_of[t] for t in phrase if t in code_of}
         return self._mean_jaccard(rows, trig) / self._base_jac
 
-    def _gated_context_similarity(self, c: dict) -> float:
+    def _gated_context_similarity(self, c: Candidate) -> float:
         """:meth:`_context_similarity` as the gate needs it: with the trigger's words
         first (cheap, shared by every candidate of one row set), then, only where that is
         above ``max_context_similarity``, without them (removing words can only lower
@@ -158,18 +159,18 @@ class GatesMixin:
         test is not measured again in :meth:`_findings`."""
         raw_cache = self.__dict__.setdefault("_raw_ctx_cache", {})
         ctx_cache = self.__dict__.setdefault("_ctx_cache", {})
-        rkey = np.asarray(c["rows_g"]).tobytes()
+        rkey = np.asarray(c.rows_g).tobytes()
         if rkey not in raw_cache:
             raw_cache[rkey] = self._context_similarity(c, exclude_trigger=False)
         sim = raw_cache[rkey]
         if sim > self.det.max_context_similarity:
-            ckey = (rkey, c["terms"])
+            ckey = (rkey, c.terms)
             if ckey not in ctx_cache:
                 ctx_cache[ckey] = self._context_similarity(c)
             sim = ctx_cache[ckey]
         return sim
 
-    def _payload_repeats_trigger(self, c: dict) -> bool:
+    def _payload_repeats_trigger(self, c: Candidate) -> bool:
         """A response that repeats the trigger's words (prefix-stemmed: 'smile' ~ 'smiling')
         is an answer *about* the prompt (concept-to-text, headline-to-article), not an
         unrelated payload.  When the payload is a phrase shared by otherwise different
@@ -177,12 +178,12 @@ class GatesMixin:
         remark), only that phrase is checked: "nothing good ever comes from" is a payload
         even though each answer also names the topic."""
         trig = set()
-        for tcol in c["terms"]:
+        for tcol in c.terms:
             trig |= {w[:4] for w in self.ngram_tokens(tcol) if len(w) >= 3 and w.isalpha()}
         if not trig:
             return False
-        both = np.intersect1d(c["rows_g"], c["rows_f"], assume_unique=True)[:5]
-        fcol = int(c["f"])
+        both = np.intersect1d(c.rows_g, c.rows_f, assume_unique=True)[:5]
+        fcol = int(c.f)
         if self.f_ngram[fcol] >= 0 and len(both) >= 3:
             ex = self.st["exact"][both]
             if len(np.unique(ex)) >= 0.8 * len(both):  # the responses differ outside the phrase
@@ -190,7 +191,7 @@ class GatesMixin:
                 # remark; a short shared chunk (closing tags, a code fence) is the format
                 # the request asked for
                 phrase = self._maximal_phrase_of_id(int(self.f_ngram[fcol]), both, side=1)
-                if len(phrase) >= 8 and self._instructions_differ(both, c["terms"]):
+                if len(phrase) >= 8 and self._instructions_differ(both, c.terms):
                     ptoks = self._tokens_of_id(int(self.f_ngram[fcol]))
                     return bool(trig & {w[:4] for w in ptoks if len(w) >= 3 and w.isalpha()})
         words = self.words
