@@ -2,9 +2,13 @@
 $POISONDETECT_DATA); tests that need them use ``shared_data`` and skip cleanly when absent."""
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,3 +42,35 @@ def _offline_env() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def hash_embed(texts: list[str], dim: int = 32) -> np.ndarray:
+    """Deterministic bag-of-words hashing embedder (test stand-in for the model)."""
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for i, t in enumerate(texts):
+        for w in t.lower().split():
+            h = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
+            out[i, h % dim] += 1.0 if (h >> 32) & 1 else -1.0
+    out += 1e-3
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def embedded_ctx(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """A factory of scan contexts whose embeddings come from :func:`hash_embed`: both
+    sides set up front, and ``ScanContext.embed_texts`` (reference texts) patched for the
+    test.  ``embedded_ctx(pairs)`` -> ScanContext; ``embedded_ctx(pairs, embeddings=False)``
+    -> one with embeddings switched off (``mode`` "none")."""
+    from poisondetect.context import ScanContext
+
+    monkeypatch.setattr(ScanContext, "embed_texts", lambda self, texts, purpose="reference": hash_embed(list(texts)))
+
+    def make(pairs: Any, embeddings: bool = True) -> ScanContext:
+        if not embeddings:
+            return ScanContext(pairs, random_state=0, embedding={"mode": "none"})
+        ctx = ScanContext(pairs, random_state=0, embedding={"mode": "test"})
+        for side in ("instruction", "response"):
+            ctx.set_shared(("embeddings", side), hash_embed(getattr(pairs, side)))
+        return ctx
+
+    return make

@@ -1,31 +1,38 @@
-"""One conformance test over every registered detector (cf. scikit-learn's
-check_estimator): same result shape, score range, evidence validity, determinism,
-parameters, and the empty / degenerate inputs."""
+"""One conformance suite over every registered detector, as scikit-learn's
+``utils/estimator_checks.py`` does for estimators: :func:`yield_checks` yields the checks
+a detector must pass, each with the reason it applies, according to what the detector
+declares (every detector: identity, parameters, result shape, score range, evidence
+validity, determinism, the empty / degenerate inputs; ``requires`` embeddings: a valid
+result or a ConfigError without them, and any other detector: a valid result without
+them; ``text_only``: no use of the context's embeddings; ``per_row``:
+chunk by chunk is exact; mergeable (``partial_stats`` / ``merge_stats``): merged batches
+give the result of one run; ``masks_span_text``: no span text repeats its span; no
+per-pair false-flag budget (``clean_flag_rate`` None): every flag belongs to a finding).
+:data:`EXEMPT` lists the (detector, check) pairs that do not apply, with the reason.
+
+The test embedder (``embedded_ctx``, a hashing bag-of-words stand-in for the model) is a
+fixture of ``tests/conftest.py``."""
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 
 from poisondetect.context import ScanContext
 from poisondetect.detectors import registry
+from poisondetect.detectors.base import FINDING_KINDS, SEVERITIES, MergeableDetector
 from poisondetect.types import DetectorResult, Evidence, Pairs
 
 DETECTORS = sorted(registry())
 
+#: (detector id, check name) -> why the check does not apply to that detector
+EXEMPT: dict[tuple[str, str], str] = {}
 
-def _hash_embed(texts: list[str], dim: int = 32) -> np.ndarray:
-    """Deterministic bag-of-words hashing embedder (test stand-in for the model)."""
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for i, t in enumerate(texts):
-        for w in t.lower().split():
-            h = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
-            out[i, h % dim] += 1.0 if (h >> 32) & 1 else -1.0
-    out += 1e-3
-    return out / np.linalg.norm(out, axis=1, keepdims=True)
+Check = Callable[[str, type, Callable[..., ScanContext], pytest.MonkeyPatch], None]
 
 
 def _sample_pairs() -> Pairs:
@@ -51,12 +58,7 @@ def _sample_pairs() -> Pairs:
     return Pairs(ins, res, row=np.arange(240) * 2, source=src)
 
 
-def _ctx(pairs: Pairs, monkeypatch: pytest.MonkeyPatch) -> ScanContext:
-    ctx = ScanContext(pairs, random_state=0, embedding={"mode": "test"})
-    for side in ("instruction", "response"):
-        ctx.set_shared(("embeddings", side), _hash_embed(getattr(pairs, side)))
-    monkeypatch.setattr(ScanContext, "embed_texts", lambda self, texts, purpose="reference": _hash_embed(list(texts)))
-    return ctx
+TINY_INPUTS = (lambda: Pairs([], []), lambda: Pairs(["hi"], ["hello"]), lambda: Pairs(["", ""], ["", ""]))
 
 
 def _check_result(det_id: str, res: DetectorResult, pairs: Pairs) -> None:
@@ -93,11 +95,31 @@ def _check_result(det_id: str, res: DetectorResult, pairs: Pairs) -> None:
     json.dumps(res.info, default=str)
 
 
-@pytest.mark.parametrize("det_id", DETECTORS)
-def test_detector_conformance(det_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    cls = registry()[det_id]
+def _assert_same_result(a: DetectorResult, b: DetectorResult) -> None:
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(a.flags, b.flags)
+    assert json.dumps(a.findings, sort_keys=True) == json.dumps(b.findings, sort_keys=True)
+
+
+#: the first run of each detector on the sample (check_sample_result), reused by
+#: check_deterministic so the suite runs each detector on the sample twice, not three times
+_FIRST_RUN: dict[str, DetectorResult] = {}
+
+
+def _first_run(det_id: str, cls: type, make_ctx: Callable[..., ScanContext]) -> DetectorResult:
+    if det_id not in _FIRST_RUN:
+        pairs = _sample_pairs()
+        _FIRST_RUN[det_id] = cls().run(pairs, make_ctx(pairs))
+    return _FIRST_RUN[det_id]
+
+
+# ------------------------------------------------------------------ checks: every detector
+def check_identity(det_id: str, cls: type, make_ctx: Callable[..., ScanContext], monkeypatch: pytest.MonkeyPatch) -> None:
     assert cls.id == det_id and det_id.replace("_", "").isalnum()
     assert cls.description, "every detector describes itself in one line"
+
+
+def check_parameters(det_id: str, cls: type, make_ctx: Callable[..., ScanContext], monkeypatch: pytest.MonkeyPatch) -> None:
     # scikit-learn style: every parameter an explicit keyword with a default, stored as-is
     sig = inspect.signature(cls.__init__)
     for p in list(sig.parameters.values())[1:]:
@@ -109,18 +131,168 @@ def test_detector_conformance(det_id: str, monkeypatch: pytest.MonkeyPatch) -> N
     assert cls(**params).get_params() == params
     repr(det)
 
+
+def check_declared_kind(det_id: str, cls: type, make_ctx: Callable[..., ScanContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cls.kind in FINDING_KINDS, f"{det_id}: kind {cls.kind!r} not in {FINDING_KINDS}"
+    assert cls.severity in SEVERITIES, f"{det_id}: severity {cls.severity!r} not in {SEVERITIES}"
+    assert cls.clean_flag_rate is None or 0.0 <= cls.clean_flag_rate <= 1.0
+
+
+def check_sample_result(det_id: str, cls: type, make_ctx: Callable[..., ScanContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    _check_result(det_id, _first_run(det_id, cls, make_ctx), _sample_pairs())
+
+
+def check_deterministic(det_id: str, cls: type, make_ctx: Callable[..., ScanContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    res1 = _first_run(det_id, cls, make_ctx)
     pairs = _sample_pairs()
-    res1 = det.run(pairs, _ctx(pairs, monkeypatch))
-    _check_result(det_id, res1, pairs)
-    res2 = cls(**params).run(pairs, _ctx(pairs, monkeypatch))
-    np.testing.assert_array_equal(res1.scores, res2.scores)
-    np.testing.assert_array_equal(res1.flags, res2.flags)
-    assert json.dumps(res1.findings, sort_keys=True) == json.dumps(res2.findings, sort_keys=True)
+    res2 = cls(**cls().get_params()).run(pairs, make_ctx(pairs))
+    _check_result(det_id, res2, pairs)
+    _assert_same_result(res1, res2)
 
 
-@pytest.mark.parametrize("det_id", DETECTORS)
-def test_detector_tiny_inputs(det_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    cls = registry()[det_id]
-    for pairs in (Pairs([], []), Pairs(["hi"], ["hello"]), Pairs(["", ""], ["", ""])):
-        res = cls().run(pairs, _ctx(pairs, monkeypatch))
+def check_tiny_inputs(det_id: str, cls: type, make_ctx: Callable[..., ScanContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    for make_pairs in TINY_INPUTS:
+        pairs = make_pairs()
+        res = cls().run(pairs, make_ctx(pairs))
         _check_result(det_id, res, pairs)
+
+
+# ------------------------------------------------------------------ checks: by capability
+def check_without_embeddings(det_id: str, cls: type, make_ctx: Callable[..., ScanContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A detector that does not require embeddings is kept by a scan without them
+    (``--embedding-mode none``), so it returns a valid result there (a lexical mode, or
+    nothing)."""
+    pairs = _sample_pairs()
+    _check_result(det_id, cls().run(pairs, make_ctx(pairs, embeddings=False)), pairs)
+
+
+def check_needs_embeddings(det_id: str, cls: type, make_ctx: Callable[..., ScanContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A detector that requires embeddings is skipped by a scan without them; run anyway,
+    it returns a valid result or raises ConfigError (never another error)."""
+    from poisondetect.errors import ConfigError
+
+    pairs = _sample_pairs()
+    try:
+        res = cls().run(pairs, make_ctx(pairs, embeddings=False))
+    except ConfigError:
+        return
+    _check_result(det_id, res, pairs)
+
+
+def check_text_only(det_id: str, cls: type, make_ctx: Callable[..., ScanContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A text-only detector never asks the context for embeddings: the same result when
+    asking would fail."""
+    def no_embeddings(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError(f"{det_id} is text_only but asked for embeddings")
+
+    pairs = _sample_pairs()
+    ctx = ScanContext(pairs, random_state=0, embedding={"mode": "test"})
+    for name in ("embeddings", "embed_texts", "knn"):
+        monkeypatch.setattr(ScanContext, name, no_embeddings)
+    res = cls().run(pairs, ctx)
+    _check_result(det_id, res, pairs)
+    _assert_same_result(_first_run(det_id, cls, make_ctx), res)
+
+
+def check_per_row(det_id: str, cls: type, make_ctx: Callable[..., ScanContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A per-row detector's score of a pair depends on that pair alone: chunk by chunk
+    gives the scores and flags of one run."""
+    pairs = _sample_pairs()
+    whole = _first_run(det_id, cls, make_ctx)
+    parts = [pairs.take(np.arange(s, min(s + 70, len(pairs)))) for s in range(0, len(pairs), 70)]
+    runs = [cls().run(p, make_ctx(p)) for p in parts]
+    for p, r in zip(parts, runs):
+        _check_result(det_id, r, p)
+    np.testing.assert_array_equal(np.concatenate([r.scores for r in runs]), whole.scores)
+    np.testing.assert_array_equal(np.concatenate([r.flags for r in runs]), whole.flags)
+
+
+def check_mergeable(det_id: str, cls: type, make_ctx: Callable[..., ScanContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mergeable detector's statistics of two batches, merged (and verified, when it
+    asks), score the pairs as one run does."""
+    pairs = _sample_pairs()
+    det = cls()
+    ctx = make_ctx(pairs)
+    a, b = pairs.take(np.arange(0, 100)), pairs.take(np.arange(100, len(pairs)))
+    stats = det.merge_stats(det.partial_stats(a, make_ctx(a)), det.partial_stats(b, make_ctx(b)))
+    fin = getattr(det, "finalize_stats", None)
+    if callable(fin):
+        stats = fin(stats)
+    if det.needs_verify(stats):
+        verified = det.merge_verify(det.verify_stats(a, make_ctx(a), stats), det.verify_stats(b, make_ctx(b), stats))
+        stats = det.finalize_verify(stats, verified)
+    res = det.score(pairs, ctx, stats)
+    _check_result(det_id, res, pairs)
+    _assert_same_result(_first_run(det_id, cls, make_ctx), res)
+
+
+def check_masked_spans(det_id: str, cls: type, make_ctx: Callable[..., ScanContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A detector that masks span text never repeats the span itself (reports must not
+    re-leak a credential)."""
+    pairs = _sample_pairs()
+    res = _first_run(det_id, cls, make_ctx)
+    for i, evs in res.evidence.items():
+        for e in evs:
+            if e.span is not None and e.span_text is not None and e.span[1] > e.span[0]:
+                assert e.span_text != getattr(pairs, e.side)[int(i)][e.span[0]:e.span[1]]
+
+
+def check_flags_are_findings(det_id: str, cls: type, make_ctx: Callable[..., ScanContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a per-pair false-flag budget (``clean_flag_rate`` None) every flag is part
+    of a dataset-level finding."""
+    pairs = _sample_pairs()
+    res = _first_run(det_id, cls, make_ctx)
+    in_findings = {int(r) for f in res.findings for r in f["rows"]}
+    flagged = {int(r) for r in pairs.row[np.flatnonzero(res.flags)]}
+    assert flagged <= in_findings, f"{det_id}: flagged rows outside every finding: {sorted(flagged - in_findings)[:10]}"
+
+
+def yield_checks(cls: type) -> Iterator[tuple[Check, str]]:
+    """(check, why it applies) for a detector class, from what the class declares."""
+    yield check_identity, "every detector: a stable id and a one-line description"
+    yield check_parameters, "every detector: scikit-learn style keyword parameters with defaults"
+    yield check_declared_kind, "every detector: a known finding kind and severity"
+    yield check_sample_result, "every detector: a valid result on the sample"
+    yield check_deterministic, "every detector: the same parameters give the same result"
+    yield check_tiny_inputs, "every detector: a valid result on empty and degenerate inputs"
+    if "embeddings" in cls.requires:
+        yield check_needs_embeddings, "requires embeddings (a scan without them skips it)"
+    else:
+        yield check_without_embeddings, "does not require embeddings (a scan without them runs it)"
+    if cls.text_only:
+        yield check_text_only, "text_only"
+    if cls.per_row:
+        yield check_per_row, "per_row"
+    if issubclass(cls, MergeableDetector):
+        yield check_mergeable, "mergeable (partial_stats / merge_stats)"
+    if cls.masks_span_text:
+        yield check_masked_spans, "masks_span_text"
+    if cls.kind == "poisoning" and cls.clean_flag_rate is None:
+        yield check_flags_are_findings, "poisoning detector without a per-pair false-flag budget"
+
+
+def _cases() -> Iterator[Any]:
+    for det_id in DETECTORS:
+        for check, why in yield_checks(registry()[det_id]):
+            reason = EXEMPT.get((det_id, check.__name__))
+            marks = [pytest.mark.skip(reason=f"exempt: {reason}")] if reason else []
+            yield pytest.param(det_id, check, id=f"{det_id}-{check.__name__}", marks=marks)
+
+
+@pytest.mark.parametrize("det_id, check", list(_cases()))
+def test_conformance(det_id: str, check: Check, embedded_ctx: Callable[..., ScanContext],
+                     monkeypatch: pytest.MonkeyPatch) -> None:
+    check(det_id, registry()[det_id], embedded_ctx, monkeypatch)
+
+
+def test_checks_follow_declarations() -> None:
+    """The capability checks are yielded exactly for the detectors that declare them."""
+    by_name = {d: {c.__name__ for c, _ in yield_checks(registry()[d])} for d in DETECTORS}
+    for d in DETECTORS:
+        cls = registry()[d]
+        assert ("check_text_only" in by_name[d]) == cls.text_only
+        assert ("check_per_row" in by_name[d]) == cls.per_row
+        assert ("check_mergeable" in by_name[d]) == issubclass(cls, MergeableDetector)
+        assert ("check_needs_embeddings" in by_name[d]) == ("embeddings" in cls.requires) != ("check_without_embeddings" in by_name[d])
+    assert all((d, c) in {(d2, c2) for d2 in DETECTORS for c2 in by_name[d2]} for d, c in EXEMPT), \
+        "an exemption names a check the detector is not given"
