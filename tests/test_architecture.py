@@ -106,7 +106,30 @@ def test_no_private_name_imported_across_modules():
     assert not bad, "private names imported across modules: " + "; ".join(bad)
 
 
-@pytest.mark.parametrize("bad", ["cycle", "private"])
+def test_no_private_attribute_of_another_module():
+    """``K._STATE`` from another module is the same breach as importing ``_STATE``."""
+    bad = []
+    mods = _modules()
+    for m, p in mods.items():
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        aliases = {}
+        for src, name, _ in _imports(m, p):
+            target = f"{src}.{name}" if name else src
+            if target in mods and target != m:
+                aliases[target.rsplit(".", 1)[-1]] = target
+        for node in tree.body:  # the names the imports bind (``as`` aliases included)
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for a in node.names:
+                    if a.asname and a.name.rsplit(".", 1)[-1] in aliases:
+                        aliases[a.asname] = aliases[a.name.rsplit(".", 1)[-1]]
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                bad.append(f"{m}:{node.lineno} uses {aliases[node.value.id]}.{node.attr}")
+    assert not bad, "private attributes of other modules: " + "; ".join(bad)
+
+
+@pytest.mark.parametrize("bad", ["cycle", "private", "attribute"])
 def test_the_checks_can_fail(tmp_path, monkeypatch, bad):
     pkg = tmp_path / "poisondetect"
     pkg.mkdir()
@@ -114,10 +137,14 @@ def test_the_checks_can_fail(tmp_path, monkeypatch, bad):
     if bad == "cycle":
         (pkg / "a.py").write_text("from . import b\n")
         (pkg / "b.py").write_text("from .a import x\n")
-    else:
+    elif bad == "private":
         (pkg / "a.py").write_text("_x = 1\n")
         (pkg / "b.py").write_text("from .a import _x\n")
+    else:
+        (pkg / "a.py").write_text("_x = 1\n")
+        (pkg / "b.py").write_text("from . import a as A\n\nprint(A._x)\n")
     monkeypatch.setattr(__import__(__name__), "PKG", pkg)
-    check = test_no_import_cycle if bad == "cycle" else test_no_private_name_imported_across_modules
+    check = {"cycle": test_no_import_cycle, "private": test_no_private_name_imported_across_modules,
+             "attribute": test_no_private_attribute_of_another_module}[bad]
     with pytest.raises(AssertionError):
         check()

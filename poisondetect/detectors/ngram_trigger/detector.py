@@ -120,7 +120,7 @@ class NgramTriggerDetector(MergeableDetector):
             return "numpy (engine='numpy')"
         if self.engine == "auto" and n < self.compiled_min_pairs:
             return f"numpy (below {self.compiled_min_pairs:,} pairs)"
-        return f"numpy (numba unavailable: {K._STATE.get('error') or 'POISONDETECT_NO_NUMBA'})"
+        return f"numpy (numba unavailable: {K.unavailable_reason() or 'POISONDETECT_NO_NUMBA'})"
 
     def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
         """One batch in memory: statistics, score, and no memo left behind (the memo is

@@ -62,6 +62,12 @@ def available() -> bool:
         return _available_locked()
 
 
+def unavailable_reason() -> str | None:
+    """Why the kernels are not used (import / compile error, or :func:`disable`'s reason);
+    None when they are, or when the environment switched them off."""
+    return _STATE.get("error")
+
+
 def disable(reason: str) -> None:
     """Use the reference paths from now on in this process (``reason`` is reported)."""
     with _LOCK:
