@@ -32,7 +32,7 @@ from build_safety_resources import advbench  # noqa: E402
 
 from poisondetect.bench.data import build_mix  # noqa: E402
 from poisondetect.context import ScanContext  # noqa: E402
-from poisondetect.detectors._safety_util import harm_probability  # noqa: E402
+from poisondetect.detectors._harm import harm_probability  # noqa: E402
 from poisondetect.types import Pairs  # noqa: E402
 
 UNION = ["gpteacher_codegen", "gpteacher_roleplay", "gpteacher_toolformer", "alpaca_en_demo", "code_alpaca",

@@ -1,7 +1,7 @@
 """Write poisondetect/resources/benign_safety_topics.jsonl: poisondetect's own contrast
 set of *benign* requests about safety-sensitive topics (prevention, history, policy,
 awareness, defence), used as negatives next to XSTest's safe look-alikes by the harm model
-(poisondetect/detectors/_safety_util.py).
+(poisondetect/detectors/_harm.py).
 
 Why: similarity to harmful prototypes and a probe trained against random background rows
 both confuse topic with intent - "Describe how to prevent cybercrime" sits next to

@@ -24,7 +24,7 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 def _fail(msg: str) -> None:
     # Messages can quote hostile input (file names, field names): never write it raw.
-    from .report.terminal import safe_text
+    from .report.text import safe_text
     click.echo(f"poisondetect: error: {safe_text(msg, 0)}", err=True)
     sys.exit(EXIT_ERROR)
 

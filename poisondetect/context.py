@@ -65,11 +65,6 @@ class ScanContext:
     def rng(self, salt: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.random_state, salt])
 
-    def iter_progress(self, iterable: Any, desc: str, total: int | None = None) -> Any:
-        if self.progress is None:
-            return iterable
-        return self.progress(iterable, desc=desc, total=total)
-
     # ---- embedding-based shared statistics (implemented in poisondetect.embed) -----
     def embeddings_enabled(self) -> bool:
         return self.embedding.get("mode", "auto") != "none"

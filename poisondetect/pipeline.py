@@ -20,6 +20,7 @@ from ._parallel import fork_pool, result_of
 from .detectors.base import FINDING_KINDS, Detector, default_detectors, detector_kind, get_detector, registry
 from .errors import ConfigError
 from .fusion import fuse_scores, jsonable, or_flags, poisoning_flags, rank_order
+from .stats import bh
 from .types import DetectorResult, Evidence, Pairs
 
 __all__ = ["ScanResult", "scan", "resolve_detectors", "one_process", "fuse_scores", "rank_order",
@@ -148,7 +149,7 @@ class ScanResult:
             p = float(st.binom.sf(k - 1, self.n_pairs, rate))
             tests.append((d, k, rate, p))
         if tests:
-            q = st.false_discovery_control([t[3] for t in tests], method="bh")
+            q = bh([t[3] for t in tests])
             for (d, k, rate, p), qv in zip(tests, q):
                 if k >= min_flags and qv <= alpha:
                     out.append({"kind": "flag_rate", "detector": d, "n_flags": k,

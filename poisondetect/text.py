@@ -15,8 +15,8 @@ n-gram with the same text get the same hash:
 
 Token hashes are stable 64-bit values (BLAKE2b of the UTF-8 text), so statistics computed
 on different batches or processes can be merged.  n-gram hashes are built from token
-hashes with vectorised numpy mixing (splitmix64, :mod:`poisondetect.hashing`; ``mix64``
-and ``combine64`` stay importable from here).  Nothing here does IO.
+hashes with vectorised numpy mixing (splitmix64, :mod:`poisondetect.hashing`).  Nothing
+here does IO.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .hashing import combine64, mix64  # noqa: F401  (mix64: re-exported for T.mix64 callers)
+from .hashing import combine64
 from .segment import MARKS, NOSPACE_RE, split_spans, split_word
 
 #: invisible / formatting characters commonly used as structural triggers

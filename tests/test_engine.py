@@ -13,7 +13,7 @@ import pytest
 
 from poisondetect.context import ScanContext
 from poisondetect.detectors import registry
-from poisondetect.detectors.base import Detector
+from poisondetect.detectors.base import Detector, MergeableDetector
 from poisondetect.engine import codec, scan_streaming, streaming_mode, streaming_support
 from poisondetect.engine.chunking import chunk_hash, open_chunks
 from poisondetect.pipeline import scan
@@ -50,7 +50,7 @@ class RowDet(Detector):
         return DetectorResult(self.id, s, s > 0.5, ev, f, {"n_flagged": int((s > 0.5).sum()), "hits": len(rows)})
 
 
-class CountDet(Detector):
+class CountDet(MergeableDetector):
     """Mergeable: a word is a 'trigger' when >= min_support instructions hold it and all
     of them share one response (global statistics: word counts and word->response counts)."""
     id = "count_test"

@@ -10,12 +10,8 @@ import unicodedata
 import pytest
 from report_helpers import TERM_HOSTILE, hostile_result
 
-from poisondetect.report.terminal import (
-    render_summary,
-    safe_text,
-    tqdm_progress,
-    window_text,
-)
+from poisondetect.report.terminal import render_summary, tqdm_progress
+from poisondetect.report.text import safe_text, window_text
 
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u206f\ufeff]")
 

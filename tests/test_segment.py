@@ -12,7 +12,7 @@ from poisondetect.detectors.ngram_trigger import kernels as K
 from poisondetect import text as T
 from poisondetect.bench.attacks import ATTACKS
 from poisondetect.bench.synthetic_lang import synthetic_pairs
-from poisondetect.detectors._safety_util import refusal_score
+from poisondetect.detectors._refusal import refusal_score
 from poisondetect.pipeline import scan
 from poisondetect.segment import needs_split, spaced, split_word
 from poisondetect.types import Pairs

@@ -200,7 +200,7 @@ def load_harmful_requests(data_dir: str | os.PathLike | None, exclude_prototypes
                     and (r.get("FunctionalCategory") or "").strip().lower() != "copyright"]
     if exclude_prototypes:
         # held-out evaluation: never inject a request the detector ships as a prototype
-        from ..detectors._safety_util import HARMFUL_FILE, load_prototypes
+        from ..detectors._harm import HARMFUL_FILE, load_prototypes
         from ..text import normalize_text
         shipped = {normalize_text(t) for t in load_prototypes(HARMFUL_FILE)}
         out = [r for r in out if normalize_text(r[0]) not in shipped]

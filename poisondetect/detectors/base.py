@@ -14,15 +14,14 @@ Two kinds of detector:
   ``partial_stats(pairs, ctx)`` on a batch, ``merge_stats(a, b)`` to combine two partials
   (associative), the optional ``finalize_stats(stats)`` (the dataset-level analysis,
   once) and ``score(pairs, ctx, stats)`` to score a batch against the merged statistics;
-  ``run`` is then ``score(pairs, ctx, finalize_stats(partial_stats(pairs, ctx)))``.  One
+  its ``run`` is ``score(pairs, ctx, finalize_stats(partial_stats(pairs, ctx)))``.  One
   whose finalized statistics need one more look at every pair (candidates found on a
   sample, counted on the held-out pairs) says so with ``needs_verify(stats)`` and
   implements ``verify_stats`` (per batch) / ``merge_verify`` / ``finalize_verify``; the
   engines then run a verify pass between the statistics and the scoring passes.
 
-The engines ask ``isinstance(det, MergeableDetector)``.  A detector written before that
-class (a plain ``Detector`` that overrides ``merge_stats`` and ``score``) counts as one
-too (see :meth:`MergeableDetector.__subclasshook__`).
+Which kind a detector is, is what it inherits: the engines (and the conformance suite)
+ask ``isinstance(det, MergeableDetector)``, nothing else.
 """
 from __future__ import annotations
 
@@ -119,50 +118,9 @@ class Detector:
 
     # --- the work ------------------------------------------------------------------
     def run(self, pairs: Pairs, ctx: "Any") -> DetectorResult:  # ctx: ScanContext
-        """The detector's result on ``pairs``: whole-dataset detectors override this; the
-        default runs the mergeable hooks on the one batch (see :class:`MergeableDetector`)."""
-        stats = self.partial_stats(pairs, ctx)
-        fin = getattr(self, "finalize_stats", None)
-        if callable(fin):
-            stats = fin(stats)
-        if self.needs_verify(stats):
-            stats = self.finalize_verify(stats, self.verify_stats(pairs, ctx, stats))
-        return self.score(pairs, ctx, stats)
-
-    # The hooks of MergeableDetector, kept here with their defaults for detectors written
-    # before it: a plain Detector overriding merge_stats and score is mergeable, and one
-    # overriding score alone is run by ``run`` above (stats None).  They move to
-    # MergeableDetector once every such detector inherits it or overrides ``run``.
-    def partial_stats(self, pairs: Pairs, ctx: Any) -> Any:
-        return None
-
-    def merge_stats(self, a: Any, b: Any) -> Any:
-        raise NotImplementedError(f"{self.id} does not support streamed statistics")
-
-    def score(self, pairs: Pairs, ctx: Any, stats: Any) -> DetectorResult:
-        raise NotImplementedError
-
-    # --- optional verify pass (a second streamed pass that needs the merged statistics)
-    def needs_verify(self, stats: Any) -> bool:
-        """True when the finalized statistics ask for one more pass over the input before
-        scoring (e.g. candidates found on a sample, to be counted on every pair)."""
-        return False
-
-    def verify_stats(self, pairs: Pairs, ctx: Any, stats: Any) -> Any:
-        raise NotImplementedError(f"{self.id} has no verify pass")
-
-    def merge_verify(self, a: Any, b: Any) -> Any:
-        raise NotImplementedError(f"{self.id} has no verify pass")
-
-    def finalize_verify(self, stats: Any, verified: Any) -> Any:
-        raise NotImplementedError(f"{self.id} has no verify pass")
-
-
-def _overrides_merge_hooks(cls: type) -> bool:
-    """Whether a Detector subclass overrides ``merge_stats`` and ``score`` (what made a
-    detector mergeable before :class:`MergeableDetector`)."""
-    return (issubclass(cls, Detector) and getattr(cls, "merge_stats", None) is not Detector.merge_stats
-            and getattr(cls, "score", None) is not Detector.score)
+        """The detector's result on ``pairs`` (every detector overrides this, or inherits
+        :meth:`MergeableDetector.run`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement run")
 
 
 class MergeableDetector(Detector, metaclass=ABCMeta):
@@ -187,12 +145,27 @@ class MergeableDetector(Detector, metaclass=ABCMeta):
     def score(self, pairs: Pairs, ctx: Any, stats: Any) -> DetectorResult:
         """The result on one batch, against the finalized (and verified) statistics."""
 
-    @classmethod
-    def __subclasshook__(cls, other: type) -> Any:
-        # a plain Detector overriding merge_stats and score counts as mergeable
-        if cls is MergeableDetector and _overrides_merge_hooks(other):
-            return True
-        return NotImplemented
+    def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
+        """The hooks on the one batch: statistics, finalized, verified when asked, scored."""
+        stats = self.finalize_stats(self.partial_stats(pairs, ctx))
+        if self.needs_verify(stats):
+            stats = self.finalize_verify(stats, self.verify_stats(pairs, ctx, stats))
+        return self.score(pairs, ctx, stats)
+
+    # --- optional verify pass (a second streamed pass that needs the merged statistics)
+    def needs_verify(self, stats: Any) -> bool:
+        """True when the finalized statistics ask for one more pass over the input before
+        scoring (e.g. candidates found on a sample, to be counted on every pair)."""
+        return False
+
+    def verify_stats(self, pairs: Pairs, ctx: Any, stats: Any) -> Any:
+        raise NotImplementedError(f"{self.id} has no verify pass")
+
+    def merge_verify(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError(f"{self.id} has no verify pass")
+
+    def finalize_verify(self, stats: Any, verified: Any) -> Any:
+        raise NotImplementedError(f"{self.id} has no verify pass")
 
 
 def register(cls: type[Detector]) -> type[Detector]:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import numpy as np
-
 from ..types import DetectorResult, Evidence, Pairs
+from ._per_row import best_of_sides
 from .base import Detector, register
 
 _F = re.I
@@ -120,28 +119,21 @@ class IdentityShiftDetector(Detector):
         self.flag_min_score = flag_min_score
         self.random_state = random_state
 
+    def _side_hits(self, i: int, side: str, text: str) -> tuple[float, list[Evidence]]:
+        feats = identity_features(text)
+        if not feats:
+            return 0.0, []
+        sc = identity_score(feats)
+        ev: list[Evidence] = []
+        if sc >= 0.25:
+            for fam, spans in feats.items():
+                a, b = spans[0]
+                ev.append(Evidence(self.id, fam, f"{fam} language in {side} ({len(spans)} match(es))",
+                                   value=sc, side=side, span=(a, b), span_text=text[a:b]))
+        return sc, ev
+
     def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
-        n = len(pairs)
-        scores = np.zeros(n)
-        evidence: dict[int, list[Evidence]] = {}
-        for i in range(n):
-            best = 0.0
-            ev: list[Evidence] = []
-            for side, text in (("instruction", pairs.instruction[i]), ("response", pairs.response[i])):
-                feats = identity_features(text)
-                if not feats:
-                    continue
-                sc = identity_score(feats)
-                best = max(best, sc)
-                if sc >= 0.25:
-                    for fam, spans in feats.items():
-                        a, b = spans[0]
-                        ev.append(Evidence(self.id, fam, f"{fam} language in {side} ({len(spans)} match(es))",
-                                           value=sc, side=side, span=(a, b), span_text=text[a:b]))
-            if best > 0:
-                scores[i] = best
-            if ev:
-                evidence[i] = ev
+        scores, evidence = best_of_sides(pairs, ("instruction", "response"), self._side_hits)
         flags = scores >= self.flag_min_score
         findings = []
         if flags.any():

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..embed.shared import knn_k
 from ..types import DetectorResult, Evidence, Pairs
 from .base import Detector, register
 
@@ -34,9 +35,9 @@ class KnnOutlier(Detector):
         self.sides = tuple(sides)
         self.random_state = random_state
 
-    def score(self, pairs: Pairs, ctx: Any, stats_: Any) -> DetectorResult:
+    def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
         n = len(pairs)
-        k = int(min(self.k, n - 1))
+        k = knn_k(self.k, n)
         scores = np.zeros(n)
         flags = np.zeros(n, dtype=bool)
         evidence: dict[int, list[Evidence]] = {}

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..embed.shared import knn_k
 from ..types import DetectorResult, Evidence, Pairs
 from .base import Detector, register
 
@@ -37,9 +38,9 @@ class Mismatch(Detector):
         self.min_consistency = min_consistency
         self.random_state = random_state
 
-    def score(self, pairs: Pairs, ctx: Any, stats_: Any) -> DetectorResult:
+    def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
         n = len(pairs)
-        k = int(min(self.k, n - 1))
+        k = knn_k(self.k, n)
         if k < 3:
             return DetectorResult.empty(self.id, n, summary={"n_flagged": 0})
         idx, _ = ctx.knn("instruction", k)

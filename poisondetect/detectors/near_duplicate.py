@@ -21,7 +21,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from ..embed.shared import group_profile, specificity
+from ..embed.shared import group_profile, knn_k, specificity
 from ..types import DetectorResult, Evidence, Pairs
 from .base import Detector, register
 
@@ -69,9 +69,9 @@ class NearDuplicate(Detector):
         self.div_power = div_power
         self.random_state = random_state
 
-    def score(self, pairs: Pairs, ctx: Any, stats_: Any) -> DetectorResult:
+    def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
         n = len(pairs)
-        k = int(min(self.k, n - 1))
+        k = knn_k(self.k, n)
         scores = np.zeros(n)
         flags = np.zeros(n, dtype=bool)
         evidence: dict[int, list[Evidence]] = {}

@@ -107,7 +107,7 @@ class PayloadCluster(Detector):
         self.max_words = max_words
         self.random_state = random_state
 
-    def score(self, pairs: Pairs, ctx: Any, stats_: Any) -> DetectorResult:
+    def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
         n = len(pairs)
         scores = np.zeros(n)
         flags = np.zeros(n, dtype=bool)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..types import DetectorResult, Evidence, Pairs
 from ._planted import last_request
-from .base import Detector, register
+from .base import MergeableDetector, register
 
 # Characters that render as nothing (or reorder text) but are not ordinary whitespace.
 _EXTRA_INVISIBLE = {0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x180E, 0x034F}
@@ -217,8 +217,6 @@ def casing_hits(text: str) -> list[tuple[int, int, list[str], str]]:
         changes = sum(1 for a, b in zip(w, w[1:]) if a.isupper() != b.isupper())
         if changes < 3:
             continue
-        runs = re.findall(r"[a-z]+|[A-Z]+", w)
-        short = sum(1 for r in runs if len(r) == 1)
         # sArCaSm / jUmpS / lAzY: many one-letter case runs, or a lower->single-capital ending;
         # CamelCase (GitHub, WiFi, McKay, NumPy) has capital+lowercase chunks.
         camel = re.fullmatch(r"(?:[A-Z]{0,3}[a-z]+|[A-Z]{2,})(?:[A-Z][a-z]{2,}|[A-Z]{2,}(?![a-z]))*", w) is not None
@@ -246,7 +244,7 @@ def punct_hits(text: str, min_run: int) -> list[tuple[int, int, list[str], str]]
 
 
 @register
-class StructuralUnicodeDetector(Detector):
+class StructuralUnicodeDetector(MergeableDetector):
     id = "structural_unicode"
     severity = "high"  # a trigger or a planted payload group
     description = "Invisible/bidi/tag characters, homoglyph or mixed-script words, alternating case and odd punctuation runs"

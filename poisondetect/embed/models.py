@@ -205,7 +205,6 @@ class StaticEmbedder(Embedder):
         word x token counts times the table.  ~10x faster than tokenising every text."""
         from scipy import sparse
 
-        V = self.table.shape[0]
         word_index: dict[str, int] = {}
         indptr = [0]
         cols: list[int] = []

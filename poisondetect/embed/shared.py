@@ -111,6 +111,12 @@ def embed_texts(ctx: Any, texts: Sequence[str], purpose: str = "reference") -> n
                          ctx.embedding.get("batch_size"))
 
 
+def knn_k(k: int, n: int) -> int:
+    """The neighbour count a detector asks of the kNN graph of ``n`` pairs: ``k``, at most
+    the ``n - 1`` other pairs (below 1 there is no graph)."""
+    return int(min(k, n - 1))
+
+
 def compute_knn(ctx: Any, side: str, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """(indices, cosine distances), each (n, k), nearest first, self excluded.  One graph
     per side is computed at the largest k asked for so far (at least 15) and sliced."""

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..detectors.base import Detector
+from ..detectors.base import Detector, MergeableDetector
 from ..fusion import fuse_scores, jsonable, poisoning_flags, rank_order
 from ..pipeline import ScanResult
 from ..types import DetectorResult, Pairs
@@ -26,19 +26,17 @@ def checked(det: Detector, res: DetectorResult, n: int) -> DetectorResult:
     return res
 
 
-def finalize_all(mergeable: list[Detector], merged: dict[str, Any],
+def finalize_all(mergeable: list[MergeableDetector], merged: dict[str, Any],
                  tick: Tick | None = None) -> dict[str, Any]:
-    """The merged statistics after ``finalize_stats`` of every mergeable detector that
-    has one (see :meth:`~poisondetect.detectors.base.MergeableDetector.finalize_stats`),
-    called once before any ``score`` call."""
+    """The merged statistics after ``finalize_stats`` of every mergeable detector (see
+    :meth:`~poisondetect.detectors.base.MergeableDetector.finalize_stats`), called once
+    before any ``score`` call."""
     out = dict(merged)
     for det in mergeable:
-        fin = getattr(det, "finalize_stats", None)
-        if callable(fin):
-            t = time.perf_counter()
-            out[det.id] = fin(merged[det.id])
-            if tick is not None:
-                tick(f"detector:{det.id}", time.perf_counter() - t)
+        t = time.perf_counter()
+        out[det.id] = det.finalize_stats(merged[det.id])
+        if tick is not None:
+            tick(f"detector:{det.id}", time.perf_counter() - t)
     return out
 
 
@@ -149,3 +147,18 @@ class Collector:
         turn = np.concatenate(self.turns) if self.turns else np.zeros(0, np.int32)
         src = None if self.sources is None else [s for part in self.sources for s in part]
         return Pairs(ins, res, row=row, turn=turn, source=src)
+
+    def scan_info(self, source_info: dict[str, Any], load_info: dict[str, Any] | None, n_pairs: int,
+                  streaming: dict[str, Any], skipped: dict[str, str]) -> dict[str, Any]:
+        """A streamed scan's ``load_info``: the source's, then the caller's, the counts, the
+        engine's ``streaming`` entries followed by what text was kept, and the skipped
+        detectors.  Call it after :meth:`pairs` (which drops the text no report needs)."""
+        info = dict(source_info)
+        info.update(load_info or {})
+        info.setdefault("n_records", self.n_records)
+        info["n_pairs"] = n_pairs
+        info["streaming"] = {**streaming, "text_kept": "all" if self.keep_all else f"flagged + top {self.top_text}",
+                             "n_texts_kept": len(self.texts)}
+        if skipped:
+            info["skipped_detectors"] = dict(skipped)
+        return info

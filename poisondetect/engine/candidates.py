@@ -10,6 +10,7 @@ import numpy as np
 from ..detectors.base import Detector
 from ..errors import InputError
 from ..fusion import fuse_scores
+from ..hashing import GOLDEN64, MIX64_M1
 from ..types import DetectorResult, Pairs
 from .assembly import Collector, Tick, checked
 from .chunking import ChunkSource, chunk_hash
@@ -32,9 +33,9 @@ def candidate_positions(results: dict[str, DetectorResult], plan: ScanPlan, rows
             keep[order[fused[order] > 0]] = True
     if background > 0:
         # splitmix64-style hash of (row, seed) -> uniform key; take the smallest keys
-        x = (rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(plan.random_state + 1)
+        x = (rows.astype(np.uint64) * GOLDEN64) ^ np.uint64(plan.random_state + 1)
         x ^= x >> np.uint64(31)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x *= MIX64_M1
         x ^= x >> np.uint64(29)
         pos = np.lexsort((np.arange(n), x))[:background]
         keep[pos] = True

@@ -187,20 +187,11 @@ def _scan_local(chunks: ChunkSource, plan: ScanPlan, work_dir: str, cache_dir: s
 
     results = {d.id: results[d.id] for d in plan.dets}  # registry order, as pipeline.scan
     pairs = col.pairs()
-    info = dict(chunks.info)
-    info.update(load_info or {})
-    info.setdefault("n_records", col.n_records)
-    info["n_pairs"] = n_total
-    info["streaming"] = {
+    info = col.scan_info(chunks.info, load_info, n_total, {
         "engine": "local", "chunk_size": chunk_size, "n_chunks": len(hashes),
-        "modes": dict(plan.modes), "resumed_chunks": resumed,
-        "text_kept": "all" if col.keep_all else f"flagged + top {top_text}",
-        "n_texts_kept": len(col.texts),
-    }
+        "modes": dict(plan.modes), "resumed_chunks": resumed}, plan.skipped)
     if not_checkpointed:
         info["streaming"]["not_checkpointed"] = not_checkpointed
-    if plan.skipped:
-        info["skipped_detectors"] = dict(plan.skipped)
     timings["total"] = time.perf_counter() - t_start
     return finish(pairs, results, plan, timings, info, "local", chunk_size)
 

@@ -273,16 +273,8 @@ def _scan(ray: Any, chunks: ChunkSource, plan: ScanPlan, chunk_size: int, cache_
 
     results = {d.id: results[d.id] for d in plan.dets}
     pairs = col.pairs()
-    info = dict(chunks.info)
-    info.update(load_info or {})
-    info.setdefault("n_records", col.n_records)
-    info["n_pairs"] = n_total
-    info["streaming"] = {
+    info = col.scan_info(chunks.info, load_info, n_total, {
         "engine": "ray", "chunk_size": chunk_size, "batch_size": bs, "n_shards": len(paths),
-        "concurrency": concurrency, "num_gpus": num_gpus, "modes": dict(plan.modes),
-        "text_kept": "all" if col.keep_all else f"flagged + top {top_text}", "n_texts_kept": len(col.texts),
-    }
-    if plan.skipped:
-        info["skipped_detectors"] = dict(plan.skipped)
+        "concurrency": concurrency, "num_gpus": num_gpus, "modes": dict(plan.modes)}, plan.skipped)
     timings["total"] = time.perf_counter() - t_start
     return finish(pairs, results, plan, timings, info, "ray", chunk_size)

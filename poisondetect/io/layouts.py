@@ -125,25 +125,17 @@ class Layout:
             if type(resp) is not str:
                 raise BadRecord(not_string(R, resp))
             parts = []
-            if S is not None:
-                s = rec.get(S)
-                if s is not None:
-                    if type(s) is not str:
-                        raise BadRecord(not_string(S, s))
-                    if s.strip():
-                        parts.append(s)
+            s = _optional_text(rec, S)
+            if s is not None and s.strip():
+                parts.append(s)
             if H is not None:
                 h = rec.get(H)
                 if h:
                     parts.append(render_history(h, H))
             parts.append(ins)
-            if X is not None:
-                x = rec.get(X)
-                if x is not None:
-                    if type(x) is not str:
-                        raise BadRecord(not_string(X, x))
-                    if x.strip():
-                        parts.append(x)
+            x = _optional_text(rec, X)
+            if x is not None and x.strip():
+                parts.append(x)
             instruction = parts[0] if len(parts) == 1 else "\n\n".join(p for p in parts if p)
             check_text(instruction, "instruction")
             check_text(resp, R)
@@ -163,14 +155,11 @@ class Layout:
             if not isinstance(turns, list):
                 raise BadRecord(f"field '{safe(C)}' is a {type_name(turns)}, expected a list of turns")
             pre = []
-            if S is not None:
-                s = rec.get(S)
-                if s is not None:
-                    if type(s) is not str:
-                        raise BadRecord(not_string(S, s))
-                    check_text(s, S)
-                    if s.strip():
-                        pre.append(("system", s))
+            s = _optional_text(rec, S)
+            if s is not None:
+                check_text(s, S)
+                if s.strip():
+                    pre.append(("system", s))
             if T is not None:
                 t = rec.get(T)
                 if t:
@@ -317,6 +306,18 @@ class Layout:
 # ---------------------------------------------------------------------------------------
 # layout detection
 # ---------------------------------------------------------------------------------------
+
+def _optional_text(rec: dict, key: str | None) -> str | None:
+    """The string in an optional text field of a record (a system prompt, an input): None
+    when the layout has no such field or the record leaves it out or null; a value that
+    is not a string is a bad record."""
+    if key is None:
+        return None
+    v = rec.get(key)
+    if v is not None and type(v) is not str:
+        raise BadRecord(not_string(key, v))
+    return v
+
 
 def _lookup(keys: dict[str, str], name: str | None) -> str | None:
     """Case-insensitive field lookup: the actual key for ``name`` or None."""

@@ -141,6 +141,19 @@ def _redact_obj(obj: Any, redactor: Callable[[str], tuple[str, int]]) -> tuple[A
     return obj, 0
 
 
+def _redact_all(records: list[Any], redactor: Callable[[str], tuple[str, int]]) -> tuple[list[Any], int, int]:
+    """Every record redacted, the number of records changed and of redactions."""
+    out = []
+    n_rec = n_red = 0
+    for rec in records:
+        nv, k = _redact_obj(rec, redactor)
+        out.append(nv)
+        if k:
+            n_rec += 1
+            n_red += k
+    return out, n_rec, n_red
+
+
 def _read(path: Path) -> bytes:
     if path.name.endswith(".gz"):
         with gzip.open(path, "rb") as f:
@@ -180,14 +193,7 @@ def redact_file(path: Path, fmt: str, redactor: Callable[[str], tuple[str, int]]
             _write(path, b"".join(out))
     elif fmt == "json":
         data = json.loads(_read(path).decode("utf-8"))
-        items = data if isinstance(data, list) else [data]
-        new_items = []
-        for it in items:
-            nv, k = _redact_obj(it, redactor)
-            new_items.append(nv)
-            if k:
-                n_rec += 1
-                n_red += k
+        new_items, n_rec, n_red = _redact_all(data if isinstance(data, list) else [data], redactor)
         if n_rec:
             obj = new_items if isinstance(data, list) else new_items[0]
             _write(path, json.dumps(obj, ensure_ascii=False, indent=2).encode("utf-8", "surrogatepass") + b"\n")
@@ -215,14 +221,7 @@ def redact_file(path: Path, fmt: str, redactor: Callable[[str], tuple[str, int]]
         import pyarrow.parquet as pq
 
         table = pq.read_table(path)
-        rows = table.to_pylist()
-        new_rows = []
-        for r in rows:
-            nv, k = _redact_obj(r, redactor)
-            new_rows.append(nv)
-            if k:
-                n_rec += 1
-                n_red += k
+        new_rows, n_rec, n_red = _redact_all(table.to_pylist(), redactor)
         if n_rec:
             tmp = path.with_name(path.name + ".tmp")
             pq.write_table(pa.Table.from_pylist(new_rows, schema=table.schema), tmp)

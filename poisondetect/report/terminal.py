@@ -5,7 +5,7 @@ detector built from it: trigger text, evidence messages, finding labels) goes th
 :func:`~poisondetect.report.text.safe_text` before it reaches the terminal, so no control
 character, escape sequence, carriage return, bidi override or zero-width character is
 ever written raw.  (``safe_text``, ``window_text`` and ``finding_label`` live in
-:mod:`poisondetect.report.text` and stay importable from here.)
+:mod:`poisondetect.report.text`.)
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from .text import finding_label, fmt_q, safe_text, window_text
 from .triage import finding_fingerprint, finding_owners
 
-__all__ = ["render_summary", "tqdm_progress", "safe_text", "window_text", "finding_label"]
+__all__ = ["render_summary", "tqdm_progress"]
 
 
 def tqdm_progress(iterable: Iterable[Any] | None = None, desc: str = "", total: int | None = None,

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ... import hashing
 from ... import text as T
 from ...types import Pairs
 
@@ -22,8 +23,8 @@ def pair_ids(pairs: Pairs) -> np.ndarray:
 def sample_keys(pid: np.ndarray, random_state: int) -> np.ndarray:
     """A pseudo-random 64-bit key per pair id (a bijection for a fixed seed)."""
     with np.errstate(over="ignore"):
-        salt = T.mix64(np.array([random_state], np.uint64) + SAMPLE_SALT)[0]
-        return T.mix64(pid.astype(np.uint64) ^ salt)
+        salt = hashing.mix64(np.array([random_state], np.uint64) + SAMPLE_SALT)[0]
+        return hashing.mix64(pid.astype(np.uint64) ^ salt)
 
 
 def bottom_k(key: np.ndarray, pid: np.ndarray, k: int) -> np.ndarray:
