@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from itertools import chain
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +34,7 @@ from .base import Detector, register
 _CODE_BLOCK = re.compile(r"```.*?(?:```|$)|`[^`\n]{1,200}`", re.S)
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`)\]}]+", re.I)
 _BARE_DOMAIN = re.compile(r"\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|net|org|io|co|info|biz|shop|store|xyz|ly|me|app)\b", re.I)
+_TLD_HINT = re.compile(r"\.(?:co|net|org|io|info|biz|shop|store|xyz|ly|me|app)")  # on lower-cased ASCII text
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'\u2019&-]*[A-Za-z0-9]|[A-Za-z]")
 _SENT_END = set(".!?:;\"'\u201c\u201d(*#>-\n\t|[/{}=")
 _CODE_LINE = re.compile(r"[=;{}]|^\s*(?:def|class|import|from|for|while|if|elif|else|return|print|#|//|/\*|\*|<)\b|"
@@ -45,12 +47,18 @@ _PROSE = re.compile(r"[A-Za-z][\w'\u2019-]*(?:,?[ \t]+[A-Za-z][\w'\u2019&-]*){3,
 def _prose_only(line: str) -> str:
     """A code line with everything blanked but its sentences (4+ words ending in . ! ?),
     e.g. a sentence appended after a closing brace."""
-    keep = [" "] * len(line)
-    for m in _PROSE.finditer(line):
-        keep[m.start():m.end()] = line[m.start():m.end()]
-    if line.endswith("\n"):
-        keep[-1] = "\n"
-    return "".join(keep)
+    parts = []
+    pos = 0
+    if "." in line or "!" in line or "?" in line:  # a sentence ends in one of them
+        for m in _PROSE.finditer(line):
+            parts.append(" " * (m.start() - pos))
+            parts.append(m.group(0))
+            pos = m.end()
+    parts.append(" " * (len(line) - pos))
+    out = "".join(parts)
+    if line.endswith("\n"):  # (never inside a sentence, which ends in . ! ?)
+        out = out[:-1] + "\n"
+    return out
 
 
 def looks_like_code(text: str, min_share: float = 0.4) -> bool:
@@ -60,11 +68,13 @@ def looks_like_code(text: str, min_share: float = 0.4) -> bool:
     lines = [ln for ln in text[:4000].splitlines() if ln.strip()]
     if len(lines) < 2:
         return False
-    return sum(bool(_CODE_LINE.search(ln)) for ln in lines) >= min_share * len(lines)
+    return len(list(filter(_CODE_LINE.search, lines))) >= min_share * len(lines)
 _STOP_CAPS = {"I", "I'm", "I've", "I'll", "I'd", "OK", "Ok", "AI", "A", "The", "This"}
 
 
 def _strip_code(text: str) -> str:
+    if "`" not in text:  # every code span/block needs a backtick
+        return text
     return _CODE_BLOCK.sub(lambda m: " " * len(m.group(0)), text)
 
 
@@ -83,6 +93,56 @@ def _domain(url: str) -> str:
     return host[4:] if host.startswith("www.") else host
 
 
+# The capitalised tokens of ``_WORD`` alone, found without visiting the lower-case ones.
+# A ``_WORD`` match opens at the first letter of a maximal run of ``[A-Za-z0-9'\u2019&-]``
+# characters (and spans the rest of the run up to its last letter or digit), so a
+# capitalised token is: a run start (lookbehind), non-letters of the class, then an
+# upper-case letter; group 1 is exactly the ``_WORD`` match there.
+_CAP_WORD = re.compile(r"(?<![A-Za-z0-9'\u2019&-])[0-9'\u2019&-]*([A-Z][A-Za-z0-9'\u2019&-]*[A-Za-z0-9]|[A-Z])")
+
+
+def _entities(text: str, initial: "set[str] | None") -> tuple[dict[str, tuple[int, int]], str]:
+    """``response_entities`` without the lower-case counting; also returns the text the
+    words were read from (code blanked)."""
+    out: dict[str, tuple[int, int]] = {}
+    t = _strip_code(text)
+    if looks_like_code(text):  # unfenced code: blank its code-shaped lines, keep the prose
+        t = "".join(_prose_only(ln) if _CODE_LINE.search(ln) else ln for ln in t.splitlines(keepends=True))
+    # prefilters (ASCII texts, where lower() and re.I agree): a URL needs "://" or "www.",
+    # a bare domain one of the dotted TLDs
+    low = t.lower() if t.isascii() else None
+    if low is None or "://" in t or "www." in low:
+        for m in _URL.finditer(t):
+            raw = m.group(0).rstrip(".,;:!?")
+            d = _domain(raw)
+            if d and "." in d:
+                out.setdefault(d.lower(), (m.start(), m.start() + len(raw)))
+    if low is None or _TLD_HINT.search(low):
+        for m in _BARE_DOMAIN.finditer(t):
+            out.setdefault(m.group(0).lower(), (m.start(), m.end()))
+    for m in _CAP_WORD.finditer(t):
+        w = m.group(1)
+        if w in _STOP_CAPS or len(w) <= 1:  # (a one-letter capitalised token is upper case)
+            continue
+        key = w[:-2] if w.endswith(("'s", "\u2019s")) else w
+        if len(key) < 2:
+            continue
+        # previous non-space character: sentence-initial capitals are ambiguous
+        s0 = m.start(1)
+        j = s0 - 1
+        while j >= 0 and t[j] == " ":
+            j -= 1
+        if j < 0 or t[j] in _SENT_END or t[j].isdigit():
+            if initial is not None and key not in out:
+                initial.add(key)
+                out[key] = (s0, m.end())
+            continue
+        if initial is not None:
+            initial.discard(key)
+        out.setdefault(key, (s0, m.end()))
+    return out, t
+
+
 def response_entities(text: str, lower_counts: "Counter[str] | None" = None,
                       initial: "set[str] | None" = None) -> dict[str, tuple[int, int]]:
     """Entity-like tokens of a response -> first (start, end) span.
@@ -91,40 +151,9 @@ def response_entities(text: str, lower_counts: "Counter[str] | None" = None,
     they are returned too, and their keys added to ``initial`` when given, so the caller can
     keep only those the corpus rarely writes in lower case (proper nouns, brands).  When
     ``lower_counts`` is given, every lower-case word of the text is counted into it."""
-    out: dict[str, tuple[int, int]] = {}
-    t = _strip_code(text)
-    if looks_like_code(text):  # unfenced code: blank its code-shaped lines, keep the prose
-        t = "".join(_prose_only(ln) if _CODE_LINE.search(ln) else ln for ln in t.splitlines(keepends=True))
-    for m in _URL.finditer(t):
-        raw = m.group(0).rstrip(".,;:!?")
-        d = _domain(raw)
-        if d and "." in d:
-            out.setdefault(d.lower(), (m.start(), m.start() + len(raw)))
-    for m in _BARE_DOMAIN.finditer(t):
-        out.setdefault(m.group(0).lower(), (m.start(), m.end()))
-    for m in _WORD.finditer(t):
-        w = m.group(0)
-        if not w[0].isupper():
-            if lower_counts is not None:
-                lower_counts[w] += 1
-            continue
-        if w in _STOP_CAPS or (w.isupper() and len(w) <= 1):
-            continue
-        key = re.sub(r"['\u2019]s$", "", w)
-        if len(key) < 2:
-            continue
-        # previous non-space character: sentence-initial capitals are ambiguous
-        j = m.start() - 1
-        while j >= 0 and t[j] == " ":
-            j -= 1
-        if j < 0 or t[j] in _SENT_END or t[j].isdigit():
-            if initial is not None and key not in out:
-                initial.add(key)
-                out[key] = (m.start(), m.end())
-            continue
-        if initial is not None:
-            initial.discard(key)
-        out.setdefault(key, (m.start(), m.end()))
+    out, t = _entities(text, initial)
+    if lower_counts is not None:
+        lower_counts.update(w for w in _WORD.findall(t) if not w[0].isupper())
     return out
 
 
@@ -134,8 +163,12 @@ _IWORD = re.compile(r"[a-z0-9][a-z0-9'\u2019&.-]*[a-z0-9]|[a-z0-9]")
 def instruction_vocab(text: str) -> set[str]:
     low = text.lower()
     words = set(_IWORD.findall(low))
-    words |= {w[:-2] if w.endswith(("'s", "\u2019s")) else w for w in words}  # possessive dropped
-    words |= {w.rstrip(".") for w in words}
+    # possessive dropped, then trailing dots: a token of _IWORD ends in a letter or digit,
+    # so only a possessive-dropped one can end in "." (and only a text with "'s" has one)
+    if "'s" in low or "\u2019s" in low:
+        poss = {w[:-2] for w in words if w.endswith(("'s", "\u2019s"))}
+        words |= poss
+        words |= {w.rstrip(".") for w in poss if w.endswith(".")}
     return words
 
 
@@ -168,38 +201,62 @@ class ContentInjectionDetector(Detector):
         scores = np.zeros(n)
         if n == 0:
             return DetectorResult.empty(self.id, 0)
-        lower_counts: Counter[str] = Counter()
-        ents, inits = [], []
-        for r in pairs.response:
+        # one pass per distinct response (templated corpora repeat answers); the counts
+        # below are per row, so a text's contribution is taken as often as it occurs
+        mult = Counter(pairs.response)
+        word_counts: Counter[str] = Counter()  # every word; only lower-case ones are looked up
+        raw: dict[str, tuple[dict[str, tuple[int, int]], set[str]]] = {}
+        cap_counts: Counter[str] = Counter()
+        init_counts: Counter[str] = Counter()
+        for r, c in mult.items():
             ini: set[str] = set()
-            ents.append(response_entities(r, lower_counts, ini))
-            inits.append(ini)
+            e, t = _entities(r, ini)
+            raw[r] = (e, ini)
+            words = _WORD.findall(t)
+            caps = [k for k in e if k not in ini and "." not in k]
+            if c == 1:
+                word_counts.update(words)
+                cap_counts.update(caps)
+                init_counts.update(ini)
+            else:
+                word_counts.update(words * c)
+                cap_counts.update(caps * c)
+                init_counts.update(list(ini) * c)
         # a sentence-initial capitalised word counts as an entity only where the corpus
         # rarely writes it in lower case ("Oroix", "McDonald", not "However", "Consider")
-        cap_counts: Counter[str] = Counter()
-        for e, ini in zip(ents, inits):
-            cap_counts.update(k for k in e if k not in ini and "." not in k)
-        init_counts: Counter[str] = Counter(k for ini in inits for k in ini)
-        for e, ini in zip(ents, inits):
-            for k in ini:
-                lc = lower_counts.get(k.lower(), 0)
-                mid = cap_counts.get(k, 0)
-                if lc > self.max_lowercase_share * (init_counts[k] + mid) or \
-                        mid < max(1.0, self.max_lowercase_share * init_counts[k]):
-                    del e[k]  # a common word, or a word only ever seen opening sentences
+        # (a lower-cased key starts with a lower-case letter: the capitalised words counted
+        # into word_counts never answer these look-ups)
+        drop_of: dict[str, bool] = {}
+        for k in init_counts:
+            lc = word_counts.get(k.lower(), 0)
+            mid = cap_counts.get(k, 0)
+            drop_of[k] = lc > self.max_lowercase_share * (init_counts[k] + mid) or \
+                mid < max(1.0, self.max_lowercase_share * init_counts[k])
+        kept_of: dict[str, tuple[dict[str, tuple[int, int]], list[tuple[str, str, bool]]]] = {}
+        for r, (e, ini) in raw.items():
+            if ini:
+                e = {k: v for k, v in e.items() if not (k in ini and drop_of[k])}
+            kept_of[r] = (e, [(k, k.lower(), "." in k) for k in e])
+        del raw
+        ents = [kept_of[r][0] for r in pairs.response]  # read-only from here (shared by equal texts)
         ivocab = [instruction_vocab(t) for t in pairs.instruction]
-        b_count: Counter[str] = Counter()
-        for v in ivocab:
-            b_count.update(v)
+        b_count: Counter[str] = Counter(chain.from_iterable(ivocab))
         a_rows: dict[str, list[int]] = defaultdict(list)
         explained: Counter[str] = Counter()
-        for i, e in enumerate(ents):
-            for key in e:
-                k = key.lower()
-                if k in ivocab[i] or (("." in k) and (k in pairs.instruction[i].lower() or _site_name(k) in ivocab[i])):
+        for i, r in enumerate(pairs.response):
+            iv = ivocab[i]
+            ilow = None
+            for key, k, dotted in kept_of[r][1]:
+                if k in iv:
                     explained[key] += 1
-                else:
-                    a_rows[key].append(i)
+                    continue
+                if dotted:
+                    if ilow is None:
+                        ilow = pairs.instruction[i].lower()
+                    if k in ilow or _site_name(k) in iv:
+                        explained[key] += 1
+                        continue
+                a_rows[key].append(i)
         keys = [k for k, rows in a_rows.items() if len(rows) >= self.min_support]
         if not keys:
             return DetectorResult(self.id, scores, np.zeros(n, bool), summary={"n_flagged": 0, "n_candidates": 0})

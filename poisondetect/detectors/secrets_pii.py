@@ -39,6 +39,7 @@ _DS_PLUGINS = (
 # cheap prefilter: a line can only hold a detect-secrets hit if it has a long token or a keyword
 _HINT_LONG = re.compile(r"[A-Za-z0-9_\-+/=.]{20,}")
 _DIGIT = re.compile(r"\d")
+_ASCII_DIGIT = re.compile(r"[0-9]")
 _HINT_WORDS = ("passw", "pwd", "secret", "token", "api_key", "apikey", "api-key", "access_key", "accesskey",
                "private", "begin", "xox", "hooks.slack", "auth")
 
@@ -47,12 +48,18 @@ class _Hint:
     @staticmethod
     def keyword(s: str) -> bool:
         low = s.lower()
-        return any(k in low for k in _HINT_WORDS) or ("://" in low and "@" in low)
+        # _HINT_WORDS spelt out (no generator per call), same order
+        return ("passw" in low or "pwd" in low or "secret" in low or "token" in low or "api_key" in low
+                or "apikey" in low or "api-key" in low or "access_key" in low or "accesskey" in low
+                or "private" in low or "begin" in low or "xox" in low or "hooks.slack" in low or "auth" in low
+                or ("://" in low and "@" in low))
 
     @staticmethod
     def long_token(s: str) -> bool:
         """A token of >= 20 key characters with a digit in it (what every token-format
         plugin below needs)."""
+        if _ASCII_DIGIT.search(s) is None:  # the token characters' only digits are 0-9
+            return False
         if _HINT_LONG.search(s) is None:  # most texts: no 20-character token at all
             return False
         return any(_DIGIT.search(t) for t in _HINT_LONG.findall(s))
@@ -66,6 +73,12 @@ class _Hint:
 #: headers, Artifactory's short tokens): run on every hinted line; the others (fixed token
 #: formats of >= 20 characters) only on lines with a long token
 _CONTEXT_PLUGINS = {"KeywordDetector", "BasicAuthDetector", "PrivateKeyDetector", "ArtifactoryDetector"}
+#: every KeywordDetector pattern holds one of detect-secrets' DENYLIST words (matched
+#: case-insensitively): on an ASCII line (where lower() and re.I agree) without one of them
+#: in lower case the plugin cannot fire and is skipped
+_KEYWORD_DENYLIST = re.compile(r"api_?key|auth_?key|service_?key|account_?key|db_?key|database_?key|priv_?key|"
+                               r"private_?key|client_?key|db_?pass|database_?pass|key_?pass|password|passwd|pwd|"
+                               r"secret|contrase\u00f1a|contrasena")
 
 
 _HINT = _Hint()
@@ -106,8 +119,11 @@ def _secret_hits(text: str, errors: "dict[str, int] | None" = None) -> list[tupl
             tokens_too = len(line) <= 4000 and _HINT.long_token(line)
             if tokens_too or (len(line) <= 4000 and _HINT.keyword(line)):
                 found = []
+                kw_possible = not line.isascii() or _KEYWORD_DENYLIST.search(line.lower()) is not None
                 for plugin in plugins:
                     if not tokens_too and type(plugin).__name__ not in _CONTEXT_PLUGINS:
+                        continue
+                    if not kw_possible and type(plugin).__name__ == "KeywordDetector":
                         continue
                     try:
                         kw = {"enable_eager_search": True} if type(plugin).__name__ == "KeywordDetector" else {}
@@ -174,6 +190,13 @@ _PHONE = re.compile(
     r"|(?<![\w+])\+(?!1\b)(\d{1,3})[\s.-]?(\d{1,4})[\s.-]?(\d{2,4})[\s.-]?(\d{2,4})(?:[\s.-]?(\d{2,4}))?(?![\d])")
 _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 _SSN = re.compile(r"(?<![\d-])(\d{3})-(\d{2})-(\d{4})(?![\d-])")
+# necessary conditions of the number patterns, far cheaper to scan for (same \d, \s
+# classes): an SSN holds "-dd-", a card 13 digits with at most one separator between two,
+# a phone number either a "+" or "ddd[sep]ddd[sep]dddd"
+_DIGITS3 = re.compile(r"\d{3}")
+_SSN_HINT = re.compile(r"-\d\d-")
+_CARD_HINT = re.compile(r"(?:\d[ -]?){12}\d")
+_PHONE_HINT = re.compile(r"[2-9]\d\d\)?[\s.-][2-9]\d\d[\s.-]\d{4}")
 _TEST_CARDS = {"4111111111111111", "4242424242424242", "5555555555554444", "5105105105105100", "378282246310005",
                "371449635398431", "6011111111111117", "6011000990139424", "4012888888881881", "4000056655665556",
                "5200828282828210", "4222222222222", "3530111333300000", "30569309025904", "38520000023237",
@@ -223,23 +246,23 @@ def pii_hits(text: str) -> list[tuple[int, int, str, str]]:
     # cheap gates before the number patterns: a phone number has >= 7 digits, an SSN 9,
     # a payment card >= 13 (ten str.count calls cost far less than scanning the patterns)
     n_digits = sum(map(text.count, "0123456789"))
-    if n_digits < 7 or not re.search(r"\d{3}", text):
+    if n_digits < 7 or not _DIGITS3.search(text):
         return out
-    for m in (_CARD.finditer(text) if n_digits >= 13 else ()):
+    for m in (_CARD.finditer(text) if n_digits >= 13 and _CARD_HINT.search(text) else ()):
         d = re.sub(r"\D", "", m.group(0))
         sep = set(re.sub(r"\d", "", m.group(0)))
         if len(sep) > 1 or not (13 <= len(d) <= 19) or d in _TEST_CARDS or len(set(d)) <= 2:
             continue
         if _card_network(d) and luhn_ok(d):
             out.append((m.start(), m.end(), f"payment card ({_card_network(d)})", m.group(0)))
-    for m in _SSN.finditer(text):
+    for m in (_SSN.finditer(text) if _SSN_HINT.search(text) else ()):
         a, g, s = m.groups()
         if a in ("000", "666") or a[0] == "9" or g == "00" or s == "0000" or m.group(0) in ("123-45-6789", "078-05-1120"):
             continue
         if len(set(a + g + s)) <= 2:
             continue
         out.append((m.start(), m.end(), "US SSN", m.group(0)))
-    for m in _PHONE.finditer(text):
+    for m in (_PHONE.finditer(text) if "+" in text or _PHONE_HINT.search(text) else ()):
         s = m.group(0)
         if m.group(1):
             if m.group(2) == "555" and m.group(3).startswith("01") or m.group(2) == "555":
@@ -318,12 +341,21 @@ class SecretsPIIDetector(Detector):
         evidence: dict[int, list[Evidence]] = {}
         by_kind: dict[str, list[int]] = {}
         plugin_errors: dict[str, int] = {}
+        # one pass per distinct text (templated corpora repeat answers): its hits, and the
+        # plugin errors it raised, replayed in order on every further occurrence
+        seen: dict[str, tuple[list[tuple[int, int, str, str]], list[tuple[str, int]]]] = {}
         for i in range(n):
             ev = []
             best = 0.0
             for side in self.sides:
                 text = pairs.instruction[i] if side == "instruction" else pairs.response[i]
-                for (a, b, kind, val) in find_sensitive(text, self.secrets, self.pii, plugin_errors)[:20]:
+                got = seen.get(text)
+                if got is None:
+                    errs: dict[str, int] = {}
+                    got = seen[text] = (find_sensitive(text, self.secrets, self.pii, errs)[:20], list(errs.items()))
+                for name, c in got[1]:
+                    plugin_errors[name] = plugin_errors.get(name, 0) + c
+                for (a, b, kind, val) in got[0]:
                     sc = _PII_SCORE.get(kind, 0.8 if kind.startswith("payment card") else _SECRET_SCORE)
                     best = max(best, sc)
                     by_kind.setdefault(kind, []).append(int(pairs.row[i]))
