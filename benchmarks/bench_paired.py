@@ -70,6 +70,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--embedding", default="static")
     ap.add_argument("--data-dir", default=os.environ.get("POISONDETECT_DATA", "../shared/data"))
+    ap.add_argument("--warmup", action="store_true", help="one untimed run per tree first (disk and model caches)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if not Path(args.data_dir).is_dir():
@@ -80,6 +81,9 @@ def main() -> int:
         return 2
     trees = [Path(t) for t in args.trees]
     runs: dict[str, list[dict]] = {"A": [], "B": []}
+    if args.warmup:
+        for tree in trees:
+            print("warm-up", json.dumps(run_one(tree, args.data_dir, args.n, args.what, args.embedding, args.detector)), flush=True)
     for k in range(args.repeat):
         for name, tree in (("A", trees[0]), ("B", trees[1])) if k % 2 == 0 else (("B", trees[1]), ("A", trees[0])):
             r = run_one(tree, args.data_dir, args.n, args.what, args.embedding, args.detector or "")
