@@ -23,9 +23,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import numpy as np
 
 from ..types import DetectorResult, Evidence, Pairs
+from ._per_row import best_of_sides
 from .base import Detector, register
 
 # ----------------------------------------------------------------------------- secrets
@@ -336,35 +336,30 @@ class SecretsPIIDetector(Detector):
         self.random_state = random_state
 
     def run(self, pairs: Pairs, ctx: Any) -> DetectorResult:
-        n = len(pairs)
-        scores = np.zeros(n)
-        evidence: dict[int, list[Evidence]] = {}
         by_kind: dict[str, list[int]] = {}
         plugin_errors: dict[str, int] = {}
         # one pass per distinct text (templated corpora repeat answers): its hits, and the
         # plugin errors it raised, replayed in order on every further occurrence
         seen: dict[str, tuple[list[tuple[int, int, str, str]], list[tuple[str, int]]]] = {}
-        for i in range(n):
-            ev = []
-            best = 0.0
-            for side in self.sides:
-                text = pairs.instruction[i] if side == "instruction" else pairs.response[i]
-                got = seen.get(text)
-                if got is None:
-                    errs: dict[str, int] = {}
-                    got = seen[text] = (find_sensitive(text, self.secrets, self.pii, errs)[:20], list(errs.items()))
-                for name, c in got[1]:
-                    plugin_errors[name] = plugin_errors.get(name, 0) + c
-                for (a, b, kind, val) in got[0]:
-                    sc = _PII_SCORE.get(kind, 0.8 if kind.startswith("payment card") else _SECRET_SCORE)
-                    best = max(best, sc)
-                    by_kind.setdefault(kind, []).append(int(pairs.row[i]))
-                    ev.append(Evidence(self.id, "secret" if kind not in _PII_SCORE and not kind.startswith("payment")
-                                       else "pii", f"{kind} in {side} at chars {a}-{b}", value=sc, side=side,
-                                       span=(a, b), span_text=mask(val)))
-            if ev:
-                scores[i] = best
-                evidence[i] = ev
+
+        def side_hits(i: int, side: str, text: str) -> tuple[float, list[Evidence]]:
+            got = seen.get(text)
+            if got is None:
+                errs: dict[str, int] = {}
+                got = seen[text] = (find_sensitive(text, self.secrets, self.pii, errs)[:20], list(errs.items()))
+            for name, c in got[1]:
+                plugin_errors[name] = plugin_errors.get(name, 0) + c
+            best, ev = 0.0, []
+            for (a, b, kind, val) in got[0]:
+                sc = _PII_SCORE.get(kind, 0.8 if kind.startswith("payment card") else _SECRET_SCORE)
+                best = max(best, sc)
+                by_kind.setdefault(kind, []).append(int(pairs.row[i]))
+                ev.append(Evidence(self.id, "secret" if kind not in _PII_SCORE and not kind.startswith("payment")
+                                   else "pii", f"{kind} in {side} at chars {a}-{b}", value=sc, side=side,
+                                   span=(a, b), span_text=mask(val)))
+            return best, ev
+
+        scores, evidence = best_of_sides(pairs, self.sides, side_hits)
         flags = scores >= self.flag_min_score
         findings = [{"id": f"secrets_pii:{k}", "kind": "secret" if k not in _PII_SCORE and not k.startswith("payment")
                      else "pii", "type": k, "support": len(set(r)), "rows": sorted(set(r))[:1000]}
