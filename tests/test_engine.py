@@ -2,7 +2,6 @@
 kill, pickle-free checkpoints, chunked file reading, text retention, global detectors."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import Counter
@@ -18,6 +17,7 @@ from poisondetect.engine import codec, scan_streaming, streaming_mode, streaming
 from poisondetect.engine.chunking import chunk_hash, open_chunks
 from poisondetect.pipeline import scan
 from poisondetect.types import DetectorResult, Evidence, Pairs
+from conftest import hash_embed  # the suite's test embedder (one home: tests/conftest.py)
 
 # --------------------------------------------------------------------------------------
 # test detectors (not registered): one per streaming mode
@@ -360,16 +360,6 @@ def test_chunk_hash_sensitive() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _hash_embed(texts: list[str], dim: int = 32) -> np.ndarray:
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for i, t in enumerate(texts):
-        for w in t.lower().split():
-            h = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
-            out[i, h % dim] += 1.0 if (h >> 32) & 1 else -1.0
-    out += 1e-3
-    return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-
 def _registered_pairs() -> Pairs:
     rng = np.random.default_rng(1)
     topics = ["python list", "french history", "baking bread", "tax forms", "guitar chords", "sql joins"]
@@ -394,8 +384,8 @@ def test_registered_streamable_detectors_equal_scan(det_id: str, monkeypatch: py
     if det_id == "<none>":
         pytest.skip("no registered detector declares streaming support")
     monkeypatch.setattr(ScanContext, "embeddings", lambda self, side: self.shared(
-        ("embeddings", side), lambda: _hash_embed(getattr(self.pairs, side))))
-    monkeypatch.setattr(ScanContext, "embed_texts", lambda self, texts, purpose="reference": _hash_embed(list(texts)))
+        ("embeddings", side), lambda: hash_embed(getattr(self.pairs, side))))
+    monkeypatch.setattr(ScanContext, "embed_texts", lambda self, texts, purpose="reference": hash_embed(list(texts)))
     pairs = _registered_pairs()
     full = scan(pairs, detectors=[det_id], embedding={"mode": "test"})
     st = scan_streaming(pairs, detectors=[det_id], embedding={"mode": "test"}, chunk_size=37, keep_text="all")

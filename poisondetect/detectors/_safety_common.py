@@ -16,19 +16,25 @@ from ..errors import ConfigError
 EMBEDDINGS_UNAVAILABLE = (ImportError, NotImplementedError, ConfigError)
 
 
-def embeddings_or_reason(ctx: Any, side: str) -> tuple[np.ndarray | None, str]:
-    """(the scan's L2-normalised embeddings of one side, "") or (None, why not)."""
+def _shared_or_reason(ctx: Any, key: tuple, compute: Any) -> tuple[np.ndarray | None, str]:
+    """The scan's shared array ``key`` (computed by ``compute`` and memoised when not there
+    yet), or (None, why not): no context, embeddings switched off, or unavailable."""
     if ctx is None:
         return None, "no scan context"
-    key = ("embeddings", side)
     if ctx.has(key):
         return np.asarray(ctx.shared(key, lambda: None), dtype=np.float32), ""
     if not ctx.embeddings_enabled():
         return None, "embeddings disabled (--embedding-mode none)"
     try:
-        return np.asarray(ctx.embeddings(side), dtype=np.float32), ""
+        return compute(), ""
     except EMBEDDINGS_UNAVAILABLE as e:
         return None, f"embeddings unavailable: {type(e).__name__}: {str(e)[:200]}"
+
+
+def embeddings_or_reason(ctx: Any, side: str) -> tuple[np.ndarray | None, str]:
+    """(the scan's L2-normalised embeddings of one side, "") or (None, why not)."""
+    return _shared_or_reason(ctx, ("embeddings", side),
+                             lambda: np.asarray(ctx.embeddings(side), dtype=np.float32))
 
 
 def try_embeddings(ctx: Any, side: str) -> np.ndarray | None:
@@ -39,17 +45,9 @@ def try_embeddings(ctx: Any, side: str) -> np.ndarray | None:
 def embed_texts_or_reason(ctx: Any, texts: Sequence[str], purpose: str) -> tuple[np.ndarray | None, str]:
     """Reference texts embedded with the scan's embedder (memoised per scan, and cached on
     disk by the embed layer), or (None, why not)."""
-    if ctx is None:
-        return None, "no scan context"
     key = ("embed_texts", purpose)
-    if ctx.has(key):
-        return np.asarray(ctx.shared(key, lambda: None), dtype=np.float32), ""
-    if not ctx.embeddings_enabled():
-        return None, "embeddings disabled (--embedding-mode none)"
-    try:
-        return ctx.shared(key, lambda: np.asarray(ctx.embed_texts(list(texts), purpose), dtype=np.float32)), ""
-    except EMBEDDINGS_UNAVAILABLE as e:
-        return None, f"embeddings unavailable: {type(e).__name__}: {str(e)[:200]}"
+    return _shared_or_reason(ctx, key, lambda: ctx.shared(
+        key, lambda: np.asarray(ctx.embed_texts(list(texts), purpose), dtype=np.float32)))
 
 
 def clip_text(s: str, n: int = 120) -> str:
