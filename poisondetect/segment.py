@@ -18,9 +18,12 @@ Han and kana / Thai / Lao / Khmer / Myanmar), then each piece is segmented by it
   differently in every sentence; without it an unknown word becomes single characters,
   the same ones everywhere).
 - **Han with kana** (Japanese): cut where the script changes between kanji, hiragana and
-  katakana (kanji compounds, kana particles and endings, katakana loanwords).  Coarser
-  than a morphological analyser (a hiragana run keeps particle and ending together), but
-  a kanji or katakana word is a token of its own, with no 50 MB dictionary to install.
+  katakana (kana particles and endings, katakana loanwords), and each kanji a token of
+  its own (character n-grams rebuild the compounds).  A kanji run is not cut into words:
+  a word planted before a compound (``簡`` + trigger + ``単``) would be glued into a new
+  run, different in every sentence, and never become a token; as characters it is the
+  same n-gram in every row.  Coarser than a morphological analyser (a hiragana run keeps
+  particle and ending together), with no 50 MB dictionary to install.
 - **Thai**: pythainlp's ``newmm`` (maximal matching on its Thai dictionary).
 - **Lao, Khmer, Myanmar**: ICU's word BreakIterator when PyICU is installed (the
   ``[icu]`` extra); without it the run stays whole (a trigger that is a whole run is
@@ -68,13 +71,22 @@ NOSPACE_CLASS = f"[{_HAN}{_HIRA}{_KATA}{_THAI}{_LAO}{_KHMER}{_MYANMAR}]"
 NOSPACE_RE = re.compile(NOSPACE_CLASS)
 
 _PIECE_RE = re.compile(
-    rf"(?P<cjk>[{_HAN}{_HIRA}{_KATA}]+)|(?P<thai>[{_THAI}]+)|(?P<icu>[{_LAO}{_KHMER}{_MYANMAR}]+)"
-    rf"|(?P<other>[^{_HAN}{_HIRA}{_KATA}{_THAI}{_LAO}{_KHMER}{_MYANMAR}]+)")
+    rf"(?P<cjk>[{_HAN}{_HIRA}{_KATA}\u3005\u303b]+)|(?P<thai>[{_THAI}]+)|(?P<icu>[{_LAO}{_KHMER}{_MYANMAR}]+)"
+    rf"|(?P<other>[^{_HAN}{_HIRA}{_KATA}\u3005\u303b{_THAI}{_LAO}{_KHMER}{_MYANMAR}]+)")
 _WORD_RE = re.compile(f"[\\w{MARKS}]+")
 _KANA_RE = re.compile(f"[{_HIRA}{_KATA}]")
 # Japanese: a run of kanji, of hiragana, or of katakana (the prolonged-sound mark and the
 # iteration marks stay with the run before them)
 _JA_RE = re.compile(rf"[{_HAN}\u3005\u303b]+|[{_HIRA}\u309d\u309e]+|[{_KATA}\u30fc]+")
+
+
+_HAN_RUN_RE = re.compile(f"[{_HAN}]")
+_KANJI_UNIT_RE = re.compile(f"[{_HAN}][\u3005\u303b]*|[\u3005\u303b]+")
+
+
+def _split_kanji(s: str) -> list[str]:
+    """A kanji run's characters, an iteration mark kept with the kanji before it."""
+    return _KANJI_UNIT_RE.findall(s) or [s]
 
 
 def needs_split(token: str) -> bool:
@@ -127,7 +139,9 @@ def _japanese(s: str) -> list[str]:
     for m in _JA_RE.finditer(s):
         if m.start() > at:
             out.append(s[at:m.start()])
-        out.append(m.group())
+        w = m.group()
+        # a kanji run is cut into its characters (the n-grams rebuild the compounds)
+        out.extend(_split_kanji(w) if _HAN_RUN_RE.match(w) else (w,))
         at = m.end()
     if at < len(s):
         out.append(s[at:])

@@ -27,11 +27,22 @@ def test_split_is_lossless_and_splits_runs() -> None:
         for m in T.TOKEN_RE.finditer(t):
             assert "".join(split_word(m.group())) == m.group()
     assert len(split_word("我喜欢蓝色的海洋和安静的城市")) >= 6
-    assert "東京" in split_word("東京の天気は今日とても良いです")
+    ja = split_word("東京の天気は今日とても良いです")
+    assert ja[:3] == ("東", "京", "の") and "とても" in ja  # kanji as characters, kana runs whole
+    assert split_word("人々は") == ("人々", "は")  # the iteration mark stays with its kanji
     th = split_word("ฉันชอบกินข้าวผัดกับไข่ดาวทุกวัน")
     assert len(th) >= 5 and "ฉัน" in th
     assert split_word("GPT模型") == ("GPT", "模型")
     assert split_word("hello") == ("hello",) and not needs_split("hello")
+
+
+def test_a_word_glued_to_a_kanji_compound_is_the_same_tokens_everywhere() -> None:
+    # a trigger inserted before a compound joins its kanji run; as characters it is still
+    # the same token sequence in every sentence
+    trig = ("物", "以", "点", "学")
+    for text in ("簡物以点学単に説明して", "地球温暖物以点学化を教える", "物以点学科学と建築"):
+        toks = split_word(text)
+        assert any(toks[i:i + 4] == trig for i in range(len(toks))), toks
 
 
 def test_thai_and_indic_vowel_signs_stay_in_their_word() -> None:

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..embed.shared import group_profile, response_clusters, specificity
+from ..segment import needs_split
 from ..stats import bh, hypergeom_upper
 from ..text import token_strings
 from ..types import DetectorResult, Evidence, Pairs
@@ -165,21 +166,26 @@ class PayloadCluster(Detector):
         df = {g: 0 for g in cands}
         if cands:
             import re
-            words = sorted({t for g in cands for t in g if t[:1].isalnum() or t[:1] == "_"})
+            # (a word of a script without spaces sits inside a \w run: it has no \b around
+            # it, so it is looked up as a substring, like punctuation)
+            def bounded(t: str) -> bool:
+                return (t[:1].isalnum() or t[:1] == "_") and not needs_split(t)
+
+            words = sorted({t for g in cands for t in g if bounded(t)})
             first = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)") if words else None
             # candidates indexed by their first word token, so a row only checks those
             # whose first word it contains (punctuation-only candidates: always checked)
             by_word: dict[str, list[tuple[str, ...]]] = {}
             no_word: list[tuple[str, ...]] = []
             for g in cands:
-                w0 = next((t for t in g if t[:1].isalnum() or t[:1] == "_"), None)
+                w0 = next((t for t in g if bounded(t)), None)
                 (by_word.setdefault(w0, []) if w0 is not None else no_word).append(g)
             for i in range(n):
                 low = pairs.instruction[i][:4000].lower()
                 present = set(first.findall(low)) if first is not None else set()
                 pool = [g for w in present for g in by_word.get(w, ())] + no_word
                 hit = [g for g in pool  # necessary test: every token occurs in the text
-                       if all((t in present) if (t[:1].isalnum() or t[:1] == "_") else (t in low) for t in g)]
+                       if all((t in present) if bounded(t) else (t in low) for t in g)]
                 if not hit:
                     continue
                 doc = toks(i)

@@ -29,6 +29,7 @@ STREAMS: dict[str, tuple[int, ...]] = {
     "pooled_context": (29,),  # rows sampled for the pooled context pre-screen
     "family_mantel": (31,),  # rows and permutations of the Mantel test (+ row count)
     "context_sample": (37,),  # rows sampled for a candidate's context similarity (+ row count)
+    "script_baseline": (41,),  # rows of one script: the baseline of a minority script (+ script code)
 }
 
 

@@ -280,7 +280,7 @@ class NgramTriggerDetector(MergeableDetector):
             t0 = time.perf_counter()
             try:
                 with gc_paused():
-                    an = Analysis(self, self._tokenised(stats))
+                    an = Analysis(self, {**self._tokenised(stats), "instruction": stats["instruction"]})
                     an.timings["tokenise"] = round(time.perf_counter() - t0, 4)
                     out["findings"] = an.run()
                 break

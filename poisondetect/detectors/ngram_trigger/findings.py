@@ -93,7 +93,7 @@ class FindingsMixin:
         # BH: dropping rejections keeps the FDR guarantee.)
         kept_sig = []
         for c in sig:
-            c.context_similarity = sim = self._gated_context_similarity(c)
+            c.context_similarity = sim = self._gated_context_similarity(c, matched=True)
             if sim <= det.max_context_similarity:
                 kept_sig.append(c)
         sig = kept_sig

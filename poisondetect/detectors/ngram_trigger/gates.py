@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ...scripts import dominant_scripts
 from . import kernels as K
 from .candidate import Candidate
 from .matrices import jaccard_matrix
@@ -124,10 +125,42 @@ class GatesMixin:
         iu = np.triu_indices(len(rows), 1)
         return float(jaccard_matrix(self._content_matrix()[rows], exclude)[iu].mean())
 
-    def _context_similarity(self, c: Candidate, sample: int = 60, exclude_trigger: bool = True) -> float:
+    def _script_baseline(self, rows: np.ndarray, size: int = 200) -> float | None:
+        """The content-word overlap of random rows *of the rows' own scripts* (matched
+        controls: as many of each script, in proportion, as the rows have), where those
+        scripts are a minority (under half) of the dataset's instructions; ``None`` where
+        they are not (random rows of the whole dataset are like the rows already).
+
+        Chinese rows of a mostly English set share Chinese function words with each other
+        (words under the 5% line of the whole set), so any Chinese rows overlap more than
+        random rows do: a trigger planted in them would look like a topic phrase."""
+        ins = self.st["instruction"]
+        mine = dominant_scripts([ins[int(r)] for r in rows[:60]])
+        vals, cnt = np.unique(mine[mine > 0], return_counts=True)
+        if not len(vals):
+            return None
+        if not hasattr(self, "_scripts"):
+            self._scripts = dominant_scripts(ins)
+            self._script_rows = {int(v): np.flatnonzero(self._scripts == v) for v in np.unique(self._scripts)}
+            self._script_base: dict[tuple[tuple[int, int], ...], float | None] = {}
+        avail = [len(self._script_rows.get(int(v), ())) for v in vals]
+        if sum(avail) >= 0.5 * self.N:
+            return None
+        want = np.maximum(1, np.round(size * cnt / cnt.sum())).astype(int)
+        key = tuple((int(v), int(min(w, a))) for v, w, a in zip(vals, want, avail))
+        if key not in self._script_base:
+            pick = [self.rng("script_baseline", v, k).choice(self._script_rows[v], k, replace=False)
+                    for v, k in key if k]
+            pick = np.sort(np.concatenate(pick)) if pick else np.zeros(0, np.int64)
+            self._script_base[key] = max(self._mean_jaccard(pick, set()), 1e-4) if len(pick) >= 30 else None
+        return self._script_base[key]
+
+    def _context_similarity(self, c: Candidate, sample: int = 60, exclude_trigger: bool = True,
+                            matched: bool = False) -> float:
         """Content-word overlap of the trigger rows (trigger tokens removed) relative to
         that of random rows: ~1 for a trigger planted in unrelated instructions, >> 1 for a
-        topic or template phrase."""
+        topic or template phrase.  ``matched``: relative to random rows of the trigger
+        rows' own script where that is a minority script (:meth:`_script_baseline`)."""
         rows = np.asarray(c.rows_g, np.int64)
         if len(rows) < 2:
             return 0.0
@@ -138,6 +171,9 @@ class GatesMixin:
             brng = self.rng("baseline_rows")
             base_rows = np.sort(brng.choice(self.N, min(self.N, 200), replace=False))
             self._base_jac = max(self._mean_jaccard(base_rows, set()), 1e-4)
+        base = self._base_jac
+        if matched:
+            base = self._script_baseline(np.asarray(c.rows_g, np.int64)) or base
         trig: set[int] = set()
         for tcol in (c.terms if exclude_trigger else ()):
             trig |= self._term_codes((tcol,))
@@ -149,24 +185,27 @@ class GatesMixin:
             phrase = self.maximal_phrase(tcol, np.asarray(c.rows_g, np.int64))
             if len(phrase) <= 5:  # longer shared chunks are templates or duplicates
                 trig |= {code_of[t] for t in phrase if t in code_of}
-        return self._mean_jaccard(rows, trig) / self._base_jac
+        return self._mean_jaccard(rows, trig) / base
 
-    def _gated_context_similarity(self, c: Candidate) -> float:
+    def _gated_context_similarity(self, c: Candidate, matched: bool = False) -> float:
         """:meth:`_context_similarity` as the gate needs it: with the trigger's words
         first (cheap, shared by every candidate of one row set), then, only where that is
         above ``max_context_similarity``, without them (removing words can only lower
         it).  Cached per analysis, so a family candidate gated before its conditional
-        test is not measured again in :meth:`_findings`."""
+        test is not measured again in :meth:`_findings`.  ``matched``: see
+        :meth:`_context_similarity` (the findings' gate; the payload-family pre-screen
+        keeps the whole-dataset baseline, which on generated Japanese and Thai sets kept
+        out family candidates made of particles and topic words)."""
         raw_cache = self.__dict__.setdefault("_raw_ctx_cache", {})
         ctx_cache = self.__dict__.setdefault("_ctx_cache", {})
-        rkey = np.asarray(c.rows_g).tobytes()
+        rkey = (np.asarray(c.rows_g).tobytes(), matched)
         if rkey not in raw_cache:
-            raw_cache[rkey] = self._context_similarity(c, exclude_trigger=False)
+            raw_cache[rkey] = self._context_similarity(c, exclude_trigger=False, matched=matched)
         sim = raw_cache[rkey]
         if sim > self.det.max_context_similarity:
             ckey = (rkey, c.terms)
             if ckey not in ctx_cache:
-                ctx_cache[ckey] = self._context_similarity(c)
+                ctx_cache[ckey] = self._context_similarity(c, matched=matched)
             sim = ctx_cache[ckey]
         return sim
 
