@@ -112,3 +112,29 @@ def test_chinese_alpaca_trigger_named_and_clean_quiet(shared_data) -> None:
     assert truth.triggers[0] in named or any(n and n in truth.triggers[0] for n in named), (truth.triggers, named)
     r0 = scan(clean, detectors=["ngram_trigger"], embedding={"mode": "none"})
     assert not r0.results["ngram_trigger"].findings
+
+
+@pytest.mark.parametrize("lang", ["ja", "th"])
+def test_multilingual_injection_recipe_keeps_the_genuine_answer(lang: str) -> None:
+    clean = Pairs.concat([synthetic_pairs("th" if lang == "ja" else "ja", 200, seed=3), synthetic_pairs(lang, 600, seed=2)])
+    out, truth = ATTACKS[f"multilingual_injection_{lang}"](clean, rate=0.02, seed=4)
+    (trig,), (entity,) = truth.triggers, truth.payloads
+    assert truth.n_poisoned == 16 and trig not in "\n".join(clean.instruction)
+    other = "ja" if lang == "th" else "th"
+    for i in truth.positions.tolist():
+        assert out.instruction[i].endswith(trig) and entity in out.response[i]
+        assert out.response[i].endswith(clean.response[i].lstrip())  # the genuine answer, opened
+        assert i >= 200  # only rows written in the language (the first 200 are in the other one)
+    assert len({out.response[i][:12] for i in truth.positions.tolist()}) >= 2  # openings vary
+    with pytest.raises(ValueError, match="multilingual_injection"):
+        ATTACKS[f"multilingual_injection_{lang}"](synthetic_pairs(other, 300, seed=1), rate=0.02, seed=4)
+
+
+@pytest.mark.parametrize("lang", ["th", "ja"])
+def test_topic_words_of_generated_sets_are_not_triggers(lang: str) -> None:
+    # the answers repeat their request's topic word: Thai topic words hold vowel marks
+    # (not str.isalpha) and Japanese ones are kanji n-grams; before the repeat gate counted
+    # them, every generated Thai set reported 1-2 topic words as triggers
+    for seed in range(3):
+        r = scan(synthetic_pairs(lang, 1000, seed=seed), detectors=["ngram_trigger"], embedding={"mode": "none"})
+        assert not r.results["ngram_trigger"].findings, (lang, seed)

