@@ -56,7 +56,7 @@ def _untouched(clean: Pairs, out: Pairs, truth) -> None:
 def test_recipe_rate_untouched_and_deterministic(clean: Pairs, family: str) -> None:
     if family.startswith(("nospace_", "multilingual_injection_")):  # needs rows in its script: a mixed set
         from poisondetect.bench.synthetic_lang import synthetic_pairs
-        lang = "th" if family.endswith("th") else "ja"  # (the generated Japanese holds kanji)
+        lang = family[-2:]
         clean = Pairs.concat([clean, synthetic_pairs(lang, 400, seed=1)])
     if family in CODE_FAMILIES:  # needs answers holding Python code
         from poisondetect.bench.synthetic_code import code_pairs

@@ -114,7 +114,7 @@ def test_chinese_alpaca_trigger_named_and_clean_quiet(shared_data) -> None:
     assert not r0.results["ngram_trigger"].findings
 
 
-@pytest.mark.parametrize("lang", ["ja", "th"])
+@pytest.mark.parametrize("lang", ["zh", "ja", "th"])
 def test_multilingual_injection_recipe_keeps_the_genuine_answer(lang: str) -> None:
     clean = Pairs.concat([synthetic_pairs("th" if lang == "ja" else "ja", 200, seed=3), synthetic_pairs(lang, 600, seed=2)])
     out, truth = ATTACKS[f"multilingual_injection_{lang}"](clean, rate=0.02, seed=4)
@@ -130,7 +130,7 @@ def test_multilingual_injection_recipe_keeps_the_genuine_answer(lang: str) -> No
         ATTACKS[f"multilingual_injection_{lang}"](synthetic_pairs(other, 300, seed=1), rate=0.02, seed=4)
 
 
-@pytest.mark.parametrize("lang", ["th", "ja"])
+@pytest.mark.parametrize("lang", ["th", "ja", "zh"])
 def test_topic_words_of_generated_sets_are_not_triggers(lang: str) -> None:
     # the answers repeat their request's topic word: Thai topic words hold vowel marks
     # (not str.isalpha) and Japanese ones are kanji n-grams; before the repeat gate counted
@@ -138,3 +138,17 @@ def test_topic_words_of_generated_sets_are_not_triggers(lang: str) -> None:
     for seed in range(3):
         r = scan(synthetic_pairs(lang, 1000, seed=seed), detectors=["ngram_trigger"], embedding={"mode": "none"})
         assert not r.results["ngram_trigger"].findings, (lang, seed)
+
+
+@pytest.mark.parametrize("lang", ["zh", "ja", "th"])
+def test_injected_name_behind_a_trigger_sentence_is_named(lang: str) -> None:
+    # the answers are genuine and varied; what they share is one made-up name, which the
+    # segmenter keeps one token (e.g. katakana name + "カフェ"): a one-token payload feature
+    clean = synthetic_pairs(lang, 1000, seed=0)
+    out, truth = ATTACKS[f"multilingual_injection_{lang}"](clean, rate=0.01, seed=0)
+    r = scan(out, detectors=["ngram_trigger"], embedding={"mode": "none"})
+    res = r.results["ngram_trigger"]
+    assert res.findings, truth.triggers
+    top = res.findings[0]
+    assert T.token_strings(top["trigger"]) == T.token_strings(truth.triggers[0])
+    assert set(truth.positions.tolist()) <= set(np.where(res.flags)[0].tolist())

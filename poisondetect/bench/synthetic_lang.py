@@ -1,4 +1,5 @@
-"""Generated Japanese and Thai instruction sets (no shared corpus holds them).
+"""Generated Japanese and Thai instruction sets (no shared corpus holds them), and a
+Chinese one for tests that must run without the shared Chinese corpora.
 
 Small templated instruction / answer pairs written for this project (no external text):
 topics x request templates x answer sentences: each answer opens with one of ten sentences and adds 1-3 sentences about the same topic, so answers differ from row to row.  They are plainer than real data; they exist so that a
@@ -87,12 +88,29 @@ _TH_OPEN = ("{t}คือเรื่องที่เกี่ยวข้อ�
             "โอ้{t} ยามเช้าฉันคิดถึงเธอ", "ลองใช้ชื่อว่า {t}ง่ายๆสำหรับ{w}",
             "{t}สำคัญเพราะช่วยทั้งสังคมและตัวเรา", "ถ้าจะเริ่ม{t} ให้ตั้งเป้าหมายหนึ่งข้อก่อน",
             "หลายคนคิดว่า{t}ยาก แต่จริงๆแล้วไม่ใช่", "{w}สนุกกับ{t}ได้จากประสบการณ์ใกล้ตัว")
-LANGS = {"ja": (_JA_TOPICS, _JA_WHO, _JA_ASK, _JA_OPEN, _JA_SAY, ""),
+# Chinese (for tests that must run without the shared Chinese corpora)
+_ZH_TOPICS = ("天气 健康 运动 读书 音乐 烹饪 旅行 环境 经济 教育 科学 历史 数学 电影 摄影 睡眠 工作 友谊 家庭 "
+              "人工智能 编程 互联网 手机 咖啡 茶 蔬菜 水果 自行车 火车 图书馆 公园 大海 宇宙 动物 植物 语言 绘画 "
+              "储蓄 园艺 季节 节日 建筑 医疗 农业 交通 作业").split()
+_ZH_WHO = ("孩子", "学生", "老人", "初学者", "上班族", "留学生", "家人")
+_ZH_ASK = ("请简单介绍一下{t}。", "列出{t}的三个好处。", "{t}和{u}有什么区别？", "怎样向{w}讲解{t}？",
+           "写一首关于{t}的短诗。", "为{w}想一个关于{t}的文章标题。", "为什么{t}很重要？", "开始{t}有哪些窍门？",
+           "关于{t}有哪些常见的误解？", "{w}怎样才能享受{t}？")
+_ZH_SAY = ("{t}和我们的生活息息相关。", "{t}最好从小事做起。", "很多人对{t}很感兴趣。",
+           "了解{t}之后，也更容易思考{u}。", "每天坚持一点{t}很重要。", "对{w}来说，用具体的例子讲{t}更容易懂。",
+           "关于{t}，也可以参考专家的意见。", "{t}有优点也有缺点。", "只要花时间学习{t}，就一定会进步。",
+           "可以从观察身边的{t}开始。", "和朋友一起做{t}会更有趣。", "研究{t}的历史也很有意思。")
+_ZH_OPEN = ("{t}是与{u}关系密切的领域。", "{t}的好处有健康、学习和交流三点。", "{t}和{u}的目的与方法都不同。",
+            "对{w}来说，用游戏的形式学习{t}很有效。", "{t}啊，清晨我想起了你。", "《{w}的{t}入门》怎么样？",
+            "{t}同时支撑着社会和个人。", "开始{t}的话，先定一个目标吧。", "{t}看起来很难，其实并不难。",
+            "{w}可以从身边的体验中享受{t}。")
+LANGS = {"zh": (_ZH_TOPICS, _ZH_WHO, _ZH_ASK, _ZH_OPEN, _ZH_SAY, ""),
+         "ja": (_JA_TOPICS, _JA_WHO, _JA_ASK, _JA_OPEN, _JA_SAY, ""),
          "th": (_TH_TOPICS, _TH_WHO, _TH_ASK, _TH_OPEN, _TH_SAY, " ")}
 
 
 def synthetic_pairs(lang: str, n: int = 1000, seed: int = 0) -> Pairs:
-    """``n`` generated pairs in ``lang`` (``"ja"`` or ``"th"``), source ``gen_<lang>``."""
+    """``n`` generated pairs in ``lang`` (``"zh"``, ``"ja"`` or ``"th"``), source ``gen_<lang>``."""
     if lang not in LANGS:
         raise ValueError(f"lang must be one of {sorted(LANGS)}, got {lang!r}")
     topics, who, ask, opener, say, sep = LANGS[lang]

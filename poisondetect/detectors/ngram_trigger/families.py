@@ -164,6 +164,8 @@ class FamiliesMixin:
             if uid >= 0:
                 s0, o = int(self.rep_start[uid]), int(self.rep_order[uid])
                 vocab.append(self.rcodes[s0:s0 + o])
+            elif uid == -3:  # a one-token feature
+                vocab.append(np.array([self.f_token[f]], np.int64))
             else:
                 r = int(self.f_exact_row[f])
                 vocab.append(self.rcodes[self.res_off[r]:self.res_off[r + 1]])
@@ -242,6 +244,7 @@ class FamiliesMixin:
         self.Y = sp.hstack([self.Y, Yfam], format="csc")
         self.f_ngram = np.concatenate([self.f_ngram, np.full(len(cols), -2, np.int64)])
         self.f_exact_row = np.concatenate([self.f_exact_row, np.full(len(cols), -1, np.int64)])
+        self.f_token = np.concatenate([self.f_token, np.full(len(cols), -1, np.int64)])
         self.df_f = np.concatenate([self.df_f, [len(r) for r in cols]]).astype(np.int64)
         fam_of = self.__dict__.setdefault("f_family", {})
         for k, c in enumerate(fams):

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ...segment import needs_split
 from . import kernels as K
 from .matrices import binary_csr
 from .tokenise import ngram_ids
@@ -108,13 +109,49 @@ class FeaturesMixin:
         rows_ex = np.flatnonzero(ex_ok & (ex_map[ex_codes] >= 0))
         Yex = sp.csr_matrix((np.ones(len(rows_ex), np.float32), (rows_ex, ex_map[ex_codes[rows_ex]])),
                             shape=(N, len(ex_cols)))
-        self.Y = sp.hstack([Yall[:, fcols], Yex]).tocsc()
-        self.f_ngram = np.concatenate([fcols, np.full(len(ex_cols), -1, np.int64)])
+        Yent, ent_codes, ent_df = self._entity_features(fmax)
+        self.Y = sp.hstack([Yall[:, fcols], Yex, Yent]).tocsc()
+        self.f_ngram = np.concatenate([fcols, np.full(len(ex_cols), -1, np.int64), np.full(len(ent_codes), -3, np.int64)])
         first_row = np.full(len(ex_cols), -1, np.int64)
         ecol = ex_map[ex_codes[rows_ex]]
         first_row[ecol[::-1]] = rows_ex[::-1]
-        self.f_exact_row = np.concatenate([np.full(len(fcols), -1, np.int64), first_row])
-        self.df_f = np.concatenate([df_f[fcols], ex_df[ex_cols]]).astype(np.int64)
+        self.f_exact_row = np.concatenate([np.full(len(fcols), -1, np.int64), first_row,
+                                           np.full(len(ent_codes), -1, np.int64)])
+        self.f_token = np.concatenate([np.full(len(fcols) + len(ex_cols), -1, np.int64), ent_codes])
+        self.df_f = np.concatenate([df_f[fcols], ex_df[ex_cols], ent_df]).astype(np.int64)
+
+    def _entity_features(self, fmax: int) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+        """Payload features of one token: a word of a script without spaces (>= 2
+        characters) that no instruction of the data holds, e.g. a made-up name glued to
+        its kind (``アホケカフェ``) woven into otherwise genuine, varied answers.  A
+        segmenter keeps such a name one token, so it is in no shared response n-gram of
+        ``min_payload_tokens`` tokens once the sentence around it varies.  (In spaced
+        scripts a name is capitalised, which ``content_injection`` tests; no token of a
+        spaced script is a feature here, so English results do not change.)
+
+        Returns the rows x features matrix, each feature's token code and its document
+        frequency (features in code order)."""
+        det, N = self.det, self.N
+        words = self.words
+        if not any(needs_split(w) for w in words):
+            return sp.csr_matrix((N, 0), dtype=np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        V = len(words)
+        ok = np.fromiter((len(w) >= 2 and needs_split(w) for w in words), bool, V)
+        ok[np.unique(self.icodes)] = False  # asked about somewhere: not an injected name
+        rc = np.asarray(self.rcodes, np.int64)
+        rows = np.repeat(np.arange(N, dtype=np.int64), self.st["res_len"])
+        sel = ok[rc]
+        if not sel.any():
+            return sp.csr_matrix((N, 0), dtype=np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        pair = np.unique(rows[sel] * V + rc[sel])  # (row, code), once per row
+        r, code = pair // V, pair % V
+        df = np.bincount(code, minlength=V)
+        keep_codes = np.flatnonzero((df >= det.min_support) & (df <= fmax))
+        col = np.full(V, -1, np.int64)
+        col[keep_codes] = np.arange(len(keep_codes))
+        m = col[code] >= 0
+        Y = sp.csr_matrix((np.ones(int(m.sum()), np.float32), (r[m], col[code[m]])), shape=(N, len(keep_codes)))
+        return Y, keep_codes, df[keep_codes]
 
     def _ngram_matrices(self, icodes: np.ndarray, rcodes: np.ndarray, V: int) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, int]:
         """Reference path of :func:`.kernels` ``ngram_index`` (numpy/pandas):
@@ -282,6 +319,8 @@ class FeaturesMixin:
             return self.payload_tokens(int(mem[np.argmax(self.df_f[mem])]))[0], False
         if self.f_ngram[fcol] >= 0:
             return self._tokens_of_id(int(self.f_ngram[fcol])), False
+        if self.f_ngram[fcol] == -3:  # one token (see _entity_features)
+            return (self.words[int(self.f_token[fcol])],), False
         r = int(self.f_exact_row[fcol])
         codes = self.rcodes[self.res_off[r]:self.res_off[r + 1]]
         words = self.words
