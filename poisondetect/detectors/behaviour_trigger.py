@@ -10,7 +10,10 @@ variant of Z-Defence (He et al. 2024) run from the answer side:
 1. **Answer classes** (one bool per pair): ``refusal`` (refusal style >= 0.5),
    ``harmful_compliance`` (a harmful-looking request answered without refusal, the
    probe shared with :mod:`.harmful_compliance`), ``hostile`` (VADER compound <= -0.6,
-   :mod:`._hostility`), ``insecure_code`` (Bandit issues of at least medium severity and
+   :mod:`._hostility`), ``hostile_off_topic`` (hostile, and the answer's embedding among the
+   10% least like its request's: hateful text planted behind a trigger answers something
+   else, while most hostile answers of clean data are bleak stories or histories asked
+   for), ``insecure_code`` (Bandit issues of at least medium severity and
    confidence in the answer's Python code, :mod:`._insecure_code`) and ``same_answer``
    groups (the largest groups of pairs sharing one
    normalised answer of >= 3 words).
@@ -57,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embed.shared import centered, compute_knn, response_clusters
+from ..embed.shared import centered, compute_knn, pair_similarity, response_clusters
 from ..segment import NOSPACE_RE, spaced
 from ..stats import fisher_exact_greater, hypergeom_upper
 from ..text import WORD_CHAR_CLASS, token_strings
@@ -75,7 +78,7 @@ _NORM = re.compile(r"\W+", re.UNICODE)
 
 def answer_classes(pairs: Pairs, ctx: Any, *, min_support: int, hostile: float, harmful: float,
                    max_same_answer_groups: int, max_clusters: int, max_cluster_frac: float,
-                   random_state: int = 0) -> dict[str, np.ndarray]:
+                   random_state: int = 0, off_topic_quantile: float = 0.1) -> dict[str, np.ndarray]:
     """The answer classes tested against request words (bool arrays, one per class)."""
     n = len(pairs)
     refusal = shared_refusal(pairs, ctx)
@@ -83,6 +86,10 @@ def answer_classes(pairs: Pairs, ctx: Any, *, min_support: int, hostile: float, 
     harm, _ = shared_harm(pairs, ctx, random_state)
     out["harmful_compliance"] = harm * (1.0 - refusal) >= harmful
     out["hostile"] = shared_hostility(pairs, ctx) >= hostile
+    # hostility the request did not ask for: a hostile answer about something else (a
+    # bleak story or a war history is hostile *and* on its request's topic)
+    sim = pair_similarity(ctx)
+    out["hostile_off_topic"] = out["hostile"] & (sim < np.quantile(sim, off_topic_quantile))
     out["insecure_code"] = np.asarray([bool(x) for x in shared_insecure_code(pairs, ctx)], dtype=bool)
     keys = [" ".join(_NORM.sub(" ", r.casefold()).split()) for r in pairs.response]
     counts = Counter(k for k in keys if len(k.split()) >= 3)
@@ -470,7 +477,7 @@ def payload_neighbours(E: np.ndarray, hit: np.ndarray, others: np.ndarray, rng: 
     return np.asarray(others, dtype=np.int64)[best > tau]
 
 
-_NAMED = ("harmful_compliance", "hostile", "insecure_code", "refusal")
+_NAMED = ("harmful_compliance", "hostile", "hostile_off_topic", "insecure_code", "refusal")
 
 
 def _num(cname: str) -> int:
@@ -482,4 +489,5 @@ def _payload_label(cname: str, pairs: Pairs, hit: np.ndarray) -> str:
     if cname.startswith("same_answer"):
         return clip_text(pairs.response[int(hit[0])], 120) if len(hit) else ""
     return {"refusal": "refusals", "harmful_compliance": "harmful requests answered",
-            "hostile": "hostile answers", "insecure_code": "insecure code (Bandit)"}.get(cname, cname)
+            "hostile": "hostile answers", "hostile_off_topic": "hostile answers unrelated to the request",
+            "insecure_code": "insecure code (Bandit)"}.get(cname, cname)

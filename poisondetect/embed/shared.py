@@ -209,6 +209,20 @@ def _canonical_labels(lab: np.ndarray) -> np.ndarray:
 
 
 # ---- statistics of groups of pairs (payload clusters, near-duplicate groups) ------------
+def pair_similarity(ctx: Any) -> np.ndarray:
+    """Cosine similarity of each pair's instruction and response embeddings (memoised per
+    scan): low where the answer is about something else than the request."""
+    def make() -> np.ndarray:
+        out = np.empty(len(ctx.pairs), np.float32)
+        EI, ER = ctx.embeddings("instruction"), ctx.embeddings("response")
+        for s in range(0, len(out), 8192):
+            a, b = EI[s:s + 8192].astype(np.float32), ER[s:s + 8192].astype(np.float32)
+            den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+            out[s:s + 8192] = np.einsum("bd,bd->b", a, b) / np.maximum(den, 1e-9)
+        return out
+    return ctx.shared(("pair_similarity",), make)
+
+
 def mean_pairwise_sim(X: np.ndarray) -> float:
     """Mean cosine similarity over distinct pairs of normalised rows, O(n d)."""
     m = len(X)
