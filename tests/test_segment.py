@@ -152,3 +152,35 @@ def test_injected_name_behind_a_trigger_sentence_is_named(lang: str) -> None:
     top = res.findings[0]
     assert T.token_strings(top["trigger"]) == T.token_strings(truth.triggers[0])
     assert set(truth.positions.tolist()) <= set(np.where(res.flags)[0].tolist())
+
+
+def test_dominant_scripts() -> None:
+    from poisondetect.scripts import NAMES, dominant_scripts
+    got = [NAMES[c] if c < len(NAMES) else "other" for c in
+           dominant_scripts(["hello world", "我喜欢蓝色的海洋", "東京の天気は今日", "ฉันชอบกินข้าว", "Привет мир", "123 !!", ""])]
+    assert got == ["latin", "han", "kana", "thai", "cyrillic", "none", "none"]
+
+
+def _english(n: int) -> Pairs:
+    rng = np.random.default_rng(5)
+    verbs = ["Describe", "Explain", "Summarise", "List facts about", "Write a poem about", "Compare"]
+    nouns = ["the ocean", "volcanoes", "a bicycle", "chess openings", "bread baking", "the moon", "trains"]
+    ins = [f"{verbs[int(rng.integers(6))]} {nouns[int(rng.integers(7))]} in {int(rng.integers(2, 9))} sentences, "
+           f"item {i}." for i in range(n)]
+    return Pairs.from_lists(ins, [f"Here is an answer. Point {i} is worth noting!" for i in range(n)])
+
+
+@pytest.mark.parametrize("matched", [True, False])
+def test_a_trigger_in_the_minority_script_is_judged_against_its_own_script(matched: bool,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # Chinese rows are 7% of a mostly English set: they share Chinese function words that
+    # random (English) rows lack, so against the whole set a trigger planted in them looks
+    # like a topic; against random Chinese rows it does not
+    from poisondetect.detectors.ngram_trigger.analysis import Analysis
+    if not matched:
+        monkeypatch.setattr(Analysis, "_script_baseline", lambda self, rows, size=200: None)
+    clean = Pairs.concat([_english(4000), synthetic_pairs("zh", 300, seed=0)])
+    out, truth = ATTACKS["nospace_zh"](clean, rate=0.003, seed=0)
+    r = scan(out, detectors=["ngram_trigger"], embedding={"mode": "none"})
+    named = [f["trigger"].replace(" ", "") for f in r.results["ngram_trigger"].findings]
+    assert (truth.triggers[0] in named) == matched, named
