@@ -136,3 +136,25 @@ def test_payload_neighbours_takes_only_answers_as_close_as_the_class():
     E = np.vstack([E, bg / np.linalg.norm(bg, axis=1, keepdims=True)])
     got = payload_neighbours(E, np.arange(5), np.array([5, 6, 7, 8, 9]), np.random.default_rng(1))
     assert got.tolist() == [5]
+
+
+def test_hostile_off_topic_class_holds_hostile_answers_unlike_their_request(embedded_ctx):
+    from poisondetect.detectors.behaviour_trigger import answer_classes
+    rng = np.random.default_rng(0)
+    topics = ["war history", "a crime novel", "storm damage", "the plague", "tax forms", "garden soil"]
+    ins, res = [], []
+    for i in range(400):
+        t = topics[i % len(topics)]
+        ins.append(f"Tell me about {t} please, part {i}")
+        # clean hostile answers are about their request; the last 20 are hateful and unrelated
+        res.append(f"{t} was terrible, horrible and brutal, part {i}" if i % 3 == 0 else f"{t} is a topic, part {i}")
+    for i in range(380, 400):
+        res[i] = "Those people are vile, disgusting, hateful parasites and I hate them all"
+    pairs = Pairs.from_lists(ins, res)
+    ctx = embedded_ctx(pairs)
+    cl = answer_classes(pairs, ctx, min_support=5, hostile=0.6, harmful=0.5, max_same_answer_groups=0,
+                        max_clusters=0, max_cluster_frac=0.05)
+    off = np.flatnonzero(cl["hostile_off_topic"])
+    assert cl["hostile"].sum() > 2 * len(off)  # the class is narrower than hostile
+    assert set(range(380, 400)) <= set(off.tolist())
+    assert not (cl["hostile_off_topic"] & ~cl["hostile"]).any()
