@@ -133,17 +133,20 @@ class FeaturesMixin:
         frequency (features in code order)."""
         det, N = self.det, self.N
         words = self.words
-        if not any(needs_split(w) for w in words):
-            return sp.csr_matrix((N, 0), dtype=np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
         V = len(words)
-        ok = np.fromiter((len(w) >= 2 and needs_split(w) for w in words), bool, V)
-        ok[np.unique(self.icodes)] = False  # asked about somewhere: not an injected name
+        none = sp.csr_matrix((N, 0), dtype=np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        cand = [i for i, w in enumerate(words) if not w.isascii() and len(w) >= 2 and needs_split(w)]
+        if not cand:
+            return none
+        ok = np.zeros(V, bool)
+        ok[cand] = True
+        ok[self.icodes] = False  # asked about somewhere: not an injected name
         rc = np.asarray(self.rcodes, np.int64)
-        rows = np.repeat(np.arange(N, dtype=np.int64), self.st["res_len"])
-        sel = ok[rc]
-        if not sel.any():
-            return sp.csr_matrix((N, 0), dtype=np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-        pair = np.unique(rows[sel] * V + rc[sel])  # (row, code), once per row
+        at = np.flatnonzero(ok[rc])
+        if not len(at):
+            return none
+        rows = np.searchsorted(self.res_off, at, side="right") - 1  # the response each token is in
+        pair = np.unique(rows * V + rc[at])  # (row, code), once per row
         r, code = pair // V, pair % V
         df = np.bincount(code, minlength=V)
         keep_codes = np.flatnonzero((df >= det.min_support) & (df <= fmax))
