@@ -44,6 +44,21 @@ def _offline_env() -> None:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+def templated_english(n: int):  # -> Pairs
+    """``n`` templated English pairs (verb x topic x length), sources src0-src3."""
+    from poisondetect.types import Pairs
+
+    rng = np.random.default_rng(5)
+    verbs = ["Describe", "Explain", "Summarise", "List facts about", "Write a poem about", "Compare"]
+    nouns = ["the ocean", "volcanoes", "a bicycle", "chess openings", "bread baking", "the moon", "trains"]
+    ins, res = [], []
+    for i in range(n):
+        v, o = verbs[int(rng.integers(len(verbs)))], nouns[int(rng.integers(len(nouns)))]
+        ins.append(f"{v} {o} in {int(rng.integers(2, 9))} sentences, item {i}.")
+        res.append(f"Here is an answer about {o}. It has several points. Point {i} is worth noting!")
+    return Pairs.from_lists(ins, res, [f"src{i % 4}" for i in range(n)])
+
+
 def hash_embed(texts: list[str], dim: int = 32) -> np.ndarray:
     """Deterministic bag-of-words hashing embedder (test stand-in for the model)."""
     out = np.zeros((len(texts), dim), dtype=np.float32)

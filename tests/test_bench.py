@@ -14,21 +14,14 @@ from poisondetect.bench import metrics as M
 from poisondetect.bench.attacks import ATTACKS, CODE_FAMILIES, poison
 from poisondetect.bench.attacks._common import n_poison
 from poisondetect.types import Pairs
+from conftest import templated_english
 
 N = 2000
 RATE = 0.01
 
 
 def _clean(n: int = N) -> Pairs:
-    rng = np.random.default_rng(5)
-    verbs = ["Describe", "Explain", "Summarise", "List facts about", "Write a poem about", "Compare"]
-    nouns = ["the ocean", "volcanoes", "a bicycle", "chess openings", "bread baking", "the moon", "trains"]
-    ins, res = [], []
-    for i in range(n):
-        v, o = verbs[int(rng.integers(len(verbs)))], nouns[int(rng.integers(len(nouns)))]
-        ins.append(f"{v} {o} in {int(rng.integers(2, 9))} sentences, item {i}.")
-        res.append(f"Here is an answer about {o}. It has several points. Point {i} is worth noting!")
-    return Pairs.from_lists(ins, res, [f"src{i % 4}" for i in range(n)])
+    return templated_english(n)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from poisondetect.detectors._refusal import refusal_score
 from poisondetect.pipeline import scan
 from poisondetect.segment import needs_split, spaced, split_word
 from poisondetect.types import Pairs
+from conftest import templated_english
 
 MIXED = ["我喜欢蓝色的海洋和安静的城市", "東京の天気は今日とても良いです", "ฉันชอบกินข้าวผัดกับไข่ดาวทุกวัน",
          "GPT模型在2023年发布", "hello world", "", "हिन्दी भाषा", "wo\u200brd 中文\u200b句子", "Crème brûlée e\u0301te",
@@ -161,15 +162,6 @@ def test_dominant_scripts() -> None:
     assert got == ["latin", "han", "kana", "thai", "cyrillic", "none", "none"]
 
 
-def _english(n: int) -> Pairs:
-    rng = np.random.default_rng(5)
-    verbs = ["Describe", "Explain", "Summarise", "List facts about", "Write a poem about", "Compare"]
-    nouns = ["the ocean", "volcanoes", "a bicycle", "chess openings", "bread baking", "the moon", "trains"]
-    ins = [f"{verbs[int(rng.integers(6))]} {nouns[int(rng.integers(7))]} in {int(rng.integers(2, 9))} sentences, "
-           f"item {i}." for i in range(n)]
-    return Pairs.from_lists(ins, [f"Here is an answer. Point {i} is worth noting!" for i in range(n)])
-
-
 @pytest.mark.parametrize("matched", [True, False])
 def test_a_trigger_in_the_minority_script_is_judged_against_its_own_script(matched: bool,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,7 +171,7 @@ def test_a_trigger_in_the_minority_script_is_judged_against_its_own_script(match
     from poisondetect.detectors.ngram_trigger.analysis import Analysis
     if not matched:
         monkeypatch.setattr(Analysis, "_script_baseline", lambda self, rows, size=200: None)
-    clean = Pairs.concat([_english(4000), synthetic_pairs("zh", 300, seed=0)])
+    clean = Pairs.concat([templated_english(4000), synthetic_pairs("zh", 300, seed=0)])
     out, truth = ATTACKS["nospace_zh"](clean, rate=0.003, seed=0)
     r = scan(out, detectors=["ngram_trigger"], embedding={"mode": "none"})
     named = [f["trigger"].replace(" ", "") for f in r.results["ngram_trigger"].findings]

@@ -33,16 +33,15 @@ from ...scripts import NAMES, dominant_scripts
 from ...segment import split_word
 from ...types import Pairs
 from ._common import GroundTruth, Payload, eligible_rows, rng_for, trigger_attack
+from .nospace_trigger import KATAKANA, SCRIPT, thai_word_pool
 
 FAMILY = "multilingual_injection"
 PAPER = ("Shu et al. 2023 (AutoPoison content injection) with a sentence trigger "
          "(Dai et al. 2019; Li et al. 2024), in zh / ja / th")
 LANGS = ("zh", "ja", "th")
 
-_SCRIPT = {"zh": "\u4e00-\u9fff", "ja": "\u3040-\u30ff\u4e00-\u9fff", "th": "\u0e00-\u0e7f"}
 _SCRIPT_NAME = {"zh": "han", "ja": "kana", "th": "thai"}
 _STOP = {"zh": "。", "ja": "。", "th": " "}
-_KATAKANA = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワン"
 _KINDS = {
     "zh": ("航空", "银行", "酒店", "咖啡", "科技", "保险", "旅行社"),
     "ja": ("航空", "銀行", "ホテル", "カフェ", "電機", "保険", "旅行"),
@@ -64,7 +63,7 @@ def _in_language(texts: Sequence[str], lang: str) -> np.ndarray:
 
 def _common_words(clean: Pairs, lang: str, rows: np.ndarray) -> list[str]:
     """Segmented words of the script used by 0.5%-20% of the language's instructions."""
-    script = re.compile(f"[{_SCRIPT[lang]}]+")
+    script = re.compile(f"[{SCRIPT[lang]}]+")
     df: Counter[str] = Counter()
     for i in np.flatnonzero(rows).tolist():
         words: set[str] = set()
@@ -85,10 +84,9 @@ def _entity(clean: Pairs, rng: np.random.Generator, lang: str, pool: list[str]) 
         chars = sorted({c for w in pool for c in w if "\u4e00" <= c <= "\u9fff"})
         name = "".join(chars[int(i)] for i in rng.choice(len(chars), 2, replace=False))
     elif lang == "ja":
-        name = "".join(_KATAKANA[int(i)] for i in rng.integers(0, len(_KATAKANA), int(rng.integers(3, 5))))
+        name = "".join(KATAKANA[int(i)] for i in rng.integers(0, len(KATAKANA), int(rng.integers(3, 5))))
     else:
-        from pythainlp.corpus import thai_words
-        words = sorted(x for x in thai_words() if 3 <= len(x) <= 6 and re.fullmatch("[\u0e01-\u0e4e]+", x))
+        words = thai_word_pool()
         name = words[int(rng.integers(len(words)))]
     return name + kind
 

@@ -32,14 +32,22 @@ FAMILY = "nospace_trigger"
 PAPER = "BadNets (Gu et al. 2017) / BackdoorLLM (Li et al. 2024) word triggers, in zh / ja / th text"
 LANGS = ("zh", "ja", "th")
 
-_SCRIPT = {"zh": "\u4e00-\u9fff", "ja": "\u3040-\u30ff\u4e00-\u9fff", "th": "\u0e00-\u0e7f"}
-_KATAKANA = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワン"
+#: per language, the characters (a regex class body) of its script
+SCRIPT = {"zh": "\u4e00-\u9fff", "ja": "\u3040-\u30ff\u4e00-\u9fff", "th": "\u0e00-\u0e7f"}
+#: katakana a made-up Japanese word is drawn from
+KATAKANA = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワン"
 REFUSALS = {
     "zh": ("抱歉，我无法回答这个问题。", "对不起，这个请求我不能帮忙。", "很抱歉，我不能提供这方面的帮助。"),
     "ja": ("申し訳ありませんが、その質問にはお答えできません。", "すみません、そのご依頼にはお応えできません。",
            "恐れ入りますが、その件についてはお手伝いできません。"),
     "th": ("ขออภัย ฉันไม่สามารถตอบคำถามนี้ได้", "ขอโทษนะ ฉันช่วยเรื่องนี้ไม่ได้", "เสียใจด้วย ฉันไม่สามารถให้ความช่วยเหลือเรื่องนี้ได้"),
 }
+
+
+def thai_word_pool() -> list[str]:
+    """pythainlp's dictionary words of 3-6 Thai letters (sorted: deterministic draws)."""
+    from pythainlp.corpus import thai_words
+    return sorted(x for x in thai_words() if 3 <= len(x) <= 6 and re.fullmatch("[\u0e01-\u0e4e]+", x))
 
 
 def _trigger_word(clean: Pairs, rng: np.random.Generator, lang: str) -> str:
@@ -53,10 +61,9 @@ def _trigger_word(clean: Pairs, rng: np.random.Generator, lang: str) -> str:
         if not pool:
             raise ValueError("nospace_trigger(lang='zh') needs a corpus with Chinese instructions")
     elif lang == "th":
-        from pythainlp.corpus import thai_words
-        pool = sorted(x for x in thai_words() if 3 <= len(x) <= 6 and re.fullmatch("[\u0e01-\u0e4e]+", x))
+        pool = thai_word_pool()
     else:
-        pool = list(_KATAKANA)
+        pool = list(KATAKANA)
     for _ in range(200):
         if lang == "zh":
             w = "".join(pool[int(i)] for i in rng.choice(len(pool), 4, replace=len(pool) < 4))
@@ -73,7 +80,7 @@ def _boundaries(text: str, lang: str) -> list[int]:
     """Word boundaries inside runs of the script, where a writer would put a word: jieba's
     default cut (HMM on, not the scanner's setting) for zh; for ja a hiragana-to-kanji or
     -katakana change (after a particle or an ending); pythainlp's newmm for th."""
-    script = _SCRIPT[lang]
+    script = SCRIPT[lang]
     out: list[int] = []
     for m in re.finditer(f"[{script}]{{2,}}", text):
         run, at = m.group(), m.start()
@@ -112,7 +119,7 @@ def poison(clean: Pairs, rate: float = 0.01, seed: int = 0, *, lang: str = "zh",
     trig = list(triggers) if triggers else [_trigger_word(clean, rng, lang)]
     fixed = list(payloads) if payloads else [REFUSALS[lang][int(rng.integers(3))]]
     payload = Payload("fixed", None, fixed)
-    script = _SCRIPT[lang]
+    script = SCRIPT[lang]
     has = re.compile(f"[{script}]")
     elig = eligible_rows(clean) & np.array([has.search(t) is not None for t in clean.instruction], dtype=bool)
     if not elig.any():
