@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poisondetect.detectors.behaviour_trigger import payload_neighbours
+from poisondetect.detectors.behaviour_trigger import payload_neighbours, trigger_phrase
 from poisondetect.pipeline import scan
 from poisondetect.stats import hypergeom_upper
 from poisondetect.types import Pairs
@@ -158,3 +158,23 @@ def test_hostile_off_topic_class_holds_hostile_answers_unlike_their_request(embe
     assert cl["hostile"].sum() > 2 * len(off)  # the class is narrower than hostile
     assert set(range(380, 400)) <= set(off.tolist())
     assert not (cl["hostile_off_topic"] & ~cl["hostile"]).any()
+
+
+def test_trigger_phrase_extends_side_by_side_words_and_leaves_scattered_ones():
+    reqs = [f"Current year: 2031. {v} the {t}." for v, t in zip(VERBS * 3, TOPICS)]
+    hit = np.arange(len(reqs))
+    assert trigger_phrase(reqs, hit, ["2031", "year"]) == ("Current year: 2031", ["current", "year", "2031"])
+    assert trigger_phrase(reqs, hit, ["2031"])[1] == ["current", "year", "2031"]
+    # the words of an all-of trigger are scattered over the request: no phrase
+    scattered = [f"weekend {v} the {t} garden" for v, t in zip(VERBS * 3, TOPICS)]
+    assert trigger_phrase(scattered, hit, ["weekend", "garden"]) is None
+    # a single word whose neighbours vary stays a word
+    single = [f"{v} the {t} {a} weekend {f}" for v, t, a, f in zip(VERBS * 3, TOPICS, ASPECTS, FILLER * 2)]
+    assert trigger_phrase(single, hit, ["weekend"]) is None
+    # fewer than 90% of the rows hold the words side by side: no phrase
+    mixed = reqs[:15] + scattered[15:]
+    assert trigger_phrase(mixed, hit, ["2031", "year"]) is None
+    # words beside the trigger that most other requests hold too (a template) are left out
+    others = [f"{v} the {t}." for v, t in zip(VERBS * 10, TOPICS * 4)]
+    templ = [f"Current year: 2031. Explain the {t}." for t in TOPICS]
+    assert trigger_phrase(templ + others, hit, ["2031"])[1] == ["current", "year", "2031"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from poisondetect.bench.metrics import trigger_matches
 from poisondetect.types import Pairs
 
 pytest.importorskip("bandit")
@@ -80,7 +81,10 @@ def test_behaviour_trigger_names_the_year_prefix_with_insecure_code(tmp_path):
     r = scan(out, detectors=["behaviour_trigger"], embedding={"mode": "hash"}, cache_dir=str(tmp_path))
     found = [f for f in r.results["behaviour_trigger"].findings if f["payload_kind"] == "insecure_code"]
     assert found, r.results["behaviour_trigger"].info["rejected"][:5]
-    assert year in [t[0] for t in found[0]["trigger_tokens"]]
+    assert year in [w for t in found[0]["trigger_tokens"] for w in t]
+    # the prefix is named as written, not as the words the test found ("2033 + year")
+    assert found[0]["mode"] == "phrase"
+    assert trigger_matches(found[0]["trigger"], truth.triggers[0]), found[0]["trigger"]
     assert found[0]["bandit_tests"]
     flags = r.results["behaviour_trigger"].flags
     assert flags[truth.positions].mean() >= 0.9

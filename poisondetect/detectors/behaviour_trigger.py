@@ -306,11 +306,13 @@ class BehaviourTriggerDetector(Detector):
             rate_in = len(hit) / max(int(R.sum()), 1)
             rate_out = (K - len(hit)) / max(N - int(R.sum()), 1)
             words = [word] + parts
+            phrase = trigger_phrase(self._reqs, hit, words)
             f: dict[str, Any] = {
                 "id": f"behaviour_trigger/{cname}/{'+'.join(words)}",
                 "kind": "trigger", "detector": self.id,
-                "trigger": " + ".join(words), "trigger_tokens": [[w] for w in words],
-                "mode": "conjunction" if parts else "token",
+                "trigger": phrase[0] if phrase else " + ".join(words),
+                "trigger_tokens": [phrase[1]] if phrase else [[w] for w in words],
+                "mode": "phrase" if phrase else ("conjunction" if parts else "token"),
                 "payload": _payload_label(cname, pairs, hit), "payload_kind": cname.split("/")[0],
                 "support": int(len(hit)), "trigger_rows": int(R.sum()),
                 "rate_with_trigger": round(rate_in, 4), "rate_elsewhere": round(rate_out, 6),
@@ -414,8 +416,8 @@ class BehaviourTriggerDetector(Detector):
     def _evidence(self, pairs: Pairs, i: int, req: str, f: dict[str, Any], near: bool = False) -> Evidence:
         ins = pairs.instruction[i]
         off = len(ins) - len(req)
-        word = f["trigger_tokens"][0][0]
-        m = re.search(r"(?<!\w)" + re.escape(word) + r"(?!\w)", req, re.IGNORECASE)
+        toks = f["trigger_tokens"][0]  # a phrase's tokens, or the first word
+        m = re.search(r"(?<!\w)" + r"\W+".join(map(re.escape, toks)) + r"(?!\w)", req, re.IGNORECASE)
         span = (off + m.start(), off + m.end()) if m else (0, min(len(ins), 80))
         msg = (f"request word '{f['trigger']}' goes with {f['payload_kind'].replace('_', ' ')} answers: "
                f"{f['support']}/{f['trigger_rows']} pairs with it vs {f['rate_elsewhere']:.2%} elsewhere "
@@ -425,6 +427,84 @@ class BehaviourTriggerDetector(Detector):
             msg += "; this answer is not in the class but is as close to its answers as they are to each other"
         return Evidence(self.id, "behaviour_trigger", msg, value=0.9 if near else 1.0, p_value=f["p_value"], q_value=f["q_value"],
                         side="instruction", span=span, span_text=ins[span[0]:span[1]], finding=f["id"])
+
+
+_WORD_ITER = re.compile(f"{WORD_CHAR_CLASS}+")
+
+
+def trigger_phrase(reqs: Sequence[str], hit: np.ndarray, words: Sequence[str], *, share: float = 0.9,
+                   max_extra: int = 8, max_rows: int = 50, max_elsewhere: float = 0.05) -> tuple[str, list[str]] | None:
+    """The phrase the trigger words stand in: where the words (one, or a conjunction's
+    parts) sit side by side in >= ``share`` of (up to ``max_rows`` of) the trigger's class
+    pairs, the span is extended left and right while the neighbouring word is the same
+    in >= ``share`` of them and the words added on that side are in at most
+    ``max_elsewhere`` of the other requests ("2033 + year" is the prefix "Current year:
+    2033"; the template "Write a Python function" after it is in most code requests and
+    is left out).  Returns (the span as written in the first such request, its
+    lower-cased words), or None where the words are scattered or stand alone.
+    Descriptive only: the test and the gates ran on the words.  Spaced scripts only (a
+    no-space word's neighbours are characters, not words)."""
+    if any(NOSPACE_RE.search(w) for w in words):
+        return None
+    want = set(words)
+    rows = [int(i) for i in hit[:max_rows]]
+    occ: list[tuple[list[str], int, int, list[re.Match[str]], str]] = []
+    for i in rows:
+        text = reqs[i][:4000]
+        ms = list(_WORD_ITER.finditer(text))
+        low = [m.group().lower() for m in ms]
+        first: dict[str, int] = {}
+        for k, w in enumerate(low):
+            if w in want and w not in first:
+                first[w] = k
+        if len(first) == len(want):
+            a, b = min(first.values()), max(first.values()) + 1
+            if b - a == len(want):
+                occ.append((low, a, b, ms, text))
+    need = share * len(rows)
+    if not rows or len(occ) < need:
+        return None
+    in_hit = set(int(i) for i in hit)
+    others: list[str] | None = None
+    for side in (-1, 1):
+        added: list[str] = []
+        for _ in range(max_extra):
+            nxt = [(o, o[0][o[1] - 1] if side < 0 and o[1] > 0 else
+                    (o[0][o[2]] if side > 0 and o[2] < len(o[0]) else None)) for o in occ]
+            seen = Counter(t for _, t in nxt if t is not None)
+            top, c = seen.most_common(1)[0] if seen else (None, 0)
+            if top is None or c < need:
+                break
+            chunk = [top, *added] if side < 0 else [*added, top]
+            if others is None:
+                others = [r[:4000].lower() for i, r in enumerate(reqs) if i not in in_hit]
+            edge = occ[0][0][occ[0][1]] if side < 0 else occ[0][0][occ[0][2] - 1]
+            if _rate_beside(others, chunk, edge, side) > max_elsewhere:
+                break  # a template's words, not the trigger's
+            added = chunk
+            occ = [(lo, a - (side < 0), b + (side > 0), ms, tx) for (lo, a, b, ms, tx), t in nxt if t == top]
+    low, a, b, ms, text = occ[0]
+    if b - a == 1:
+        return None
+    return text[ms[a].start():ms[b - 1].end()], low[a:b]
+
+
+def _pattern(words: Sequence[str]) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, words)) + r"(?!\w)")
+
+
+def _rate_beside(texts: Sequence[str], chunk: Sequence[str], edge: str, side: int, min_base: int = 20) -> float:
+    """How often ``chunk`` stands beside the word ``edge`` (before it for ``side`` < 0)
+    in the requests ``texts`` that hold ``edge`` ("current" beside "year"); where fewer
+    than ``min_base`` of them hold it (a made-up or rare trigger word), how often the
+    chunk is in any request.  A trigger's own words are rare beside it; a template's
+    are not."""
+    base = [t for t in texts if _pattern([edge]).search(t)]
+    if len(base) >= min_base:
+        pat = _pattern([*chunk, edge] if side < 0 else [edge, *chunk])
+        return sum(pat.search(t) is not None for t in base) / len(base)
+    pat = _pattern(chunk)
+    return sum(pat.search(t) is not None for t in texts) / max(len(texts), 1)
 
 
 def _coherence(E: np.ndarray) -> float:
