@@ -221,6 +221,8 @@ class BehaviourTriggerDetector(Detector):
         self._reported: dict[str, dict[str, Any]] = {}
         self._reqs = reqs
         self._low: list[str] | None = None
+        self._coh_memo: dict[Any, Any] = {}
+        self._Xr = X.tocsr()  # row slices for the conjunction parts (CSC row slicing is slow)
         harm, _ = shared_harm(pairs, ctx, self.random_state)
         self._pools = {"harmful_compliance": np.where(harm >= 0.5)[0]}
         if "refusal" in classes:
@@ -389,7 +391,8 @@ class BehaviourTriggerDetector(Detector):
         z = self.cluster_coherence_z if cname.startswith("answer_cluster") else self.coherence_z
         # the whole trigger is taken out (every part of a conjunction or a prefix such as
         # "Current year: X"), else the parts left make unrelated requests look alike
-        coh, thr = request_coherence(ctx, hit, [word, *parts], pool=self._pools.get(cname), z=z)
+        coh, thr = request_coherence(ctx, hit, [word, *parts], pool=self._pools.get(cname), z=z,
+                                     memo=self._coh_memo, pool_name=cname if cname in self._pools else None)
         control["request_coherence"] = round(coh, 3)
         if coh > thr:
             return (f"the requests are alike without the word (coherence {coh:.2f} vs {thr:.2f} for random groups): "
@@ -402,8 +405,8 @@ class BehaviourTriggerDetector(Detector):
         chosen word's class pairs, and with >= 90% of their own class pairs among them."""
         if len(hit) == 0:
             return []
-        sub = X[hit]
-        cover = np.asarray(sub.sum(axis=0)).ravel()
+        sub = self._Xr[hit]
+        cover = np.bincount(sub.indices, minlength=X.shape[1])
         out = []
         for h in np.where(cover >= 0.9 * len(hit))[0]:
             if h == j or int(h) not in sig_set:
@@ -516,27 +519,43 @@ def _coherence(E: np.ndarray) -> float:
 
 
 def request_coherence(ctx: Any, pos: np.ndarray, word: str | Sequence[str], pool: np.ndarray | None = None,
-                      n_null: int = 200, z: float = 3.0) -> tuple[float, float]:
+                      n_null: int = 200, z: float = 3.0, memo: dict[Any, Any] | None = None,
+                      pool_name: str | None = None) -> tuple[float, float]:
     """(mean pairwise similarity of the requests ``pos`` with ``word`` (or every word of a
     list) taken out (embedded afresh, centred on the dataset's instruction mean), the 'as
     alike as random' bound:
     mean + ``z`` sd over ``n_null`` random groups of the same size drawn from ``pool``, or
     from every pair).  A trigger is planted in unrelated requests; a word that names what
     its requests ask for ("regular expression", "dialogue") or belongs to a prompt
-    template comes with requests alike without it too."""
-    X = ctx.embeddings("instruction")
-    mu = X.mean(0, dtype=np.float64)
+    template comes with requests alike without it too.
+
+    ``memo`` (a dict the caller keeps for one scan) holds what does not depend on the
+    word: the instruction mean and, per (``pool_name``, group size), the null's mean and
+    sd.  The null's draws come from the gate's own named stream, restarted per call, so
+    a remembered null is the one the call would have drawn."""
+    memo = {} if memo is None else memo
+    if "mu" not in memo:
+        memo["mu"] = ctx.embeddings("instruction").mean(0, dtype=np.float64)
+    mu = memo["mu"]
     words = [word] if isinstance(word, str) else list(word)
     pat = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)", re.IGNORECASE)
     texts = [" ".join(pat.sub(" ", ctx.pairs.instruction[int(i)]).split()) for i in pos]
     E = np.asarray(ctx.embed_texts(texts, purpose="request_without_word"), dtype=np.float64) - mu
     E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
-    C = centered(ctx, "instruction")
     m = len(pos)
-    rng = ctx.rng(0xB7)  # named stream of this gate
-    src = np.arange(len(C)) if pool is None or len(pool) < m + 5 else np.asarray(pool, dtype=np.int64)
-    null = np.asarray([_coherence(C[rng.choice(src, size=m, replace=False)]) for _ in range(n_null)])
-    return _coherence(E), float(null.mean() + z * null.std())
+    use_pool = pool is not None and len(pool) >= m + 5
+    key = ("null", pool_name if use_pool else None, m, n_null) if (pool_name is not None or not use_pool) else None
+    if key is None or key not in memo:
+        C = centered(ctx, "instruction")
+        rng = ctx.rng(0xB7)  # named stream of this gate
+        src = np.asarray(pool, dtype=np.int64) if use_pool else np.arange(len(C))
+        null = np.asarray([_coherence(C[rng.choice(src, size=m, replace=False)]) for _ in range(n_null)])
+        stat = (float(null.mean()), float(null.std()))
+        if key is not None:
+            memo[key] = stat
+    else:
+        stat = memo[key]
+    return _coherence(E), stat[0] + z * stat[1]
 
 
 def payload_neighbours(E: np.ndarray, hit: np.ndarray, others: np.ndarray, rng: np.random.Generator,

@@ -312,7 +312,11 @@ class StructuralUnicodeDetector(MergeableDetector):
             return [self._row_hits(pairs, i) for i in range(len(pairs))]
         if ctx is None or not hasattr(ctx, "shared"):
             return make()
-        key = ("structural_hits", tuple(self.sides), self.punct_min_run, self.check_casing, self.check_punctuation, id(pairs))
+        # the context's own pairs are named by the key alone (a stable stage name in the
+        # timings); other pairs (a streamed chunk's) by their object too
+        own = getattr(ctx, "pairs", None) is pairs
+        key = ("structural_hits", tuple(self.sides), self.punct_min_run, self.check_casing, self.check_punctuation,
+               *(() if own else (id(pairs),)))
         return ctx.shared(key, make)
 
     def partial_stats(self, pairs: Pairs, ctx: Any) -> dict[str, list[int]]:

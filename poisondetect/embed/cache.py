@@ -21,6 +21,9 @@ import numpy as np
 
 #: merge shards when a model's folder holds more than this many
 MAX_SHARDS = 16
+#: shards whose sorted keys a process keeps (folder, name) -> (sorted keys, order, vectors)
+_SORTED: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_SORTED_MAX = 4 * MAX_SHARDS
 
 
 def text_digests(texts: Sequence[str]) -> np.ndarray:
@@ -82,6 +85,26 @@ class EmbeddingCache:
             return None
         return keys, vecs
 
+    def _sorted_shard(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(sorted keys, their order, vectors) of a shard, kept in memory by the process:
+        a shard is never changed once written (compaction writes a new one and removes
+        the old, which then is no longer listed), so a scan that looks texts up hundreds
+        of times loads and sorts each shard's keys once."""
+        mkey = (self.folder, name)
+        hit = _SORTED.get(mkey)
+        if hit is not None:
+            return hit
+        sh = self._load_shard(name)
+        if sh is None:
+            return None
+        keys, vecs = sh
+        order = np.argsort(keys, kind="stable")
+        out = (keys[order], order, vecs)
+        if len(_SORTED) >= _SORTED_MAX:
+            _SORTED.pop(next(iter(_SORTED)))
+        _SORTED[mkey] = out
+        return out
+
     def lookup(self, digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found mask, vectors) for the given digests; rows not found are zero."""
         out = np.zeros((len(digests), self.dim), np.float32)
@@ -89,14 +112,12 @@ class EmbeddingCache:
         if len(digests) == 0:
             return found, out
         for name in self._shards():
-            sh = self._load_shard(name)
+            sh = self._sorted_shard(name)
             if sh is None:
                 continue
-            keys, vecs = sh
-            if len(keys) == 0:
+            sk, order, vecs = sh
+            if len(sk) == 0:
                 continue
-            order = np.argsort(keys, kind="stable")
-            sk = keys[order]
             want = np.flatnonzero(~found)
             if len(want) == 0:
                 break
