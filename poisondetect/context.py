@@ -43,17 +43,37 @@ class ScanContext:
         self.progress = progress
         self.timings: dict[str, float] = {}
         self._memo: dict[Any, Any] = {}
+        self._deferred: tuple[frozenset[Any], Callable[[], Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def shared(self, key: Any, factory: Callable[[], Any]) -> Any:
+        if key not in self._memo and self._deferred is not None and key in self._deferred[0]:
+            self._take_deferred()
         if key not in self._memo:
             t0 = time.perf_counter()
             self._memo[key] = factory()
             name = key if isinstance(key, str) else ":".join(map(str, key))
             self.timings[f"shared:{name}"] = time.perf_counter() - t0
         return self._memo[key]
+
+    def defer(self, keys: frozenset[Any], fetch: Callable[[], tuple[dict[Any, Any], dict[str, float]]]) -> None:
+        """Shared statistics another process is computing: the first ask for one of
+        ``keys`` calls ``fetch()`` (which waits for them) and memoises every value it
+        returns, with that process's timings; nothing else is recomputed here."""
+        self._deferred = (frozenset(keys), fetch)
+
+    def _take_deferred(self) -> None:
+        assert self._deferred is not None
+        _keys, fetch = self._deferred
+        self._deferred = None
+        t0 = time.perf_counter()
+        values, timings = fetch()
+        self.timings["wait:side_statistics"] = time.perf_counter() - t0
+        for k, v in values.items():
+            self._memo.setdefault(k, v)
+        self.timings.update({f"side:{k}": v for k, v in timings.items()})
 
     def has(self, key: Any) -> bool:
         return key in self._memo

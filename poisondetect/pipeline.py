@@ -17,6 +17,7 @@ import numpy as np
 from . import __version__
 from .context import ScanContext
 from ._parallel import fork_pool, result_of
+from .detectors import _text_stats as text_stats
 from .detectors.base import FINDING_KINDS, Detector, default_detectors, detector_kind, get_detector, registry
 from .errors import ConfigError
 from .fusion import fuse_scores, jsonable, or_flags, poisoning_flags, rank_order
@@ -407,14 +408,22 @@ def scan(
     side = [d for d in dets if d.text_only and d not in last] if n_jobs > 1 else []
     if len(side) == len(dets) - len(last):
         side = []  # nothing left to overlap with
-    pool = fork_pool() if side else None
+    main = [d for d in dets if d not in side and d not in last]
+    # text-only statistics the main detectors read go to the side process too, first
+    stats = sorted({s for d in main for s in d.text_statistics}) if n_jobs > 1 and len(main) > 1 else []
+    pool = fork_pool() if side or stats else None
     if pool is None:
-        side = []  # no fork here: this process runs them too
-    future = None if pool is None else pool.submit(_run_detectors, pairs, side, random_state)
+        side, stats = [], []  # no fork here: this process does it all
+    stat_future = None if not stats else pool.submit(_side_statistics, pairs, stats, random_state)
+    future = None if pool is None or not side else pool.submit(_run_detectors, pairs, side, random_state)
+    if stat_future is not None:
+        ctx.defer(text_stats.keys_of(stats), lambda: result_of(
+            stat_future, f"the worker process of n_jobs=2 (statistics {', '.join(stats)})"))
+        # the detectors that read none of them run while the side process computes them
+        main = [d for d in main if not d.text_statistics] + [d for d in main if d.text_statistics]
     try:
-        for det in dets:
-            if det not in side and det not in last:
-                _run_one(det, pairs, ctx, results, timings, dets)
+        for det in main:
+            _run_one(det, pairs, ctx, results, timings, dets)
         if future is not None:
             side_res, side_t = result_of(
                 future, f"the worker process of n_jobs=2 (detectors {', '.join(d.id for d in side)})")
@@ -481,6 +490,13 @@ def _run_detectors(pairs: Pairs, dets: Sequence[Detector],
         if hasattr(det, "release"):
             det.release()
     return results, timings
+
+
+def _side_statistics(pairs: Pairs, names: Sequence[str], random_state: int) -> tuple[dict[Any, Any], dict[str, float]]:
+    """Worker of ``scan(n_jobs=2)``: the text-only statistics ``names``
+    (:mod:`.detectors._text_stats`) as {context key: value}, and their timings."""
+    ctx = ScanContext(pairs, random_state=random_state, embedding={"mode": "none"})
+    return text_stats.compute(pairs, ctx, names), dict(ctx.timings)
 
 
 def _pca_2d(emb: np.ndarray, random_state: int) -> np.ndarray:

@@ -104,6 +104,31 @@ def test_two_processes_same_result(tmp_path) -> None:
     assert "detector:ngram_trigger" in b.timings
 
 
+def test_two_processes_hand_over_text_statistics(tmp_path) -> None:
+    """With embeddings on, scan(n_jobs=2) also computes the text-only statistics the
+    main detectors read (refusal, hostility, Bandit) in the worker, and the detectors
+    reading none run first: the result is the same as the sequential scan's."""
+    from pathlib import Path
+    demo = Path(__file__).resolve().parents[1] / "data" / "samples" / "demo_poisoned.jsonl"
+    kw = dict(embedding={"mode": "hash"}, random_state=3, cache_dir=str(tmp_path))
+    a = scan(str(demo), n_jobs=1, **kw)
+    b = scan(str(demo), n_jobs=2, **kw)
+    assert list(a.results) == list(b.results)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(a.flagged, b.flagged)
+    assert a.findings_hash() == b.findings_hash()
+    # computed over there, not here
+    assert "side:shared:refusal_scores" in b.timings and "shared:refusal_scores" not in b.timings
+    assert "side:shared:insecure_code_issues" in b.timings and "wait:side_statistics" in b.timings
+    assert "shared:refusal_scores" in a.timings
+
+
+def test_unknown_text_statistic_is_named() -> None:
+    from poisondetect.detectors._text_stats import keys_of
+    with pytest.raises(ValueError, match="'sentiment'"):
+        keys_of(["refusal", "sentiment"])
+
+
 class _DiesInWorker(Detector):
     """Test-only text-only detector whose process dies (as one killed for memory would)."""
     id = "dies_test"

@@ -91,6 +91,10 @@ class Detector:
     #: or another detector's output), so a scan may run it in a separate process
     #: (``scan(n_jobs=2)``) alongside the embedding-based detectors.
     text_only: ClassVar[bool] = False
+    #: the text-only shared statistics the detector reads (names of
+    #: :data:`._text_stats.TEXT_STATISTICS`): ``scan(n_jobs=2)`` computes them in its
+    #: side process and runs the detectors that read none first.
+    text_statistics: ClassVar[tuple[str, ...]] = ()
 
     random_state: int = 0
 

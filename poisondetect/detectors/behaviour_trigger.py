@@ -133,6 +133,7 @@ def _lower_spaced(text: str) -> str:
 @register
 class BehaviourTriggerDetector(Detector):
     id = "behaviour_trigger"
+    text_statistics = ("refusal", "hostility", "insecure_code")
     description = ("Request words that go with a class of answers (refusal, harmful compliance, hostile, "
                    "insecure code, one shared answer) against matched controls: common-word triggers with varied payloads")
     requires = ("embeddings",)

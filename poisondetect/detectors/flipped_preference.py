@@ -41,6 +41,7 @@ from .base import Detector, register
 @register
 class FlippedPreferenceDetector(Detector):
     id = "flipped_preference"
+    text_statistics = ("refusal",)
     description = ("Preference data: the chosen answer complies with a harmful request the rejected one refuses "
                    "(or refuses a benign one), ranked with held-out Bradley-Terry margins; per-source label skew")
     requires = ()

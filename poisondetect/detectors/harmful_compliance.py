@@ -26,6 +26,7 @@ from .base import Detector, register
 @register
 class HarmfulComplianceDetector(Detector):
     id = "harmful_compliance"
+    text_statistics = ("refusal",)
     description = ("Harmful requests (probe + similarity to shipped harmful prototypes vs safe look-alikes, "
                    "calibrated at run time) answered without refusal")
     requires = ()  # uses embeddings when the scan has them, a TF-IDF fallback otherwise (info["mode"])

@@ -35,6 +35,7 @@ from .base import Detector, register
 @register
 class OverRefusalDetector(Detector):
     id = "over_refusal"
+    text_statistics = ("refusal",)
     description = "Refusals of benign requests whose neighbouring requests are answered"
     requires = ()  # neighbour check and harm model use embeddings when the scan has them (info["mode"])
     weight = 1.0

@@ -30,6 +30,7 @@ PRIOR_FLAGS_KEY = "prior_flags"
 @register
 class SourceSkewDetector(Detector):
     id = "source_skew"
+    text_statistics = ("refusal",)
     description = "Sources (--source-field) with more flagged rows than the others explain (Fisher exact, BH)"
     requires = ("prior_flags",)  # runs last, on the other detectors' flags
     # a property of a whole source: it lifts that source's rows a little, so that among
