@@ -164,7 +164,7 @@ def test_trigger_phrase_extends_side_by_side_words_and_leaves_scattered_ones():
     reqs = [f"Current year: 2031. {v} the {t}." for v, t in zip(VERBS * 3, TOPICS)]
     hit = np.arange(len(reqs))
     assert trigger_phrase(reqs, hit, ["2031", "year"]) == ("Current year: 2031", ["current", "year", "2031"])
-    assert trigger_phrase(reqs, hit, ["2031"])[1] == ["current", "year", "2031"]
+    assert trigger_phrase(reqs, hit, ["2031"]) is None  # one word stays the word found
     # the words of an all-of trigger are scattered over the request: no phrase
     scattered = [f"weekend {v} the {t} garden" for v, t in zip(VERBS * 3, TOPICS)]
     assert trigger_phrase(scattered, hit, ["weekend", "garden"]) is None
@@ -177,4 +177,4 @@ def test_trigger_phrase_extends_side_by_side_words_and_leaves_scattered_ones():
     # words beside the trigger that most other requests hold too (a template) are left out
     others = [f"{v} the {t}." for v, t in zip(VERBS * 10, TOPICS * 4)]
     templ = [f"Current year: 2031. Explain the {t}." for t in TOPICS]
-    assert trigger_phrase(templ + others, hit, ["2031"])[1] == ["current", "year", "2031"]
+    assert trigger_phrase(templ + others, hit, ["2031", "year"])[1] == ["current", "year", "2031"]

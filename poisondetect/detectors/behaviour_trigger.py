@@ -438,8 +438,8 @@ _WORD_ITER = re.compile(f"{WORD_CHAR_CLASS}+")
 
 def trigger_phrase(reqs: Sequence[str], hit: np.ndarray, words: Sequence[str], *, share: float = 0.9,
                    max_extra: int = 8, max_rows: int = 50, max_elsewhere: float = 0.05) -> tuple[str, list[str]] | None:
-    """The phrase the trigger words stand in: where the words (one, or a conjunction's
-    parts) sit side by side in >= ``share`` of (up to ``max_rows`` of) the trigger's class
+    """The phrase the trigger words stand in: where the words (a conjunction's
+    parts, two or more) sit side by side in >= ``share`` of (up to ``max_rows`` of) the trigger's class
     pairs, the span is extended left and right while the neighbouring word is the same
     in >= ``share`` of them and the words added on that side are in at most
     ``max_elsewhere`` of the other requests ("2033 + year" is the prefix "Current year:
@@ -448,8 +448,8 @@ def trigger_phrase(reqs: Sequence[str], hit: np.ndarray, words: Sequence[str], *
     lower-cased words), or None where the words are scattered or stand alone.
     Descriptive only: the test and the gates ran on the words.  Spaced scripts only (a
     no-space word's neighbours are characters, not words)."""
-    if any(NOSPACE_RE.search(w) for w in words):
-        return None
+    if len(set(words)) < 2 or any(NOSPACE_RE.search(w) for w in words):
+        return None  # a single word is reported as found: extending it named "definitely not a"
     want = set(words)
     rows = [int(i) for i in hit[:max_rows]]
     occ: list[tuple[list[str], int, int, list[re.Match[str]], str]] = []
