@@ -421,7 +421,7 @@ class BehaviourTriggerDetector(Detector):
         ins = pairs.instruction[i]
         off = len(ins) - len(req)
         toks = f["trigger_tokens"][0]  # a phrase's tokens, or the first word
-        m = re.search(r"(?<!\w)" + r"\W+".join(map(re.escape, toks)) + r"(?!\w)", req, re.IGNORECASE)
+        m = _pattern(toks, re.IGNORECASE).search(req)
         span = (off + m.start(), off + m.end()) if m else (0, min(len(ins), 80))
         msg = (f"request word '{f['trigger']}' goes with {f['payload_kind'].replace('_', ' ')} answers: "
                f"{f['support']}/{f['trigger_rows']} pairs with it vs {f['rate_elsewhere']:.2%} elsewhere "
@@ -488,13 +488,12 @@ def trigger_phrase(reqs: Sequence[str], hit: np.ndarray, words: Sequence[str], *
             added = chunk
             occ = [(lo, a - (side < 0), b + (side > 0), ms, tx) for (lo, a, b, ms, tx), t in nxt if t == top]
     low, a, b, ms, text = occ[0]
-    if b - a == 1:
-        return None
     return text[ms[a].start():ms[b - 1].end()], low[a:b]
 
 
-def _pattern(words: Sequence[str]) -> re.Pattern[str]:
-    return re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, words)) + r"(?!\w)")
+def _pattern(words: Sequence[str], flags: int = 0) -> re.Pattern[str]:
+    """The words in order, apart only by non-word characters, as whole words."""
+    return re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, words)) + r"(?!\w)", flags)
 
 
 def _rate_beside(texts: Sequence[str], chunk: Sequence[str], edge: str, side: int, min_base: int = 20) -> float:
@@ -545,7 +544,8 @@ def request_coherence(ctx: Any, pos: np.ndarray, word: str | Sequence[str], pool
     E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
     m = len(pos)
     use_pool = pool is not None and len(pool) >= m + 5
-    key = ("null", pool_name if use_pool else None, m, n_null) if (pool_name is not None or not use_pool) else None
+    # a pool is remembered under its name; an unnamed pool is not remembered
+    key = None if use_pool and pool_name is None else ("null", pool_name if use_pool else None, m, n_null)
     if key is None or key not in memo:
         C = centered(ctx, "instruction")
         rng = ctx.rng(0xB7)  # named stream of this gate
