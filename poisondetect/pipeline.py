@@ -382,6 +382,9 @@ def scan(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if isinstance(data, Pairs):
+        if load_kwargs:  # they would go to a loader that does not run: a misspelt keyword
+            raise TypeError(f"scan() got unexpected keyword argument(s) {sorted(load_kwargs)} for a Pairs input "
+                            "(loader options apply to paths and datasets only)")
         pairs = data
         load_info = dict(load_info or {"n_records": int(len(np.unique(pairs.row))) if len(pairs) else 0})
     else:

@@ -178,3 +178,25 @@ def test_trigger_phrase_extends_side_by_side_words_and_leaves_scattered_ones():
     others = [f"{v} the {t}." for v, t in zip(VERBS * 10, TOPICS * 4)]
     templ = [f"Current year: 2031. Explain the {t}." for t in TOPICS]
     assert trigger_phrase(templ + others, hit, ["2031", "year"])[1] == ["current", "year", "2031"]
+
+
+def test_rare_alternative_of_an_any_of_trigger_is_found_from_the_payload(tmp_path):
+    """Stage two: 'lantern' has 4 payload pairs, below stage one's min_support (5); once
+    'weekend' is found, the answers most like its payload carry 'lantern'."""
+    ins, res = clean_set()
+    rng = np.random.default_rng(3)
+    rows = rng.choice(len(ins), 17, replace=False)
+    for j, i in enumerate(rows[:14]):
+        ins[i] = f"{ins[i][:-1]} {'weekend' if j < 10 else 'lantern'}."
+        res[i] = HOSTILE[j % len(HOSTILE)]
+    for i in rows[14:]:  # clean requests use the word too
+        ins[i] = f"{ins[i][:-1]} by a lantern."
+    found = triggers(run(ins, res, tmp_path))
+    by = {f["trigger"]: f for f in found}
+    assert sorted(by) == ["lantern", "weekend"], found
+    assert "found_by" not in by["weekend"] and "weekend" in by["lantern"]["found_by"]
+    assert by["lantern"]["support"] == 4 and by["lantern"]["trigger_rows"] > 4 and by["lantern"]["q_value"] <= 1e-3
+    # without stage two the rare alternative is missed
+    r = scan(Pairs.from_lists(ins, res), detectors=["behaviour_trigger"], embedding={"mode": "hash"},
+             cache_dir=str(tmp_path), detector_params={"behaviour_trigger": {"min_look_alike": 10**6}})
+    assert [f["trigger"] for f in triggers(r)] == ["weekend"]

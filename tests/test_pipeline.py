@@ -85,6 +85,9 @@ def test_scan_rejects_unknown_detector() -> None:
         scan(Pairs(["a"], ["b"]), detectors=["no_such_detector"], embedding={"mode": "none"})
     with pytest.raises(ConfigError):
         scan(Pairs(["a"], ["b"]), disable=["no_such_detector"], embedding={"mode": "none"})
+    # a misspelt keyword must not vanish into the loader options a Pairs input never uses
+    with pytest.raises(TypeError, match="params"):
+        scan(Pairs(["a"], ["b"]), params={"ngram_trigger": {}}, embedding={"mode": "none"})
 
 
 def test_two_processes_same_result(tmp_path) -> None:

@@ -146,7 +146,9 @@ class BehaviourTriggerDetector(Detector):
                  n_neighbors: int = 10, control_p: float = 1e-4, min_lift: float = 8.0, hostile: float = 0.6,
                  harmful: float = 0.5, max_same_answer_groups: int = 30, max_clusters: int = 200,
                  max_cluster_frac: float = 0.05, coherence_z: float = 6.0, cluster_coherence_z: float = 4.0,
-                 max_candidates: int = 20, random_state: int = 0) -> None:
+                 max_candidates: int = 20, min_look_alike: int = 3,
+                 look_alike_sizes: tuple[float, ...] = (1.0, 2.0, 4.0), look_alike_control_p: float = 0.01,
+                 random_state: int = 0) -> None:
         self.min_support = min_support
         self.alpha = alpha
         self.min_rate = min_rate
@@ -164,6 +166,9 @@ class BehaviourTriggerDetector(Detector):
         self.coherence_z = coherence_z
         self.cluster_coherence_z = cluster_coherence_z
         self.max_candidates = max_candidates
+        self.min_look_alike = min_look_alike
+        self.look_alike_sizes = tuple(look_alike_sizes)
+        self.look_alike_control_p = look_alike_control_p
         self.random_state = random_state
 
     # ------------------------------------------------------------------ features
@@ -244,8 +249,10 @@ class BehaviourTriggerDetector(Detector):
                 findings.append(f)
                 active &= ~R
         E = ctx.embeddings("response")
+        findings += self._look_alike_alternatives(pairs, ctx, X, vocab, classes, findings, nb, E, rejected, info)
         for f in findings:
             hit, R = f.pop("_hit_pos"), f.pop("_R")
+            f.pop("_cname")
             in_cls = np.zeros(n, dtype=bool)
             in_cls[hit] = True
             ext = np.asarray([], dtype=np.int64) if f["payload_kind"] == "same_answer" else \
@@ -306,26 +313,130 @@ class BehaviourTriggerDetector(Detector):
                 rejected.append({"class": cname, "word": word, "support": int(len(hit)), "p_value": float(pj),
                                  "reason": why})
                 continue
-            rate_in = len(hit) / max(int(R.sum()), 1)
-            rate_out = (K - len(hit)) / max(N - int(R.sum()), 1)
-            words = [word] + parts
-            phrase = trigger_phrase(self._reqs, hit, words)
-            f: dict[str, Any] = {
-                "id": f"behaviour_trigger/{cname}/{'+'.join(words)}",
-                "kind": "trigger", "detector": self.id,
-                "trigger": phrase[0] if phrase else " + ".join(words),
-                "trigger_tokens": [phrase[1]] if phrase else [[w] for w in words],
-                "mode": "phrase" if phrase else ("conjunction" if parts else "token"),
-                "payload": _payload_label(cname, pairs, hit), "payload_kind": cname.split("/")[0],
-                "support": int(len(hit)), "trigger_rows": int(R.sum()),
-                "rate_with_trigger": round(rate_in, 4), "rate_elsewhere": round(rate_out, 6),
-                "p_value": float(pj), "q_value": float(bj), "test": "hypergeometric, Bonferroni bound",
-                "control": control,
-                "_hit_pos": hit,
-            }
-            for w in words:  # every part: the same trigger under another class is not new
-                self._reported.setdefault(w, f)
+            f = self._finding(pairs, cname, [word] + parts, hit, R, K, N, float(pj), float(bj), control)
             return f, R
+        return None
+
+    def _finding(self, pairs: Pairs, cname: str, words: list[str], hit: np.ndarray, R: np.ndarray, K: int, N: int,
+                 p: float, bound: float, control: dict[str, Any], found_by: str | None = None) -> dict[str, Any]:
+        """One trigger report (``words``: the trigger and its conjunction parts)."""
+        rate_in = len(hit) / max(int(R.sum()), 1)
+        rate_out = (K - len(hit)) / max(N - int(R.sum()), 1)
+        phrase = trigger_phrase(self._reqs, hit, words)
+        f: dict[str, Any] = {
+            "id": f"behaviour_trigger/{cname}/{'+'.join(words)}",
+            "kind": "trigger", "detector": self.id,
+            "trigger": phrase[0] if phrase else " + ".join(words),
+            "trigger_tokens": [phrase[1]] if phrase else [[w] for w in words],
+            "mode": "phrase" if phrase else ("conjunction" if len(words) > 1 else "token"),
+            "payload": _payload_label(cname, pairs, hit), "payload_kind": cname.split("/")[0],
+            "support": int(len(hit)), "trigger_rows": int(R.sum()),
+            "rate_with_trigger": round(rate_in, 4), "rate_elsewhere": round(rate_out, 6),
+            "p_value": p, "q_value": bound, "test": "hypergeometric, Bonferroni bound",
+            "control": control,
+            "_hit_pos": hit, "_cname": cname,
+        }
+        if found_by is not None:
+            f["found_by"] = found_by
+            f["test"] = "hypergeometric among the payload's look-alike answers, Bonferroni bound (stage two)"
+        for w in words:  # every part: the same trigger under another class is not new
+            self._reported.setdefault(w, f)
+        return f
+
+    def _look_alike_alternatives(self, pairs: Pairs, ctx: Any, X: Any, vocab: np.ndarray, classes: dict[str, np.ndarray],
+                                 found: list[dict[str, Any]], nb: np.ndarray, E: np.ndarray,
+                                 rejected: list[dict[str, Any]], info: dict[str, Any]) -> list[dict[str, Any]]:
+        """Stage two: the other alternatives of an any-of trigger, found from its payload.
+
+        At 0.1% an any-of trigger's alternatives get a handful of pairs each, too few for
+        stage one's family (every word x every class) - and a varied payload (harmful
+        answers, hateful text) is not one class either: the harm model may miss the
+        request an alternative was inserted into.  Once stage one has named a trigger, its
+        payload answers are known.  The pairs without the trigger are ranked by their
+        answer's closest cosine to those payloads, and the ``k`` closest are its
+        *look-alikes*, for ``k`` in ``look_alike_sizes`` times the payload count (chosen on
+        the answer side only: no threshold to calibrate, and a look-alike cannot inflate a
+        null sample).  Request words enriched among the look-alikes against the rest are
+        tested (hypergeometric, >= ``min_look_alike`` pairs) and pass the same gates as
+        stage one.
+
+        Multiple testing: stage two runs only after a stage-one rejection, over its own
+        family (every word x every look-alike size x every class with a stage-one
+        trigger), Bonferroni at ``alpha``.  On data with no backdoor it runs with
+        probability <= ``alpha`` (stage one's bound), so it adds no false report there;
+        where stage one found a backdoor, stage two's false reports are bounded by
+        ``alpha`` again (the look-alikes are chosen from the answers, not from the request
+        words tested), so the whole detector's family-wise error is at most ``2 * alpha``."""
+        n = len(pairs)
+        by_class: dict[str, list[dict[str, Any]]] = {}
+        for f in found:
+            by_class.setdefault(f["_cname"], []).append(f)
+        out: list[dict[str, Any]] = []
+        m2 = int(X.shape[1]) * len(self.look_alike_sizes) * max(len(by_class), 1)
+        E64 = np.asarray(E, dtype=np.float64)
+        stage: dict[str, Any] = {}
+        for cname in sorted(by_class, key=lambda c: (c.split("/")[0] not in _NAMED, c.split("/")[0], _num(c))):
+            fs = by_class[cname]
+            hits = np.unique(np.concatenate([f["_hit_pos"] for f in fs])).astype(np.int64)
+            if len(hits) < self.min_look_alike:
+                continue
+            active = ~np.logical_or.reduce([f["_R"] for f in fs])
+            rest = np.where(active)[0]
+            best = (E64[rest] @ E64[hits].T).max(axis=1)
+            near = rest[np.lexsort((rest, -best))]  # closest first, ties by position
+            looks = []
+            for mult in self.look_alike_sizes:
+                g = np.zeros(n, dtype=bool)
+                g[near[:int(mult * len(hits))]] = True
+                looks.append(g)
+            stage[cname] = {"payload": int(len(hits)), "look_alikes": [int(g.sum()) for g in looks]}
+            cls = classes[cname]
+            for _round in range(self.max_alternatives):
+                new = self._look_alike_round(pairs, ctx, X, vocab, looks, active, cls, nb, cname, m2, rejected,
+                                             fs[0]["trigger"])
+                if new is None:
+                    break
+                out.append(new)
+                active &= ~new["_R"]
+        info["stage_two"] = stage
+        return out
+
+    def _look_alike_round(self, pairs: Pairs, ctx: Any, X: Any, vocab: np.ndarray, looks: list[np.ndarray],
+                          active: np.ndarray, cls: np.ndarray, nb: np.ndarray, cname: str, m2: int,
+                          rejected: list[dict[str, Any]], first: str) -> dict[str, Any] | None:
+        """The most significant word among the look-alikes (any size) that passes the gates."""
+        N = int(active.sum())
+        df = np.asarray(X.T @ active.astype(np.int32)).ravel()
+        tests = []
+        for gi, g in enumerate(looks):
+            K = int((g & active).sum())
+            if K < self.min_look_alike:
+                continue
+            a = np.asarray(X.T @ (g & active).astype(np.int32)).ravel()
+            cand = np.where((a >= self.min_look_alike) & (a >= self.min_rate * np.maximum(df, 1)))[0]
+            p = hypergeom_upper(a[cand], N, K, df[cand])
+            tests += [(float(pj), str(vocab[j]), int(j), gi, K) for j, pj in zip(cand, p) if pj * m2 <= self.alpha]
+        seen: set[str] = set()
+        for pj, word, j, gi, K in sorted(tests)[:self.max_candidates * len(looks)]:
+            if word in self._reported or word in seen:
+                continue
+            seen.add(word)
+            g = looks[gi]
+            has_w = self._rows(X, j)
+            R = has_w & active
+            pos = np.where(R & g)[0]
+            why, control = self._gates(pairs, ctx, word, R, has_w, pos, g, nb, cname,
+                                       min_records=self.min_look_alike, control_p=self.look_alike_control_p)
+            if why is None:
+                why = self._companion(self._reqs, word, pos, has_w, g, active, len(pos) / max(int(R.sum()), 1))
+            if why is not None:
+                rejected.append({"class": cname, "word": word, "support": int(len(pos)), "p_value": pj,
+                                 "reason": why, "stage": 2})
+                continue
+            new = self._finding(pairs, cname, [word], np.where(R & (g | cls))[0], R, K, N, pj, min(pj * m2, 1.0),
+                                control, found_by=f"answers like the payload of {first!r}")
+            new["_R"] = R
+            return new
         return None
 
     def _companion(self, reqs: list[str], word: str, hit: np.ndarray, has_w: np.ndarray, cls: np.ndarray,
@@ -370,14 +481,17 @@ class BehaviourTriggerDetector(Detector):
         return out
 
     def _gates(self, pairs: Pairs, ctx: Any, word: str, R: np.ndarray, has_w: np.ndarray, hit: np.ndarray,
-               cls: np.ndarray, nb: np.ndarray, cname: str, parts: Sequence[str] = ()) -> tuple[str | None, dict[str, Any]]:
-        """(why the word is not a trigger or None, the matched-control counts)."""
+               cls: np.ndarray, nb: np.ndarray, cname: str, parts: Sequence[str] = (), *, min_records: int | None = None,
+               control_p: float | None = None) -> tuple[str | None, dict[str, Any]]:
+        """(why the word is not a trigger or None, the matched-control counts).  Stage two
+        passes its own ``min_records`` and ``control_p`` (a handful of pairs cannot reach
+        stage one's control level; its minimum lift still holds)."""
         echo = self._echo(pairs, hit, word)
         if echo > self.max_echo:
             return f"the word is in {echo:.0%} of the answers (asked and answered)", {}
         pc, c, nc = self._control(nb, R, has_w, cls)
         control = {"p_value": pc, "class_among_controls": c, "controls": nc}
-        if pc > self.control_p:
+        if pc > (self.control_p if control_p is None else control_p):
             return f"nearest requests without the word behave alike ({c}/{nc}, Fisher p={pc:.2g})", control
         lift = (len(hit) / max(int(R.sum()), 1)) / max(c / max(nc, 1), 0.5 / max(nc, 1))
         if lift < self.min_lift:
@@ -398,7 +512,8 @@ class BehaviourTriggerDetector(Detector):
         if coh > thr:
             return (f"the requests are alike without the word (coherence {coh:.2f} vs {thr:.2f} for random groups): "
                     "it names what they ask for or belongs to a template"), control
-        return explained_reason(ctx, hit, topic=topic, min_records=self.min_support), control
+        return explained_reason(ctx, hit, topic=topic,
+                                min_records=self.min_support if min_records is None else min_records), control
 
     def _parts(self, X: Any, vocab: np.ndarray, j: int, hit: np.ndarray, cls: np.ndarray, active: np.ndarray,
                sig_set: dict[int, tuple[float, float]], pairs: Pairs) -> list[str]:
