@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embed.shared import centered, compute_knn, pair_similarity, response_clusters
+from ..embed.shared import compute_knn, pair_similarity, response_clusters
 from ..segment import NOSPACE_RE, spaced
 from ..stats import fisher_exact_greater, hypergeom_upper
 from ..text import WORD_CHAR_CLASS, token_strings
@@ -71,6 +71,8 @@ from ._insecure_code import shared_has_python, shared_insecure_code
 from ._planted import explained_reason, last_request
 from ._refusal import shared_refusal
 from ._safety_common import clip_text
+from ._trigger_phrase import word_pattern, trigger_phrase
+from ._trigger_stats import payload_neighbours, request_coherence
 from .base import Detector, register
 
 _NORM = re.compile(r"\W+", re.UNICODE)
@@ -536,7 +538,7 @@ class BehaviourTriggerDetector(Detector):
         ins = pairs.instruction[i]
         off = len(ins) - len(req)
         toks = f["trigger_tokens"][0]  # a phrase's tokens, or the first word
-        m = _pattern(toks, re.IGNORECASE).search(req)
+        m = word_pattern(toks, re.IGNORECASE).search(req)
         span = (off + m.start(), off + m.end()) if m else (0, min(len(ins), 80))
         msg = (f"request word '{f['trigger']}' goes with {f['payload_kind'].replace('_', ' ')} answers: "
                f"{f['support']}/{f['trigger_rows']} pairs with it vs {f['rate_elsewhere']:.2%} elsewhere "
@@ -546,150 +548,6 @@ class BehaviourTriggerDetector(Detector):
             msg += "; this answer is not in the class but is as close to its answers as they are to each other"
         return Evidence(self.id, "behaviour_trigger", msg, value=0.9 if near else 1.0, p_value=f["p_value"], q_value=f["q_value"],
                         side="instruction", span=span, span_text=ins[span[0]:span[1]], finding=f["id"])
-
-
-_WORD_ITER = re.compile(f"{WORD_CHAR_CLASS}+")
-
-
-def trigger_phrase(reqs: Sequence[str], hit: np.ndarray, words: Sequence[str], *, share: float = 0.9,
-                   max_extra: int = 8, max_rows: int = 50, max_elsewhere: float = 0.05) -> tuple[str, list[str]] | None:
-    """The phrase the trigger words stand in: where the words (a conjunction's
-    parts, two or more) sit side by side in >= ``share`` of (up to ``max_rows`` of) the trigger's class
-    pairs, the span is extended left and right while the neighbouring word is the same
-    in >= ``share`` of them and the words added on that side are in at most
-    ``max_elsewhere`` of the other requests ("2033 + year" is the prefix "Current year:
-    2033"; the template "Write a Python function" after it is in most code requests and
-    is left out).  Returns (the span as written in the first such request, its
-    lower-cased words), or None where the words are scattered or stand alone.
-    Descriptive only: the test and the gates ran on the words.  Spaced scripts only (a
-    no-space word's neighbours are characters, not words)."""
-    if len(set(words)) < 2 or any(NOSPACE_RE.search(w) for w in words):
-        return None  # a single word is reported as found: extending it named "definitely not a"
-    want = set(words)
-    rows = [int(i) for i in hit[:max_rows]]
-    occ: list[tuple[list[str], int, int, list[re.Match[str]], str]] = []
-    for i in rows:
-        text = reqs[i][:4000]
-        ms = list(_WORD_ITER.finditer(text))
-        low = [m.group().lower() for m in ms]
-        first: dict[str, int] = {}
-        for k, w in enumerate(low):
-            if w in want and w not in first:
-                first[w] = k
-        if len(first) == len(want):
-            a, b = min(first.values()), max(first.values()) + 1
-            if b - a == len(want):
-                occ.append((low, a, b, ms, text))
-    need = share * len(rows)
-    if not rows or len(occ) < need:
-        return None
-    in_hit = set(int(i) for i in hit)
-    others: list[str] | None = None
-    for side in (-1, 1):
-        added: list[str] = []
-        for _ in range(max_extra):
-            nxt = [(o, o[0][o[1] - 1] if side < 0 and o[1] > 0 else
-                    (o[0][o[2]] if side > 0 and o[2] < len(o[0]) else None)) for o in occ]
-            seen = Counter(t for _, t in nxt if t is not None)
-            top, c = seen.most_common(1)[0] if seen else (None, 0)
-            if top is None or c < need:
-                break
-            chunk = [top, *added] if side < 0 else [*added, top]
-            if others is None:
-                others = [r[:4000].lower() for i, r in enumerate(reqs) if i not in in_hit]
-            edge = occ[0][0][occ[0][1]] if side < 0 else occ[0][0][occ[0][2] - 1]
-            if _rate_beside(others, chunk, edge, side) > max_elsewhere:
-                break  # a template's words, not the trigger's
-            added = chunk
-            occ = [(lo, a - (side < 0), b + (side > 0), ms, tx) for (lo, a, b, ms, tx), t in nxt if t == top]
-    low, a, b, ms, text = occ[0]
-    return text[ms[a].start():ms[b - 1].end()], low[a:b]
-
-
-def _pattern(words: Sequence[str], flags: int = 0) -> re.Pattern[str]:
-    """The words in order, apart only by non-word characters, as whole words."""
-    return re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, words)) + r"(?!\w)", flags)
-
-
-def _rate_beside(texts: Sequence[str], chunk: Sequence[str], edge: str, side: int, min_base: int = 20) -> float:
-    """How often ``chunk`` stands beside the word ``edge`` (before it for ``side`` < 0)
-    in the requests ``texts`` that hold ``edge`` ("current" beside "year"); where fewer
-    than ``min_base`` of them hold it (a made-up or rare trigger word), how often the
-    chunk is in any request.  A trigger's own words are rare beside it; a template's
-    are not."""
-    base = [t for t in texts if _pattern([edge]).search(t)]
-    if len(base) >= min_base:
-        pat = _pattern([*chunk, edge] if side < 0 else [edge, *chunk])
-        return sum(pat.search(t) is not None for t in base) / len(base)
-    pat = _pattern(chunk)
-    return sum(pat.search(t) is not None for t in texts) / max(len(texts), 1)
-
-
-def _coherence(E: np.ndarray) -> float:
-    m = len(E)
-    if m < 2:
-        return 0.0
-    s = E.sum(0, dtype=np.float64)
-    return float((s @ s - float((E.astype(np.float64) ** 2).sum())) / (m * (m - 1)))
-
-
-def request_coherence(ctx: Any, pos: np.ndarray, word: str | Sequence[str], pool: np.ndarray | None = None,
-                      n_null: int = 200, z: float = 3.0, memo: dict[Any, Any] | None = None,
-                      pool_name: str | None = None) -> tuple[float, float]:
-    """(mean pairwise similarity of the requests ``pos`` with ``word`` (or every word of a
-    list) taken out (embedded afresh, centred on the dataset's instruction mean), the 'as
-    alike as random' bound:
-    mean + ``z`` sd over ``n_null`` random groups of the same size drawn from ``pool``, or
-    from every pair).  A trigger is planted in unrelated requests; a word that names what
-    its requests ask for ("regular expression", "dialogue") or belongs to a prompt
-    template comes with requests alike without it too.
-
-    ``memo`` (a dict the caller keeps for one scan) holds what does not depend on the
-    word: the instruction mean and, per (``pool_name``, group size), the null's mean and
-    sd.  The null's draws come from the gate's own named stream, restarted per call, so
-    a remembered null is the one the call would have drawn."""
-    memo = {} if memo is None else memo
-    if "mu" not in memo:
-        memo["mu"] = ctx.embeddings("instruction").mean(0, dtype=np.float64)
-    mu = memo["mu"]
-    words = [word] if isinstance(word, str) else list(word)
-    pat = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)", re.IGNORECASE)
-    texts = [" ".join(pat.sub(" ", ctx.pairs.instruction[int(i)]).split()) for i in pos]
-    E = np.asarray(ctx.embed_texts(texts, purpose="request_without_word"), dtype=np.float64) - mu
-    E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
-    m = len(pos)
-    use_pool = pool is not None and len(pool) >= m + 5
-    # a pool is remembered under its name; an unnamed pool is not remembered
-    key = None if use_pool and pool_name is None else ("null", pool_name if use_pool else None, m, n_null)
-    if key is None or key not in memo:
-        C = centered(ctx, "instruction")
-        rng = ctx.rng(0xB7)  # named stream of this gate
-        src = np.asarray(pool, dtype=np.int64) if use_pool else np.arange(len(C))
-        null = np.asarray([_coherence(C[rng.choice(src, size=m, replace=False)]) for _ in range(n_null)])
-        stat = (float(null.mean()), float(null.std()))
-        if key is not None:
-            memo[key] = stat
-    else:
-        stat = memo[key]
-    return _coherence(E), stat[0] + z * stat[1]
-
-
-def payload_neighbours(E: np.ndarray, hit: np.ndarray, others: np.ndarray, rng: np.random.Generator,
-                       n_null: int = 500) -> np.ndarray:
-    """The pairs of ``others`` whose answer is closer to the payload answers ``hit`` than
-    any of ``n_null`` random answers of the dataset is (max cosine to a hit above the
-    largest such max of the random sample): payloads the class test missed (a hostile
-    text VADER scores neutral, a refusal outside the payload's cluster)."""
-    if len(hit) < 3 or len(others) == 0:
-        return np.asarray([], dtype=np.int64)
-    H = E[hit].astype(np.float64)
-    pool = np.setdiff1d(np.arange(len(E)), np.concatenate([hit, others]))
-    if len(pool) == 0:
-        return np.asarray([], dtype=np.int64)
-    ref = rng.choice(pool, size=min(n_null, len(pool)), replace=False)
-    tau = float((E[ref].astype(np.float64) @ H.T).max())
-    best = (E[others].astype(np.float64) @ H.T).max(axis=1)
-    return np.asarray(others, dtype=np.int64)[best > tau]
 
 
 _NAMED = ("harmful_compliance", "hostile", "hostile_off_topic", "insecure_code", "refusal")
