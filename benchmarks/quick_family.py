@@ -22,7 +22,7 @@ res = scan(p, random_state=seed)
 print('scan', time.time() - t)
 print('truth', truth.triggers)
 for tr in res.triggers[:8]:
-    print({k: tr.get(k) for k in ('trigger', 'detector', 'q_value', 'mode', 'support', 'class', 'behaviour')})
+    print({k: tr.get(k) for k in ('trigger', 'detector', 'q_value', 'mode', 'support', 'found_by', 'payload_kind')})
 lab = truth.labels()
 import numpy as np
 o = np.argsort(-res.scores)

@@ -150,6 +150,8 @@ class BehaviourTriggerDetector(Detector):
                  max_cluster_frac: float = 0.05, coherence_z: float = 6.0, cluster_coherence_z: float = 4.0,
                  max_candidates: int = 20, min_look_alike: int = 3,
                  look_alike_sizes: tuple[float, ...] = (1.0, 2.0, 4.0), look_alike_control_p: float = 0.01,
+                 look_alike_classes: tuple[str, ...] = ("harmful_compliance", "hostile", "hostile_off_topic",
+                                                        "insecure_code"),
                  random_state: int = 0) -> None:
         self.min_support = min_support
         self.alpha = alpha
@@ -170,6 +172,7 @@ class BehaviourTriggerDetector(Detector):
         self.max_candidates = max_candidates
         self.min_look_alike = min_look_alike
         self.look_alike_sizes = tuple(look_alike_sizes)
+        self.look_alike_classes = tuple(look_alike_classes)
         self.look_alike_control_p = look_alike_control_p
         self.random_state = random_state
 
@@ -371,8 +374,9 @@ class BehaviourTriggerDetector(Detector):
         words tested), so the whole detector's family-wise error is at most ``2 * alpha``."""
         n = len(pairs)
         by_class: dict[str, list[dict[str, Any]]] = {}
-        for f in found:
-            by_class.setdefault(f["_cname"], []).append(f)
+        for f in found:  # varied payloads only: a refusal or a form can simply be asked for ("an apology")
+            if f["_cname"].split("/")[0] in self.look_alike_classes:
+                by_class.setdefault(f["_cname"], []).append(f)
         out: list[dict[str, Any]] = []
         m2 = int(X.shape[1]) * len(self.look_alike_sizes) * max(len(by_class), 1)
         E64 = np.asarray(E, dtype=np.float64)
