@@ -4,10 +4,9 @@
 """
 import sys, json, time
 import os
-from poisondetect.bench.harness import BenchConfig, load_clean, run_one, load_harmful_requests, find_data_dir
+from poisondetect.bench.harness import BenchConfig, load_clean, load_harmful_requests, find_data_dir
 from poisondetect.bench.attacks import poison
 from poisondetect.pipeline import scan
-from poisondetect.bench.metrics import trigger_recovery
 fam = sys.argv[1]; cfgf = sys.argv[2]; seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 c = json.load(open(cfgf))
 cfg = BenchConfig(**{k: v for k, v in c.items() if k in BenchConfig.__dataclass_fields__}, data_dir=os.environ.get('POISONDETECT_DATA', '../shared/data'), seed=seed)
